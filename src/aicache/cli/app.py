@@ -1,0 +1,55 @@
+"""The Typer application: command groups and the one place errors are printed."""
+
+from __future__ import annotations
+
+import typer
+
+from aicache import __version__
+from aicache.cli import admin, cache, imports, privacy
+from aicache.cli.console import print_error
+from aicache.errors import AicacheError
+
+app = typer.Typer(
+    name="aicache",
+    help="A private cache for AI command-line assistants, that learns with others.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aicache {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """A private cache for AI command-line assistants, that learns with others."""
+
+
+cache.register(app)
+admin.register(app)
+app.add_typer(imports.app, name="import")
+app.add_typer(privacy.app, name="privacy")
+
+
+def run_app(args: list[str]) -> int:
+    """Run the Typer application and turn every user-facing error into a message."""
+    try:
+        app(args=args, prog_name="aicache")
+    except AicacheError as exc:
+        print_error(exc.message, exc.hint)
+        return exc.exit_code
+    except SystemExit as exc:  # Typer's own exits: --help, usage errors, typer.Exit
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print_error(str(exc.code))
+        return 1
+    return 0

@@ -1,0 +1,205 @@
+"""Cache commands: run, wrap, unwrap, list, inspect, stats, clear, prune."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from aicache.cli.common import bad_value, confirm, emit_json, open_store
+from aicache.cli.console import ago, out, when
+from aicache.errors import AicacheError
+from aicache.local import cache as cache_ops
+from aicache.local.runner import RUN_USAGE, parse_run_args, run
+from aicache.local.settings import Settings
+from aicache.local.shims import default_bin_dir, path_has, remove_shim, write_shim
+from aicache.local.stats import cache_stats
+from aicache.local.units import format_size, parse_duration
+
+
+def run_command(ctx: typer.Context) -> None:
+    """Run CMD through the cache: a hit replays its output without starting it.
+
+    Options (before the command): [bold]--refresh[/] runs it anyway and replaces the
+    entry; [bold]--ttl DURATION[/] (30s, 10m, 2h, 7d) makes the entry expire;
+    [bold]--no-store[/] keeps the result out of the cache; [bold]--scope
+    project|dir|global[/] sets what the answer is keyed to (default: the project,
+    i.e. the git repository you are in). Only results of commands that exit 0 are
+    stored; outputs above the max-output setting pass through unstored.
+    """
+    try:
+        request = parse_run_args(list(ctx.args))
+    except ValueError as exc:
+        raise AicacheError(f"aicache run: {exc}") from exc
+    raise typer.Exit(run(request))
+
+
+def wrap(
+    tool: str = typer.Argument(..., help="The command to route through the cache, e.g. claude."),
+    bin_dir: Path = typer.Option(None, "--bin-dir", help="Where to put the shim [~/.local/bin]."),
+    force: bool = typer.Option(False, "--force", help="Replace a file that is not a shim."),
+) -> None:
+    """Install a shim so that TOOL always goes through the cache."""
+    target_dir = bin_dir or default_bin_dir()
+    launcher = shutil.which("aicache") or sys.argv[0]
+    try:
+        shim = write_shim(tool, target_dir, [str(Path(launcher).resolve())], force=force)
+    except ValueError as exc:
+        raise AicacheError(str(exc)) from exc
+    except FileExistsError as exc:
+        raise AicacheError(
+            f"{exc} exists and is not an aicache shim", hint="Pass --force to replace it."
+        ) from exc
+    out.print(f"Wrapped {tool}: {shim}")
+    if not path_has(target_dir):
+        out.print(f"[yellow]{target_dir} is not on PATH: add it before the real {tool}.[/]")
+
+
+def unwrap(
+    tool: str = typer.Argument(..., help="The command whose shim to remove."),
+    bin_dir: Path = typer.Option(None, "--bin-dir", help="Where the shim is [~/.local/bin]."),
+) -> None:
+    """Remove the shim of TOOL (the real program is never touched)."""
+    try:
+        shim = remove_shim(tool, bin_dir or default_bin_dir())
+    except FileNotFoundError as exc:
+        raise AicacheError(f"no aicache shim for {tool} at {exc}") from exc
+    out.print(f"Unwrapped {tool}: removed {shim}")
+
+
+def list_entries(
+    tool: str = typer.Option(None, "--tool", help="Only entries of this tool."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List cache entries, newest first."""
+    with open_store() as store:
+        entries = cache_ops.list_entries(store, tool=tool)
+    if as_json:
+        emit_json([
+            {
+                "key": e.key, "tool": e.tool, "argv": list(e.argv), "bytes": e.size,
+                "created_at": e.created_at, "expires_at": e.expires_at, "hits": e.hits,
+            }
+            for e in entries
+        ])
+        return
+    if not entries:
+        out.print("The cache is empty.")
+        return
+    table = Table("key", "tool", "command", "size", "age", "expires", "hits")
+    now = time.time()
+    for e in entries:
+        command = " ".join(e.argv)
+        table.add_row(
+            e.key[:12], e.tool, command if len(command) <= 60 else command[:57] + "...",
+            format_size(e.size), ago(e.created_at, now), ago(e.expires_at, now) if e.expires_at else "never",
+            str(e.hits),
+        )
+    out.print(table)
+
+
+def inspect(
+    key: str = typer.Argument(..., help="A key or the first characters of one (see list)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show everything kept for one cache entry."""
+    with open_store() as store:
+        entry = cache_ops.get_entry(store, key)
+    s = entry.summary
+    stdout = entry.stdout.decode("utf-8", "replace")
+    stderr = entry.stderr.decode("utf-8", "replace")
+    if as_json:
+        emit_json({
+            "key": s.key, "tool": s.tool, "argv": list(s.argv), "stdin_sha256": entry.stdin_sha256,
+            "context": entry.context, "exit_code": entry.exit_code, "duration_s": entry.duration_s,
+            "created_at": s.created_at, "expires_at": s.expires_at, "hits": s.hits,
+            "last_hit_at": entry.last_hit_at, "stdout": stdout, "stderr": stderr,
+        })
+        return
+    table = Table.grid(padding=(0, 2))
+    for name, value in (
+        ("key", s.key), ("command", " ".join(s.argv)), ("stdin sha256", entry.stdin_sha256 or "-"),
+        ("context", ", ".join(f"{k}={v}" for k, v in entry.context.items()) or "-"),
+        ("exit code", str(entry.exit_code)), ("took", f"{entry.duration_s:.3f} s"),
+        ("created", when(s.created_at)), ("expires", when(s.expires_at) if s.expires_at else "never"),
+        ("hits", str(s.hits)), ("last hit", when(entry.last_hit_at)),
+        ("size", format_size(s.size)),
+    ):
+        table.add_row(f"[bold]{name}[/]", value)
+    out.print(table)
+    out.rule("stdout")
+    out.print(stdout, markup=False, highlight=False, end="")
+    if stderr:
+        out.rule("stderr")
+        out.print(stderr, markup=False, highlight=False, end="")
+
+
+def stats(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Hits, misses, hit rate, time and bytes saved, per tool."""
+    with open_store() as store:
+        result = cache_stats(store)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    table = Table("tool", "calls", "hits", "misses", "errors", "hit rate", "time saved", "bytes saved", "too large")
+    for row in (*result.tools, result.total):
+        style = "bold" if row is result.total else None
+        table.add_row(
+            row.tool, str(row.calls), str(row.hits), str(row.misses), str(row.errors),
+            f"{row.hit_rate:.1%}", f"{row.time_saved_s:.1f} s", format_size(row.bytes_saved),
+            str(row.not_stored_too_large), style=style,
+        )
+    out.print(table)
+    out.print(f"{result.entries} entries, {format_size(result.entry_bytes)} of output kept.")
+    if result.total.not_stored_too_large:
+        out.print(
+            f"{result.total.not_stored_too_large} outputs were larger than the max-output "
+            "setting: passed through, not stored."
+        )
+
+
+def clear(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+    """Delete every cache entry (statistics stay; see `privacy forget` to erase all)."""
+    if not confirm("Delete every cache entry?", yes):
+        raise typer.Exit(1)
+    with open_store() as store:
+        removed = cache_ops.clear(store)
+    out.print(f"Deleted {removed} entries.")
+
+
+def prune(
+    max_age: str = typer.Option(None, "--max-age", help="Retention window [setting max-age, 30d]."),
+) -> None:
+    """Delete expired entries, and prompts and answers older than the retention window."""
+    with open_store() as store:
+        settings = Settings.from_stored(store.settings())
+        try:
+            age = settings.max_age_s if max_age is None else parse_duration(max_age)
+        except ValueError as exc:
+            raise bad_value(exc, "--max-age") from exc
+        result = cache_ops.prune(store, now=time.time(), max_age_s=age)
+    out.print(
+        f"Pruned {result.expired} expired and {result.aged} old entries; "
+        f"cleared raw text from {result.raw_cleared} records."
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the cache commands to ``app``."""
+    app.command(
+        "run",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        help=run_command.__doc__,
+        options_metavar=RUN_USAGE.removeprefix("usage: aicache run "),
+    )(run_command)
+    app.command("wrap")(wrap)
+    app.command("unwrap")(unwrap)
+    app.command("list")(list_entries)
+    app.command("inspect")(inspect)
+    app.command("stats")(stats)
+    app.command("clear")(clear)
+    app.command("prune")(prune)

@@ -1,0 +1,49 @@
+"""Helpers shared by the command modules: opening the store, reading options."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from aicache.errors import AicacheError
+from aicache.local.paths import aicache_home
+from aicache.local.store import Store
+
+
+def open_store() -> Store:
+    """Open the store under the aicache home (errors are printed by the app)."""
+    return Store.open(aicache_home())
+
+
+def bad_value(exc: ValueError, option: str) -> AicacheError:
+    """Turn a validation error into a CLI error naming the option."""
+    return AicacheError(f"{option}: {exc}")
+
+
+def emit_json(document: object, output: Path | None = None) -> None:
+    """Write ``document`` as JSON to ``output`` (owner-only) or to standard output."""
+    text = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.touch(mode=0o600, exist_ok=True)
+        output.chmod(0o600)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise AicacheError(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+
+def confirm(question: str, yes: bool) -> bool:
+    """Ask ``question`` unless ``yes``; refuse without a terminal to ask on."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise AicacheError(
+            f"{question} needs confirmation and there is no terminal to ask on",
+            hint="Pass --yes to confirm.",
+        )
+    import typer
+
+    return typer.confirm(question, default=False)

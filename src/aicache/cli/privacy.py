@@ -1,0 +1,67 @@
+"""``aicache privacy``: export, show and forget everything kept about the user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from aicache.cli.common import confirm, emit_json, open_store
+from aicache.cli.console import out, when
+from aicache.local.paths import aicache_home
+from aicache.local.privacy import export_data, forget, kept_data
+from aicache.local.settings import Settings
+from aicache.local.units import format_size
+
+app = typer.Typer(help="See, export and erase what aicache keeps about you.", no_args_is_help=True)
+
+
+@app.command("export")
+def export(
+    output: Path = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
+) -> None:
+    """Everything kept about you, as one JSON document (data portability)."""
+    home = aicache_home()
+    with open_store() as store:
+        document = export_data(store, home)
+    emit_json(document, output)
+    if output is not None:
+        out.print(f"Exported to {output}.")
+
+
+@app.command("show")
+def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """What is kept, how much, and for how long."""
+    with open_store() as store:
+        kept = kept_data(store)
+        settings = Settings.from_stored(store.settings())
+        path = store.path
+    if as_json:
+        emit_json({
+            "store": str(path),
+            "settings": settings.describe(),
+            "kept": [k.__dict__ if hasattr(k, "__dict__") else {
+                "kind": k.kind, "rows": k.rows, "bytes": k.bytes, "oldest": k.oldest,
+                "newest": k.newest, "retention": k.retention,
+            } for k in kept],
+        })
+        return
+    out.print(f"Store: {path} (readable by you only; nothing here leaves this machine)")
+    table = Table("what", "records", "size", "oldest", "newest", "kept for")
+    for k in kept:
+        table.add_row(k.kind, str(k.rows), format_size(k.bytes), when(k.oldest), when(k.newest), k.retention)
+    out.print(table)
+
+
+@app.command("forget")
+def forget_command(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+    """Erase the store, the cache and any personal model state."""
+    home = aicache_home()
+    if not confirm(f"Erase everything aicache keeps in {home}?", yes):
+        raise typer.Exit(1)
+    removed = forget(home)
+    if removed:
+        out.print("Erased: " + ", ".join(str(p) for p in removed))
+    else:
+        out.print(f"Nothing to erase in {home}.")

@@ -1,0 +1,301 @@
+"""Cache entries and interaction events: keys, lookups, writes and pruning.
+
+A cache key is the SHA-256 of the command's argv (program reduced to its
+basename), a digest of its standard input, and its context (see
+:mod:`aicache.local.context`). Events never hold the key material itself,
+only a hash of the key, the tool and normalised tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from aicache.errors import AicacheError
+from aicache.local.store import Store
+
+KEY_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    """What identifies a cached answer.
+
+    Attributes
+    ----------
+    digest
+        Hex SHA-256 of the key material: the primary key of the entry.
+    tool
+        The program's basename (``claude``).
+    argv
+        The argv with the program reduced to ``tool``.
+    stdin_sha256
+        Hex SHA-256 of standard input when it was read, else ``None`` (a terminal).
+    context
+        The context values that went into the key.
+    """
+
+    digest: str
+    tool: str
+    argv: tuple[str, ...]
+    stdin_sha256: str | None
+    context: dict[str, str]
+
+    @property
+    def event_hash(self) -> str:
+        """A hash of the key that events keep: it links events without revealing the key."""
+        return hashlib.sha256(("event:" + self.digest).encode()).hexdigest()[:32]
+
+
+def make_key(argv: list[str], stdin: bytes | None, context: dict[str, str]) -> CacheKey:
+    """Build the cache key of running ``argv`` with ``stdin`` in ``context``."""
+    tool = argv[0].rstrip("/").rsplit("/", 1)[-1]
+    normalised = (tool, *argv[1:])
+    stdin_sha = None if stdin is None else hashlib.sha256(stdin).hexdigest()
+    material = json.dumps(
+        {"v": KEY_FORMAT, "argv": normalised, "stdin": stdin_sha, "context": context},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    digest = hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
+    return CacheKey(digest, tool, normalised, stdin_sha, context)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """A stored result that can be replayed."""
+
+    stdout: bytes
+    stderr: bytes
+    exit_code: int
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One call through the cache, as the store keeps it (no raw text unless allowed)."""
+
+    tool: str
+    key_hash: str
+    outcome: str
+    latency_ms: float
+    output_bytes: int
+    exit_code: int
+    stored: bool
+    tokens: str
+    oversize: bool = False
+    saved_s: float = 0.0
+    error_signature: str | None = None
+    language: str | None = None
+    raw_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """A result to store under ``key``."""
+
+    key: CacheKey
+    stdout: bytes
+    stderr: bytes
+    exit_code: int
+    duration_s: float
+    expires_at: float | None
+
+
+def lookup(store: Store, key: CacheKey, now: float) -> CachedAnswer | None:
+    """Return the live entry for ``key``, or ``None`` when absent or expired."""
+    row = store.conn.execute(
+        "SELECT stdout, stderr, exit_code, duration_s, expires_at FROM cache_entries "
+        "WHERE key = ?",
+        (key.digest,),
+    ).fetchone()
+    if row is None or (row[4] is not None and row[4] <= now):
+        return None
+    return CachedAnswer(bytes(row[0]), bytes(row[1]), int(row[2]), float(row[3]))
+
+
+def record(store: Store, event: Event, *, entry: NewEntry | None = None, hit: str = "") -> None:
+    """Write an event, and the new entry or the hit on entry ``hit``, in one transaction."""
+    now = time.time()
+    with store.write() as conn:
+        if entry is not None:
+            conn.execute(
+                "INSERT OR REPLACE INTO cache_entries (key, tool, argv, stdin_sha256, context, "
+                "stdout, stderr, exit_code, duration_s, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.key.digest,
+                    entry.key.tool,
+                    json.dumps(entry.key.argv, ensure_ascii=False),
+                    entry.key.stdin_sha256,
+                    json.dumps(entry.key.context, sort_keys=True),
+                    entry.stdout,
+                    entry.stderr,
+                    entry.exit_code,
+                    entry.duration_s,
+                    now,
+                    entry.expires_at,
+                ),
+            )
+        if hit:
+            conn.execute(
+                "UPDATE cache_entries SET hits = hits + 1, last_hit_at = ? WHERE key = ?",
+                (now, hit),
+            )
+        conn.execute(
+            "INSERT INTO events (ts, tool, key_hash, outcome, latency_ms, output_bytes, "
+            "exit_code, stored, oversize, saved_s, tokens, error_signature, language, raw_prompt) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                now,
+                event.tool,
+                event.key_hash,
+                event.outcome,
+                event.latency_ms,
+                event.output_bytes,
+                event.exit_code,
+                int(event.stored),
+                int(event.oversize),
+                event.saved_s,
+                event.tokens,
+                event.error_signature,
+                event.language,
+                event.raw_prompt,
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySummary:
+    """What ``aicache list`` shows of an entry."""
+
+    key: str
+    tool: str
+    argv: tuple[str, ...]
+    size: int
+    created_at: float
+    expires_at: float | None
+    hits: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDetail:
+    """Everything kept about one entry (``aicache inspect``)."""
+
+    summary: EntrySummary
+    stdin_sha256: str | None
+    context: dict[str, str]
+    stdout: bytes
+    stderr: bytes
+    exit_code: int
+    duration_s: float
+    last_hit_at: float | None
+
+
+_SUMMARY_COLUMNS = (
+    "key, tool, argv, length(stdout) + length(stderr), created_at, expires_at, hits"
+)
+
+
+def _summary(row: tuple[object, ...]) -> EntrySummary:
+    key, tool, argv, size, created, expires, hits = row
+    return EntrySummary(
+        key=str(key),
+        tool=str(tool),
+        argv=tuple(json.loads(str(argv))),
+        size=int(str(size)),
+        created_at=float(str(created)),
+        expires_at=None if expires is None else float(str(expires)),
+        hits=int(str(hits)),
+    )
+
+
+def list_entries(store: Store, *, tool: str | None = None) -> list[EntrySummary]:
+    """All entries, newest first, optionally for one tool."""
+    query = f"SELECT {_SUMMARY_COLUMNS} FROM cache_entries"
+    params: tuple[str, ...] = ()
+    if tool:
+        query, params = query + " WHERE tool = ?", (tool,)
+    rows = store.conn.execute(query + " ORDER BY created_at DESC", params).fetchall()
+    return [_summary(row) for row in rows]
+
+
+def get_entry(store: Store, key_prefix: str) -> EntryDetail:
+    """The entry whose key starts with ``key_prefix``.
+
+    Raises
+    ------
+    AicacheError
+        If no entry or more than one entry matches.
+    """
+    prefix = key_prefix.strip().lower()
+    if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+        raise AicacheError(
+            f"invalid key {key_prefix!r}: a key is hexadecimal",
+            hint="Copy a key (or its first characters) from `aicache list`.",
+        )
+    rows = store.conn.execute(
+        f"SELECT {_SUMMARY_COLUMNS}, stdin_sha256, context, stdout, stderr, exit_code, "
+        "duration_s, last_hit_at FROM cache_entries WHERE substr(key, 1, ?) = ? LIMIT 2",
+        (len(prefix), prefix),
+    ).fetchall()
+    if not rows:
+        raise AicacheError(
+            f"no cache entry has a key starting with {prefix!r}",
+            hint="`aicache list` shows the keys.",
+        )
+    if len(rows) > 1:
+        raise AicacheError(
+            f"more than one cache entry has a key starting with {prefix!r}",
+            hint="Give more characters of the key.",
+        )
+    row = rows[0]
+    return EntryDetail(
+        summary=_summary(row[:7]),
+        stdin_sha256=row[7],
+        context=json.loads(row[8]),
+        stdout=bytes(row[9]),
+        stderr=bytes(row[10]),
+        exit_code=int(row[11]),
+        duration_s=float(row[12]),
+        last_hit_at=row[13],
+    )
+
+
+def clear(store: Store) -> int:
+    """Delete every cache entry (events stay, for statistics). Returns how many went."""
+    with store.write() as conn:
+        return conn.execute("DELETE FROM cache_entries").rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What a prune removed."""
+
+    expired: int
+    aged: int
+    raw_cleared: int
+
+
+def prune(store: Store, *, now: float, max_age_s: float) -> PruneResult:
+    """Remove expired entries and raw text older than the retention window."""
+    cutoff = now - max_age_s
+    with store.write() as conn:
+        expired = conn.execute(
+            "DELETE FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+        ).rowcount
+        aged = conn.execute("DELETE FROM cache_entries WHERE created_at < ?", (cutoff,)).rowcount
+        raw = conn.execute(
+            "UPDATE events SET raw_prompt = NULL WHERE raw_prompt IS NOT NULL AND ts < ?",
+            (cutoff,),
+        ).rowcount
+        raw += conn.execute(
+            "UPDATE commands SET raw = NULL WHERE raw IS NOT NULL AND ts IS NOT NULL AND ts < ?",
+            (cutoff,),
+        ).rowcount
+        conn.execute(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES ('last-prune', ?)", (repr(now),)
+        )
+    return PruneResult(expired, aged, raw)

@@ -1,0 +1,148 @@
+"""``aicache doctor``: check the store, and salvage what is readable from a broken one.
+
+Repair never deletes: the broken file is renamed aside (``store.db.broken-<time>``)
+and the rows that can still be read are copied into a fresh store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aicache.errors import StoreUnreadableError
+from aicache.local.paths import store_path
+from aicache.local.schema import APPLICATION_ID, DATA_TABLES, SCHEMA_VERSION
+from aicache.local.store import SQLITE_HEADER, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One result of a check: ``ok``, ``warning`` or ``problem``."""
+
+    level: str
+    message: str
+
+
+def diagnose(home: Path) -> list[Finding]:
+    """Check the store under ``home`` without changing anything."""
+    path = store_path(home)
+    if not path.exists():
+        return [Finding("ok", f"no store yet at {path}; it is created on first use")]
+    findings = _permission_findings(home, path)
+    try:
+        header = path.read_bytes()[: len(SQLITE_HEADER)]
+    except OSError as exc:
+        return [*findings, Finding("problem", f"{path} cannot be read: {exc}")]
+    if header and header != SQLITE_HEADER:
+        return [*findings, Finding("problem", f"{path} is not an SQLite database")]
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return [*findings, Finding("problem", f"{path} cannot be read by SQLite: {exc}")]
+    if app_id != APPLICATION_ID:
+        findings.append(Finding("problem", f"{path} is an SQLite database of another program"))
+    elif version > SCHEMA_VERSION:
+        findings.append(Finding("problem", f"{path} has schema {version}, newer than this aicache"))
+    else:
+        findings.append(Finding("ok", f"{path} is an aicache store (schema {version})"))
+    if integrity != ["ok"]:
+        findings.append(Finding("problem", "integrity check failed: " + "; ".join(integrity[:5])))
+    else:
+        findings.append(Finding("ok", "integrity check passed"))
+    return findings
+
+
+def _permission_findings(home: Path, path: Path) -> list[Finding]:
+    findings = []
+    for target, wanted in ((home, 0o700), (path, 0o600)):
+        mode = target.stat().st_mode & 0o777
+        if mode & 0o077:
+            findings.append(
+                Finding("warning", f"{target} has mode {mode:o}; others can read it (want {wanted:o})")
+            )
+    return findings
+
+
+@dataclass
+class RepairResult:
+    """What a repair did."""
+
+    backup: Path | None = None
+    salvaged: dict[str, int] = field(default_factory=dict)
+    lost_tables: list[str] = field(default_factory=list)
+    fixed_permissions: bool = False
+
+
+def repair(home: Path) -> RepairResult:
+    """Make the store under ``home`` usable again, keeping the old file as a backup."""
+    result = RepairResult()
+    path = store_path(home)
+    if not any(f.level == "problem" for f in diagnose(home)):
+        if path.exists():
+            home.chmod(0o700)
+            path.chmod(0o600)
+            result.fixed_permissions = True
+        return result
+    backup = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.rename(backup)
+    for suffix in ("-wal", "-shm"):
+        sidecar = path.with_name(path.name + suffix)
+        if sidecar.exists():
+            sidecar.rename(backup.with_name(backup.name + suffix))
+    result.backup = backup
+    with Store.open(home) as fresh:
+        _salvage(backup, fresh, result)
+    return result
+
+
+def _salvage(backup: Path, fresh: Store, result: RepairResult) -> None:
+    try:
+        old = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+        if old.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            old.close()
+            result.lost_tables = ["(another program's database: nothing copied)"]
+            return
+    except sqlite3.DatabaseError:
+        result.lost_tables = list(DATA_TABLES)
+        return
+    with old:
+        for table in DATA_TABLES:
+            try:
+                result.salvaged[table] = _copy_table(old, fresh, table)
+            except sqlite3.DatabaseError:
+                result.lost_tables.append(table)
+    old.close()
+
+
+def _copy_table(old: sqlite3.Connection, fresh: Store, table: str) -> int:
+    wanted = [r[1] for r in fresh.conn.execute(f"PRAGMA table_info({table})")]
+    present = {r[1] for r in old.execute(f"PRAGMA table_info({table})")}
+    columns = [c for c in wanted if c in present]
+    if not columns:
+        raise sqlite3.DatabaseError(f"table {table} is missing")
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    copied = 0
+    cursor = old.execute(f"SELECT {names} FROM {table}")  # noqa: S608
+    with fresh.write() as conn:
+        while True:
+            try:
+                row = cursor.fetchone()
+            except sqlite3.DatabaseError:
+                break  # the rest of this table is unreadable
+            if row is None:
+                break
+            conn.execute(f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})", row)  # noqa: S608
+            copied += 1
+    return copied
+
+
+__all__ = ["Finding", "RepairResult", "StoreUnreadableError", "diagnose", "repair"]

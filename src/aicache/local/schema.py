@@ -1,0 +1,84 @@
+"""The store's schema as an ordered list of migrations.
+
+``PRAGMA user_version`` holds how many migrations a file has had; opening a
+store applies the missing ones in one transaction. Append, never edit.
+"""
+
+from __future__ import annotations
+
+# "AICA" in ASCII: marks a SQLite file as an aicache store.
+APPLICATION_ID = 0x41494341
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: cache entries, interaction events, imported shell history, settings.
+    """
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE cache_entries (
+        key TEXT PRIMARY KEY,
+        tool TEXT NOT NULL,
+        argv TEXT NOT NULL,
+        stdin_sha256 TEXT,
+        context TEXT NOT NULL,
+        stdout BLOB NOT NULL,
+        stderr BLOB NOT NULL,
+        exit_code INTEGER NOT NULL,
+        duration_s REAL NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL,
+        last_hit_at REAL,
+        hits INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX cache_entries_created ON cache_entries(created_at);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        tool TEXT NOT NULL,
+        key_hash TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('hit', 'miss', 'refresh', 'error')),
+        latency_ms REAL NOT NULL,
+        output_bytes INTEGER NOT NULL,
+        exit_code INTEGER NOT NULL,
+        stored INTEGER NOT NULL,
+        oversize INTEGER NOT NULL DEFAULT 0,
+        saved_s REAL NOT NULL DEFAULT 0,
+        tokens TEXT NOT NULL,
+        error_signature TEXT,
+        language TEXT,
+        raw_prompt TEXT
+    );
+    CREATE INDEX events_ts ON events(ts);
+    CREATE TABLE commands (
+        id INTEGER PRIMARY KEY,
+        fingerprint TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        ts REAL,
+        session INTEGER,
+        program TEXT NOT NULL,
+        subcommand TEXT,
+        flags TEXT NOT NULL,
+        n_args INTEGER NOT NULL,
+        dir_hash TEXT,
+        failed INTEGER,
+        raw TEXT
+    );
+    CREATE INDEX commands_order ON commands(source, seq);
+    CREATE TABLE imports (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        user TEXT,
+        imported_at REAL NOT NULL,
+        added INTEGER NOT NULL,
+        skipped INTEGER NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Tables that hold the user's data, in the order an export lists them.
+DATA_TABLES = ("settings", "cache_entries", "events", "commands", "imports")

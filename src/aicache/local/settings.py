@@ -1,0 +1,96 @@
+"""User settings kept in the store, with their defaults and validation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aicache.local.units import format_duration, format_size, parse_duration, parse_size
+
+DEFAULT_MAX_AGE_S = 30 * 86400.0
+DEFAULT_MAX_OUTPUT = 10 * 1024 * 1024
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("on", "true", "yes", "1"):
+        return True
+    if lowered in ("off", "false", "no", "0"):
+        return False
+    raise ValueError(f"invalid switch {text!r}: use on or off")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """A setting's name, what it means, its default and how to read it."""
+
+    name: str
+    help: str
+    default: str
+    parse: Callable[[str], object]
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        Setting(
+            "raw-storage",
+            "keep raw prompt text in events and raw command lines in imported history",
+            "off",
+            _parse_bool,
+        ),
+        Setting(
+            "max-age",
+            "how long raw prompts and answers (cache entries) are kept before pruning",
+            format_duration(DEFAULT_MAX_AGE_S),
+            parse_duration,
+        ),
+        Setting(
+            "max-output",
+            "outputs larger than this are passed through but not stored",
+            "10m",
+            parse_size,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The effective settings of a store."""
+
+    raw_storage: bool = False
+    max_age_s: float = DEFAULT_MAX_AGE_S
+    max_output: int = DEFAULT_MAX_OUTPUT
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, str]) -> Settings:
+        """Build settings from the raw values kept in the store (defaults for the rest)."""
+        values = {name: stored.get(name, s.default) for name, s in SETTINGS.items()}
+        return cls(
+            raw_storage=_parse_bool(values["raw-storage"]),
+            max_age_s=parse_duration(values["max-age"]),
+            max_output=parse_size(values["max-output"]),
+        )
+
+    def describe(self) -> dict[str, str]:
+        """The settings as people read and write them."""
+        return {
+            "raw-storage": "on" if self.raw_storage else "off",
+            "max-age": format_duration(self.max_age_s),
+            "max-output": format_size(self.max_output),
+        }
+
+
+def validate_setting(name: str, value: str) -> str:
+    """Check ``value`` for setting ``name`` and return it normalised for storage.
+
+    Raises
+    ------
+    ValueError
+        If the setting is unknown or the value is out of range.
+    """
+    if name not in SETTINGS:
+        raise ValueError(f"unknown setting {name!r}: choose one of {', '.join(SETTINGS)}")
+    SETTINGS[name].parse(value)
+    return value.strip()

@@ -1,0 +1,102 @@
+"""``aicache wrap``: shims that route a real tool through the cache.
+
+A shim is a small shell script named after the tool in a directory early on
+``PATH``. It calls ``aicache run -- TOOL``; :func:`resolve_program` then finds
+the real tool by searching ``PATH`` while skipping every aicache shim, so a
+shim never runs itself, even if the real binary moves after wrapping.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+SHIM_MARKER = b"# aicache-shim"
+_MARKER_WINDOW = 256
+
+
+def is_shim(path: Path) -> bool:
+    """Whether ``path`` is a shim written by :func:`write_shim`."""
+    try:
+        with path.open("rb") as handle:
+            return SHIM_MARKER in handle.read(_MARKER_WINDOW)
+    except OSError:
+        return False
+
+
+def resolve_program(name: str, path_env: str | None = None) -> str | None:
+    """Find the executable that ``name`` runs, skipping aicache shims.
+
+    A name with a slash is taken as a path. Returns ``None`` when nothing
+    executable is found, like the shell's ``command not found``.
+    """
+    if "/" in name:
+        return name if Path(name).exists() else None
+    search = os.environ.get("PATH", os.defpath) if path_env is None else path_env
+    for directory in search.split(os.pathsep):
+        candidate = Path(directory or ".") / name
+        if candidate.is_file() and os.access(candidate, os.X_OK) and not is_shim(candidate):
+            return str(candidate)
+    return None
+
+
+def default_bin_dir() -> Path:
+    """Where shims go by default: ``~/.local/bin``."""
+    return Path.home() / ".local" / "bin"
+
+
+def shim_text(tool: str, aicache_command: list[str]) -> str:
+    """The shell script that routes ``tool`` through ``aicache run``."""
+    runner = " ".join(shlex.quote(part) for part in aicache_command)
+    return (
+        "#!/bin/sh\n"
+        f"{SHIM_MARKER.decode()} for {tool}: remove with `aicache unwrap {tool}`\n"
+        f"exec {runner} run -- {shlex.quote(tool)} \"$@\"\n"
+    )
+
+
+def write_shim(tool: str, bin_dir: Path, aicache_command: list[str], *, force: bool) -> Path:
+    """Install the shim for ``tool`` in ``bin_dir``.
+
+    Raises
+    ------
+    ValueError
+        If ``tool`` is not a plain command name, or is not found on ``PATH``.
+    FileExistsError
+        If a file that is not a shim already has that name and ``force`` is false.
+    """
+    if not tool or "/" in tool or tool.startswith("-"):
+        raise ValueError(f"invalid tool name {tool!r}: give a command name such as claude")
+    if resolve_program(tool) is None:
+        raise ValueError(f"{tool} is not found on PATH: install it first, then wrap it")
+    target = bin_dir / tool
+    if target.exists() and not is_shim(target) and not force:
+        raise FileExistsError(str(target))
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{tool}.aicache-tmp")
+    temporary.write_text(shim_text(tool, aicache_command))
+    temporary.chmod(0o755)
+    temporary.replace(target)
+    return target
+
+
+def remove_shim(tool: str, bin_dir: Path) -> Path:
+    """Remove the shim for ``tool`` from ``bin_dir``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no shim for ``tool`` there (a real program is never removed).
+    """
+    target = bin_dir / tool
+    if not is_shim(target):
+        raise FileNotFoundError(str(target))
+    target.unlink()
+    return target
+
+
+def path_has(bin_dir: Path) -> bool:
+    """Whether ``bin_dir`` is on ``PATH`` (the shim only works if it comes first)."""
+    entries = [Path(p).resolve() for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    return bin_dir.resolve() in entries
