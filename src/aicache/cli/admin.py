@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.table import Table
 
@@ -28,8 +30,8 @@ def config_show() -> None:
 
 @config_app.command("set")
 def config_set(
-    name: str = typer.Argument(..., help=f"One of: {', '.join(SETTINGS)}."),
-    value: str = typer.Argument(..., help="The new value."),
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(SETTINGS)}.")],
+    value: Annotated[str, typer.Argument(help="The new value.")],
 ) -> None:
     """Change a setting."""
     try:
@@ -42,7 +44,9 @@ def config_set(
 
 
 def doctor(
-    fix: bool = typer.Option(False, "--repair", help="Repair: keep the broken file aside, salvage rows."),
+    fix: Annotated[
+        bool, typer.Option("--repair", help="Repair: keep the broken file aside, salvage rows.")
+    ] = False,
 ) -> None:
     """Check the private store; with --repair, make it usable again without losing data."""
     home = aicache_home()

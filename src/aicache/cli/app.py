@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Annotated
+
 import typer
 
 from aicache import __version__
 from aicache.cli import admin, cache, imports, privacy
 from aicache.cli.console import print_error
 from aicache.errors import AicacheError
+from aicache.local.paths import aicache_home, store_path
+from aicache.local.store import unreadable
 
 app = typer.Typer(
     name="aicache",
@@ -27,9 +32,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
-    ),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """A private cache for AI command-line assistants, that learns with others."""
 
@@ -47,6 +55,10 @@ def run_app(args: list[str]) -> int:
     except AicacheError as exc:
         print_error(exc.message, exc.hint)
         return exc.exit_code
+    except sqlite3.DatabaseError as exc:  # damage found after the store was opened
+        error = unreadable(store_path(aicache_home()), str(exc))
+        print_error(error.message, error.hint)
+        return error.exit_code
     except SystemExit as exc:  # Typer's own exits: --help, usage errors, typer.Exit
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0

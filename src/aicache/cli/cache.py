@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from aicache.cli.common import bad_value, confirm, emit_json, open_store
+from aicache.cli.common import JsonOption, YesOption, bad_value, confirm, emit_json, open_store
 from aicache.cli.console import ago, out, when
 from aicache.errors import AicacheError
 from aicache.local import cache as cache_ops
@@ -38,16 +38,28 @@ def run_command(ctx: typer.Context) -> None:
     raise typer.Exit(run(request))
 
 
+def _launcher() -> list[str]:
+    # The console script beside this interpreter, else the interpreter itself:
+    # either way the shim does not depend on PATH to find aicache.
+    script = Path(sys.executable).parent / "aicache"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "aicache"]
+
+
 def wrap(
-    tool: str = typer.Argument(..., help="The command to route through the cache, e.g. claude."),
-    bin_dir: Path = typer.Option(None, "--bin-dir", help="Where to put the shim [~/.local/bin]."),
-    force: bool = typer.Option(False, "--force", help="Replace a file that is not a shim."),
+    tool: Annotated[
+        str, typer.Argument(help="The command to route through the cache, e.g. claude.")
+    ],
+    bin_dir: Annotated[
+        Path | None, typer.Option("--bin-dir", help="Where to put the shim [~/.local/bin].")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a file that is not a shim.")
+    ] = False,
 ) -> None:
     """Install a shim so that TOOL always goes through the cache."""
     target_dir = bin_dir or default_bin_dir()
-    launcher = shutil.which("aicache") or sys.argv[0]
     try:
-        shim = write_shim(tool, target_dir, [str(Path(launcher).resolve())], force=force)
+        shim = write_shim(tool, target_dir, _launcher(), force=force)
     except ValueError as exc:
         raise AicacheError(str(exc)) from exc
     except FileExistsError as exc:
@@ -60,8 +72,10 @@ def wrap(
 
 
 def unwrap(
-    tool: str = typer.Argument(..., help="The command whose shim to remove."),
-    bin_dir: Path = typer.Option(None, "--bin-dir", help="Where the shim is [~/.local/bin]."),
+    tool: Annotated[str, typer.Argument(help="The command whose shim to remove.")],
+    bin_dir: Annotated[
+        Path | None, typer.Option("--bin-dir", help="Where the shim is [~/.local/bin].")
+    ] = None,
 ) -> None:
     """Remove the shim of TOOL (the real program is never touched)."""
     try:
@@ -72,20 +86,27 @@ def unwrap(
 
 
 def list_entries(
-    tool: str = typer.Option(None, "--tool", help="Only entries of this tool."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    tool: Annotated[str | None, typer.Option("--tool", help="Only entries of this tool.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List cache entries, newest first."""
     with open_store() as store:
         entries = cache_ops.list_entries(store, tool=tool)
     if as_json:
-        emit_json([
-            {
-                "key": e.key, "tool": e.tool, "argv": list(e.argv), "bytes": e.size,
-                "created_at": e.created_at, "expires_at": e.expires_at, "hits": e.hits,
-            }
-            for e in entries
-        ])
+        emit_json(
+            [
+                {
+                    "key": e.key,
+                    "tool": e.tool,
+                    "argv": list(e.argv),
+                    "bytes": e.size,
+                    "created_at": e.created_at,
+                    "expires_at": e.expires_at,
+                    "hits": e.hits,
+                }
+                for e in entries
+            ]
+        )
         return
     if not entries:
         out.print("The cache is empty.")
@@ -95,16 +116,20 @@ def list_entries(
     for e in entries:
         command = " ".join(e.argv)
         table.add_row(
-            e.key[:12], e.tool, command if len(command) <= 60 else command[:57] + "...",
-            format_size(e.size), ago(e.created_at, now), ago(e.expires_at, now) if e.expires_at else "never",
+            e.key[:12],
+            e.tool,
+            command if len(command) <= 60 else command[:57] + "...",
+            format_size(e.size),
+            ago(e.created_at, now),
+            ago(e.expires_at, now) if e.expires_at else "never",
             str(e.hits),
         )
     out.print(table)
 
 
 def inspect(
-    key: str = typer.Argument(..., help="A key or the first characters of one (see list)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    key: Annotated[str, typer.Argument(help="A key or the first characters of one (see list).")],
+    as_json: JsonOption = False,
 ) -> None:
     """Show everything kept for one cache entry."""
     with open_store() as store:
@@ -113,20 +138,36 @@ def inspect(
     stdout = entry.stdout.decode("utf-8", "replace")
     stderr = entry.stderr.decode("utf-8", "replace")
     if as_json:
-        emit_json({
-            "key": s.key, "tool": s.tool, "argv": list(s.argv), "stdin_sha256": entry.stdin_sha256,
-            "context": entry.context, "exit_code": entry.exit_code, "duration_s": entry.duration_s,
-            "created_at": s.created_at, "expires_at": s.expires_at, "hits": s.hits,
-            "last_hit_at": entry.last_hit_at, "stdout": stdout, "stderr": stderr,
-        })
+        emit_json(
+            {
+                "key": s.key,
+                "tool": s.tool,
+                "argv": list(s.argv),
+                "stdin_sha256": entry.stdin_sha256,
+                "context": entry.context,
+                "exit_code": entry.exit_code,
+                "duration_s": entry.duration_s,
+                "created_at": s.created_at,
+                "expires_at": s.expires_at,
+                "hits": s.hits,
+                "last_hit_at": entry.last_hit_at,
+                "stdout": stdout,
+                "stderr": stderr,
+            }
+        )
         return
     table = Table.grid(padding=(0, 2))
     for name, value in (
-        ("key", s.key), ("command", " ".join(s.argv)), ("stdin sha256", entry.stdin_sha256 or "-"),
+        ("key", s.key),
+        ("command", " ".join(s.argv)),
+        ("stdin sha256", entry.stdin_sha256 or "-"),
         ("context", ", ".join(f"{k}={v}" for k, v in entry.context.items()) or "-"),
-        ("exit code", str(entry.exit_code)), ("took", f"{entry.duration_s:.3f} s"),
-        ("created", when(s.created_at)), ("expires", when(s.expires_at) if s.expires_at else "never"),
-        ("hits", str(s.hits)), ("last hit", when(entry.last_hit_at)),
+        ("exit code", str(entry.exit_code)),
+        ("took", f"{entry.duration_s:.3f} s"),
+        ("created", when(s.created_at)),
+        ("expires", when(s.expires_at) if s.expires_at else "never"),
+        ("hits", str(s.hits)),
+        ("last hit", when(entry.last_hit_at)),
         ("size", format_size(s.size)),
     ):
         table.add_row(f"[bold]{name}[/]", value)
@@ -138,20 +179,37 @@ def inspect(
         out.print(stderr, markup=False, highlight=False, end="")
 
 
-def stats(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def stats(as_json: JsonOption = False) -> None:
     """Hits, misses, hit rate, time and bytes saved, per tool."""
     with open_store() as store:
         result = cache_stats(store)
     if as_json:
         emit_json(result.as_dict())
         return
-    table = Table("tool", "calls", "hits", "misses", "errors", "hit rate", "time saved", "bytes saved", "too large")
+    table = Table(
+        "tool",
+        "calls",
+        "hits",
+        "misses",
+        "errors",
+        "hit rate",
+        "time saved",
+        "bytes saved",
+        "too large",
+    )
     for row in (*result.tools, result.total):
         style = "bold" if row is result.total else None
         table.add_row(
-            row.tool, str(row.calls), str(row.hits), str(row.misses), str(row.errors),
-            f"{row.hit_rate:.1%}", f"{row.time_saved_s:.1f} s", format_size(row.bytes_saved),
-            str(row.not_stored_too_large), style=style,
+            row.tool,
+            str(row.calls),
+            str(row.hits),
+            str(row.misses),
+            str(row.errors),
+            f"{row.hit_rate:.1%}",
+            f"{row.time_saved_s:.1f} s",
+            format_size(row.bytes_saved),
+            str(row.not_stored_too_large),
+            style=style,
         )
     out.print(table)
     out.print(f"{result.entries} entries, {format_size(result.entry_bytes)} of output kept.")
@@ -162,7 +220,7 @@ def stats(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         )
 
 
-def clear(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+def clear(yes: YesOption = False) -> None:
     """Delete every cache entry (statistics stay; see `privacy forget` to erase all)."""
     if not confirm("Delete every cache entry?", yes):
         raise typer.Exit(1)
@@ -172,7 +230,9 @@ def clear(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) ->
 
 
 def prune(
-    max_age: str = typer.Option(None, "--max-age", help="Retention window [setting max-age, 30d]."),
+    max_age: Annotated[
+        str | None, typer.Option("--max-age", help="Retention window [setting max-age, 30d].")
+    ] = None,
 ) -> None:
     """Delete expired entries, and prompts and answers older than the retention window."""
     with open_store() as store:

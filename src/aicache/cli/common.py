@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from aicache.errors import AicacheError
 from aicache.local.paths import aicache_home
@@ -44,6 +47,8 @@ def confirm(question: str, yes: bool) -> bool:
             f"{question} needs confirmation and there is no terminal to ask on",
             hint="Pass --yes to confirm.",
         )
-    import typer
-
     return typer.confirm(question, default=False)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

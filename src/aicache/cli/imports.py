@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -35,15 +36,17 @@ def _read(path: Path) -> str:
 
 @app.command("history")
 def history(
-    file: Path = typer.Argument(None, help="The history file [the shell's default]."),
-    shell: str = typer.Option(None, "--shell", help="bash, zsh or fish [from $SHELL]."),
+    file: Annotated[
+        Path | None, typer.Argument(help="The history file [the shell's default].")
+    ] = None,
+    shell: Annotated[
+        str | None, typer.Option("--shell", help="bash, zsh or fish [from $SHELL].")
+    ] = None,
 ) -> None:
     """Import a shell history (bash, zsh or fish) as commands."""
     chosen = shell or Path(os.environ.get("SHELL", "bash")).name
     if chosen not in SHELLS:
-        raise AicacheError(
-            f"--shell: unknown shell {chosen!r}: choose one of {', '.join(SHELLS)}"
-        )
+        raise AicacheError(f"--shell: unknown shell {chosen!r}: choose one of {', '.join(SHELLS)}")
     path = file or default_history_file(chosen, Path.home())
     commands = parse_history(_read(path), chosen)
     with open_store() as store:
@@ -55,12 +58,16 @@ def history(
 
 @app.command("greenberg")
 def greenberg(
-    path: Path = typer.Argument(..., help="A user's trace file, or the folder of traces."),
-    user: str = typer.Option(None, "--user", help="The user to import when PATH is a folder."),
+    path: Annotated[Path, typer.Argument(help="A user's trace file, or the folder of traces.")],
+    user: Annotated[
+        str | None, typer.Option("--user", help="The user to import when PATH is a folder.")
+    ] = None,
 ) -> None:
     """Import one user's trace in Greenberg's UNIX-usage format (one user per store)."""
     if path.is_dir():
-        users = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith(("README", ".")))
+        users = sorted(
+            p.name for p in path.iterdir() if p.is_file() and not p.name.startswith(("README", "."))
+        )
         if not user:
             raise AicacheError(
                 f"{path} is a folder of {len(users)} users; a store holds one user",
@@ -68,7 +75,8 @@ def greenberg(
             )
         if user not in users:
             raise AicacheError(
-                f"--user: no trace named {user!r} in {path}", hint=f"Choose one of {', '.join(users)}"
+                f"--user: no trace named {user!r} in {path}",
+                hint=f"Choose one of {', '.join(users)}",
             )
         path = path / user
     elif not path.exists():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from aicache.cli.common import confirm, emit_json, open_store
+from aicache.cli.common import JsonOption, YesOption, confirm, emit_json, open_store
 from aicache.cli.console import out, when
 from aicache.local.paths import aicache_home
 from aicache.local.privacy import export_data, forget, kept_data
@@ -19,7 +21,9 @@ app = typer.Typer(help="See, export and erase what aicache keeps about you.", no
 
 @app.command("export")
 def export(
-    output: Path = typer.Option(None, "-o", "--output", help="Write here instead of stdout."),
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
 ) -> None:
     """Everything kept about you, as one JSON document (data portability)."""
     home = aicache_home()
@@ -31,31 +35,34 @@ def export(
 
 
 @app.command("show")
-def show(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def show(as_json: JsonOption = False) -> None:
     """What is kept, how much, and for how long."""
     with open_store() as store:
         kept = kept_data(store)
         settings = Settings.from_stored(store.settings())
         path = store.path
     if as_json:
-        emit_json({
-            "store": str(path),
-            "settings": settings.describe(),
-            "kept": [k.__dict__ if hasattr(k, "__dict__") else {
-                "kind": k.kind, "rows": k.rows, "bytes": k.bytes, "oldest": k.oldest,
-                "newest": k.newest, "retention": k.retention,
-            } for k in kept],
-        })
+        emit_json(
+            {
+                "store": str(path),
+                "settings": settings.describe(),
+                "kept": [asdict(k) for k in kept],
+            }
+        )
         return
     out.print(f"Store: {path} (readable by you only; nothing here leaves this machine)")
     table = Table("what", "records", "size", "oldest", "newest", "kept for")
     for k in kept:
-        table.add_row(k.kind, str(k.rows), format_size(k.bytes), when(k.oldest), when(k.newest), k.retention)
+        table.add_row(
+            k.kind, str(k.rows), format_size(k.bytes), when(k.oldest), when(k.newest), k.retention
+        )
     out.print(table)
 
 
 @app.command("forget")
-def forget_command(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+def forget_command(
+    yes: YesOption = False,
+) -> None:
     """Erase the store, the cache and any personal model state."""
     home = aicache_home()
     if not confirm(f"Erase everything aicache keeps in {home}?", yes):

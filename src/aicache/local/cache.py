@@ -107,8 +107,7 @@ class NewEntry:
 def lookup(store: Store, key: CacheKey, now: float) -> CachedAnswer | None:
     """Return the live entry for ``key``, or ``None`` when absent or expired."""
     row = store.conn.execute(
-        "SELECT stdout, stderr, exit_code, duration_s, expires_at FROM cache_entries "
-        "WHERE key = ?",
+        "SELECT stdout, stderr, exit_code, duration_s, expires_at FROM cache_entries WHERE key = ?",
         (key.digest,),
     ).fetchone()
     if row is None or (row[4] is not None and row[4] <= now):
@@ -194,9 +193,7 @@ class EntryDetail:
     last_hit_at: float | None
 
 
-_SUMMARY_COLUMNS = (
-    "key, tool, argv, length(stdout) + length(stderr), created_at, expires_at, hits"
-)
+_SUMMARY_COLUMNS = "key, tool, argv, length(stdout) + length(stderr), created_at, expires_at, hits"
 
 
 def _summary(row: tuple[object, ...]) -> EntrySummary:

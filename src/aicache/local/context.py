@@ -54,7 +54,7 @@ def project_root(cwd: Path) -> Path:
 def project_language(root: Path) -> str | None:
     """The project's main language guessed from marker files at its root, if any."""
     try:
-        names = set(os.listdir(root))
+        names = {entry.name for entry in os.scandir(root)}
     except OSError:
         return None
     for marker, language in _LANGUAGE_MARKERS:

@@ -66,7 +66,9 @@ def _permission_findings(home: Path, path: Path) -> list[Finding]:
         mode = target.stat().st_mode & 0o777
         if mode & 0o077:
             findings.append(
-                Finding("warning", f"{target} has mode {mode:o}; others can read it (want {wanted:o})")
+                Finding(
+                    "warning", f"{target} has mode {mode:o}; others can read it (want {wanted:o})"
+                )
             )
     return findings
 
@@ -131,7 +133,7 @@ def _copy_table(old: sqlite3.Connection, fresh: Store, table: str) -> int:
     names = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
     copied = 0
-    cursor = old.execute(f"SELECT {names} FROM {table}")  # noqa: S608
+    cursor = old.execute(f"SELECT {names} FROM {table}")
     with fresh.write() as conn:
         while True:
             try:
@@ -140,7 +142,7 @@ def _copy_table(old: sqlite3.Connection, fresh: Store, table: str) -> int:
                 break  # the rest of this table is unreadable
             if row is None:
                 break
-            conn.execute(f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})", row)  # noqa: S608
+            conn.execute(f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})", row)
             copied += 1
     return copied
 

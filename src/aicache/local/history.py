@@ -50,10 +50,16 @@ def read_text(path: Path) -> str:
         return data.decode("latin-1")
 
 
+def _lines(text: str) -> list[str]:
+    # Not str.splitlines(): old traces hold form feeds and other control
+    # characters inside command lines, which splitlines() would break on.
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def parse_bash(text: str) -> Iterator[ShellCommand]:
     """Parse a bash history, with or without ``#<epoch>`` timestamp lines."""
     ts: float | None = None
-    for raw in text.splitlines():
+    for raw in _lines(text):
         line = raw.rstrip()
         if re.fullmatch(r"#\d{9,11}", line):
             ts = float(line[1:])
@@ -73,7 +79,7 @@ def parse_zsh(text: str) -> Iterator[ShellCommand]:
     """
     pending: list[str] = []
     pending_ts: float | None = None
-    for raw in text.splitlines():
+    for raw in _lines(text):
         if not pending:
             match = _ZSH_EXTENDED.match(raw)
             pending_ts, raw = (float(match.group(1)), match.group(2)) if match else (None, raw)
@@ -93,7 +99,7 @@ def parse_fish(text: str) -> Iterator[ShellCommand]:
     """Parse fish's YAML-like history (``- cmd: ...`` followed by ``  when: <epoch>``)."""
     line: str | None = None
     ts: float | None = None
-    for raw in text.splitlines():
+    for raw in _lines(text):
         if raw.startswith("- cmd: "):
             if line:
                 yield ShellCommand(line=line, ts=ts)
@@ -172,7 +178,7 @@ def parse_greenberg(text: str) -> list[ShellCommand]:
             )
         record.clear()
 
-    for raw in text.splitlines():
+    for raw in _lines(text):
         match = _GREENBERG_FIELD.match(raw)
         if not match:
             if not raw.strip():

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 # Programs whose second word selects what they do ("git commit", "make test").
 SUBCOMMAND_PROGRAMS = frozenset(
-    """
-    apt apt-get aws az brew bundle cargo claude composer conda docker docker-compose dotnet
-    flwr gcloud gemini gh git go gradle helm hg kubectl llm make mvn npm npx ollama openai
-    pip pip3 pipx pnpm poetry podman qwen rake rustup snap svn systemctl terraform uv yarn
-    aicache
-    """.split()
+    (
+        "apt apt-get aws az brew bundle cargo claude composer conda docker docker-compose "
+        "dotnet flwr gcloud gemini gh git go gradle helm hg kubectl llm make mvn npm npx ollama "
+        "openai pip pip3 pipx pnpm poetry podman qwen rake rustup snap svn systemctl terraform "
+        "uv yarn aicache"
+    ).split()
 )
 # Wrappers that run the next word as the real program.
 _WRAPPERS = frozenset({"sudo", "time", "nohup", "env", "command", "exec", "nice"})

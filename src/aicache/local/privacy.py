@@ -39,7 +39,7 @@ def export_data(store: Store, home: Path) -> dict[str, object]:
         "store": str(store.path),
     }
     for table in DATA_TABLES:
-        cursor = store.conn.execute(f"SELECT * FROM {table} ORDER BY rowid")  # noqa: S608
+        cursor = store.conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
         columns = [d[0] for d in cursor.description]
         document[table] = [
             {c: _portable(c, v) for c, v in zip(columns, row, strict=True)} for row in cursor

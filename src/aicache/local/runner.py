@@ -8,6 +8,7 @@ only on a miss.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from aicache.local.context import SCOPES, key_context, project_language, project
 from aicache.local.normalise import command_tokens, error_signature
 from aicache.local.settings import Settings
 from aicache.local.shims import resolve_program
-from aicache.local.store import Store
+from aicache.local.store import Store, unreadable
 from aicache.local.units import parse_duration
 
 if TYPE_CHECKING:
@@ -30,7 +31,9 @@ EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
 EXIT_INTERRUPTED = 130
 AUTO_PRUNE_EVERY_S = 86400.0
-RUN_USAGE = "usage: aicache run [--refresh] [--ttl DURATION] [--no-store] [--scope S] -- CMD [ARGS...]"
+RUN_USAGE = (
+    "usage: aicache run [--refresh] [--ttl DURATION] [--no-store] [--scope S] -- CMD [ARGS...]"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,29 +293,50 @@ def run(request: RunRequest, *, stdin: BinaryIO | None = None, home: Path | None
     except StoreUnreadableError as exc:
         sys.stderr.write(f"aicache: warning: running without the cache: {exc}\n")
         return run_passthrough(request.command)
-    with store:
-        settings = Settings.from_stored(store.settings())
-        cwd = Path.cwd()
-        context = key_context(request.scope, cwd, dict(os.environ))
-        key = make_key(list(request.command), stdin_data, context)
-        event = _EventMaker(
-            key=key,
-            tokens=command_tokens(list(request.command)).render(),
-            language=project_language(project_root(cwd)),
-            raw_prompt=" ".join(request.command[1:]) if settings.raw_storage else None,
-            started=started,
-        )
-        if not request.refresh:
-            answer = lookup(store, key, time.time())
-            if answer is not None:
-                _write_all(1, answer.stdout)
-                _write_all(2, answer.stderr)
-                saved = max(0.0, answer.duration_s - (time.monotonic() - started))
-                size = len(answer.stdout) + len(answer.stderr)
-                hit = event("hit", output_bytes=size, exit_code=answer.exit_code, saved_s=saved)
-                record(store, hit, hit=key.digest)
-                return answer.exit_code
-        return _run_miss(store, request, stdin_data, settings, event)
+    progress = _Progress()
+    try:
+        with store:
+            return _serve(store, request, stdin_data, started, progress)
+    except sqlite3.DatabaseError as exc:  # damage found after opening
+        error = unreadable(store.path, str(exc))
+        sys.stderr.write(f"aicache: warning: running without the cache: {error}\n")
+        return progress.exit_code if progress.ran else run_passthrough(request.command)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """Whether the command has already run (so a late store error does not rerun it)."""
+
+    ran: bool = False
+    exit_code: int = 0
+
+
+def _serve(
+    store: Store, request: RunRequest, stdin_data: bytes | None, started: float, progress: _Progress
+) -> int:
+    settings = Settings.from_stored(store.settings())
+    cwd = Path.cwd()
+    context = key_context(request.scope, cwd, dict(os.environ))
+    key = make_key(list(request.command), stdin_data, context)
+    event = _EventMaker(
+        key=key,
+        tokens=command_tokens(list(request.command)).render(),
+        language=project_language(project_root(cwd)),
+        raw_prompt=" ".join(request.command[1:]) if settings.raw_storage else None,
+        started=started,
+    )
+    if not request.refresh:
+        answer = lookup(store, key, time.time())
+        if answer is not None:
+            progress.ran, progress.exit_code = True, answer.exit_code
+            _write_all(1, answer.stdout)
+            _write_all(2, answer.stderr)
+            saved = max(0.0, answer.duration_s - (time.monotonic() - started))
+            size = len(answer.stdout) + len(answer.stderr)
+            hit = event("hit", output_bytes=size, exit_code=answer.exit_code, saved_s=saved)
+            record(store, hit, hit=key.digest)
+            return answer.exit_code
+    return _run_miss(store, request, stdin_data, settings, event, progress)
 
 
 def _run_miss(
@@ -321,6 +345,7 @@ def _run_miss(
     stdin_data: bytes | None,
     settings: Settings,
     event: _EventMaker,
+    progress: _Progress,
 ) -> int:
     name = request.command[0]
     executable = resolve_program(name)
@@ -331,12 +356,14 @@ def _run_miss(
     try:
         done = execute(request.command, executable, stdin_data, settings.max_output)
     except KeyboardInterrupt:
+        progress.ran, progress.exit_code = True, EXIT_INTERRUPTED
         record(store, event("error", exit_code=EXIT_INTERRUPTED))
         return EXIT_INTERRUPTED
     except OSError as exc:  # not executable, bad interpreter line, ...
         sys.stderr.write(f"aicache: {name}: {exc.strerror or exc}\n")
         record(store, event("error", exit_code=EXIT_NOT_EXECUTABLE))
         return EXIT_NOT_EXECUTABLE
+    progress.ran, progress.exit_code = True, done.exit_code
     store_it = done.exit_code == 0 and not request.no_store and not done.oversize
     entry = None
     if store_it:

@@ -52,7 +52,7 @@ def shim_text(tool: str, aicache_command: list[str]) -> str:
     return (
         "#!/bin/sh\n"
         f"{SHIM_MARKER.decode()} for {tool}: remove with `aicache unwrap {tool}`\n"
-        f"exec {runner} run -- {shlex.quote(tool)} \"$@\"\n"
+        f'exec {runner} run -- {shlex.quote(tool)} "$@"\n'
     )
 
 

@@ -57,7 +57,7 @@ def format_duration(seconds: float) -> str:
         factor = _DURATION_FACTORS[unit]
         if seconds >= factor and seconds % factor == 0:
             return f"{int(seconds // factor)}{unit}"
-    return f"{seconds:g}s"
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{seconds:.3f}s"
 
 
 def format_size(size: float) -> str:

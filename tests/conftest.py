@@ -1,0 +1,93 @@
+"""Fixtures shared by the tests: an isolated aicache home and the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE_AI = ROOT / "examples" / "fake-ai"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data(name: str) -> Path:
+    """The path of a shared data set, skipping the test when it is absent."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"shared data set {name!r} not found at {path} (only on project machines)")
+    return path
+
+
+@dataclass
+class Cli:
+    """Runs the installed ``aicache`` command as a real process in an isolated home."""
+
+    home: Path
+    env: dict[str, str]
+    counter: Path
+    cwd: Path
+
+    def run(
+        self, *args: str, input: bytes | None = None, timeout: float = 60, **env: str
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "aicache", *args],
+            input=input if input is not None else b"",
+            capture_output=True,
+            env={**self.env, **env},
+            cwd=self.cwd,
+            timeout=timeout,
+            check=False,
+        )
+
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aicache", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**self.env, **env},
+            cwd=self.cwd,
+            start_new_session=True,
+        )
+
+    def invocations(self) -> int:
+        """How many times the fake AI CLI has really started."""
+        return len(self.counter.read_text().splitlines()) if self.counter.exists() else 0
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty aicache home for in-process tests."""
+    path = tmp_path / "aicache-home"
+    monkeypatch.setenv("AICACHE_HOME", str(path))
+    yield path
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """The real ``aicache`` CLI with its own home, HOME and a counting fake AI CLI."""
+    user_home = tmp_path / "user"
+    user_home.mkdir()
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AICACHE_", "FAKE_AI_", "XDG_"))
+    }
+    counter = tmp_path / "fake-ai.count"
+    env.update(
+        AICACHE_HOME=str(tmp_path / "aicache-home"),
+        HOME=str(user_home),
+        FAKE_AI_COUNTER=str(counter),
+        FAKE_AI_DELAY="0.05",
+        PATH=os.pathsep.join([str(FAKE_AI.parent), env.get("PATH", os.defpath)]),
+    )
+    return Cli(home=tmp_path / "aicache-home", env=env, counter=counter, cwd=workdir)
