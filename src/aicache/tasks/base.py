@@ -1,0 +1,183 @@
+"""The contract every learned capability (a *task*) follows, and the task registry.
+
+A task's model is a list of numpy float arrays: the only thing a client ever
+sends (after clipping and masking) and the thing the engine averages. The
+engine, privacy, registry and simulation layers handle every task the same
+way through :class:`Task`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+Params = list[NDArray[np.float64]]
+"""A model: a list of float arrays, in a task-defined order."""
+
+SourceT = TypeVar("SourceT")
+ExamplesT = TypeVar("ExamplesT")
+ContextT = TypeVar("ContextT")
+PredictionT = TypeVar("PredictionT")
+
+# Modules that register the built-in tasks, imported on first registry use.
+BUILTIN_TASK_MODULES: tuple[str, ...] = ("aicache.tasks.next_command",)
+
+
+@dataclass(frozen=True, slots=True)
+class FitConfig:
+    """How a client trains in one round.
+
+    Attributes
+    ----------
+    learning_rate
+        The optimiser's step size.
+    local_epochs
+        Passes over the local examples.
+    proximal_mu
+        FedProx's μ: adds ``μ/2 · ||w - w_global||²`` to the loss (0 is FedAvg).
+    batch_size
+        Examples per optimiser step.
+    weight_decay
+        L2 penalty on the parameters.
+    seed
+        Seeds the order of examples, so a fit is reproducible.
+    """
+
+    learning_rate: float = 0.02
+    local_epochs: int = 1
+    proximal_mu: float = 0.0
+    batch_size: int = 256
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0 or self.local_epochs < 0 or self.batch_size < 1:
+            raise ValueError("learning_rate > 0, local_epochs >= 0 and batch_size >= 1 needed")
+        if self.proximal_mu < 0 or self.weight_decay < 0:
+            raise ValueError("proximal_mu and weight_decay must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class FitResult:
+    """What a local fit returns.
+
+    Attributes
+    ----------
+    params
+        The new parameters (same shapes as the ones given).
+    num_examples
+        How many examples were trained on: the weight of this update in FedAvg.
+    metrics
+        A few aggregate numbers (e.g. the training loss), safe to report.
+    """
+
+    params: Params
+    num_examples: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Task(ABC, Generic[SourceT, ExamplesT, ContextT, PredictionT]):
+    """One learned capability.
+
+    Subclasses set :attr:`name` and implement the five operations; nothing
+    else about a task is known to the engine.
+    """
+
+    name: str
+
+    @abstractmethod
+    def init_params(self, seed: int) -> Params:
+        """A fresh model, reproducible from ``seed``."""
+
+    @abstractmethod
+    def load_local(self, source: SourceT) -> ExamplesT:
+        """The client's private examples, from the local store or a simulation partition."""
+
+    @abstractmethod
+    def num_examples(self, examples: ExamplesT) -> int:
+        """How many examples ``examples`` holds."""
+
+    @abstractmethod
+    def fit(self, params: Params, examples: ExamplesT, config: FitConfig) -> FitResult:
+        """Train from ``params`` on ``examples``; ``params`` is not modified."""
+
+    @abstractmethod
+    def evaluate(self, params: Params, examples: ExamplesT) -> dict[str, float]:
+        """Metrics of ``params`` on ``examples`` (deterministic)."""
+
+    @abstractmethod
+    def predict(self, params: Params, context: ContextT) -> list[PredictionT]:
+        """What the product shows for ``context``, best first."""
+
+
+AnyTask = Task[Any, Any, Any, Any]
+_REGISTRY: dict[str, Callable[[], AnyTask]] = {}
+
+
+def register_task(name: str) -> Callable[[Callable[[], AnyTask]], Callable[[], AnyTask]]:
+    """Register a factory (usually the task class) under ``name``.
+
+    Raises
+    ------
+    ValueError
+        If another factory already uses ``name``.
+    """
+
+    def decorate(factory: Callable[[], AnyTask]) -> Callable[[], AnyTask]:
+        if _REGISTRY.get(name, factory) is not factory:
+            raise ValueError(f"task {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def _load_builtins() -> None:
+    for module in BUILTIN_TASK_MODULES:
+        importlib.import_module(module)
+
+
+def task_names() -> list[str]:
+    """The names of every registered task, sorted."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_task(name: str) -> AnyTask:
+    """A new instance of the task registered as ``name``.
+
+    Raises
+    ------
+    KeyError
+        If no task has that name.
+    """
+    _load_builtins()
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise KeyError(f"unknown task {name!r} (known: {known})") from None
+    return factory()
+
+
+def check_params(params: Sequence[NDArray[Any]], reference: Sequence[NDArray[Any]]) -> None:
+    """Check that ``params`` match ``reference`` in count, shapes and are finite.
+
+    Raises
+    ------
+    ValueError
+        On the first mismatch or non-finite value.
+    """
+    if len(params) != len(reference):
+        raise ValueError(f"expected {len(reference)} arrays, got {len(params)}")
+    for index, (got, want) in enumerate(zip(params, reference, strict=True)):
+        if got.shape != want.shape:
+            raise ValueError(f"array {index}: shape {got.shape}, expected {want.shape}")
+        if not np.all(np.isfinite(got)):
+            raise ValueError(f"array {index} has non-finite values")
