@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit bench clean
+.PHONY: demo cache-demo test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v < (3, 13) else "aicache needs Python 3.11 or 3.12 (found %d.%d); set PYTHON=python3.11" % v)'
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
+	$(VENV)/bin/aicache simulate --clients 20 --rounds 10 --out aicache-report
+
+cache-demo: $(STAMP)
 	$(PY) examples/demo.py
 
 test: $(STAMP) lint typecheck unit

@@ -20,7 +20,9 @@ ALLOWED = {
         "features",
         "local",
     },
-    "simulation": {"federation", "tasks"},
+    # Beyond the design's table, the simulation reads real data formats through
+    # the same loaders the local side uses (features, local) and reads the registry.
+    "simulation": {"federation", "tasks", "features", "local", "registry", "privacy"},
     "federation": {"tasks", "privacy", "registry", "security"},
     "privacy": set(),
     "registry": {"security"},
@@ -77,3 +79,15 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from aicache.cli.app import app\nimport aicache.tasks\n")
     assert {_layer(m) for m in _imports(bad)} == {"cli", "tasks"}
+
+
+def test_the_code_that_sends_data_never_imports_the_private_side() -> None:
+    # The privacy boundary: federation/ reaches private examples only through a
+    # task's load_local, never by importing local/ or features/ itself.
+    offenders = [
+        f"{path.relative_to(PACKAGE)} imports {module}"
+        for path in (PACKAGE / "federation").rglob("*.py")
+        for module in _imports(path)
+        if _layer(module) in {"local", "features"}
+    ]
+    assert offenders == []

@@ -52,3 +52,23 @@ def confirm(question: str, yes: bool) -> bool:
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+RegistryOption = Annotated[
+    Path | None,
+    typer.Option("--registry", help="The model registry directory [$AICACHE_HOME/registry]."),
+]
+TaskOption = Annotated[str, typer.Option("--task", help="The task.")]
+
+
+def registry_dir(registry: Path | None) -> Path:
+    """The registry directory: ``--registry`` or ``$AICACHE_HOME/registry``."""
+    return registry if registry is not None else aicache_home() / "registry"
+
+
+def checked(name: str, value: float, low: float, high: float | None = None) -> float:
+    """``value`` if it lies in the range, else a CLI error naming the option and the range."""
+    if value < low or (high is not None and value > high):
+        limit = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+        raise AicacheError(f"{name} {value:g} is out of range: it must be {limit}")
+    return value

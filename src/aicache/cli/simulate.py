@@ -1,0 +1,240 @@
+"""Federated simulation commands: simulate and evaluate."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aicache.cli.common import (
+    JsonOption,
+    RegistryOption,
+    TaskOption,
+    checked,
+    emit_json,
+    registry_dir,
+)
+from aicache.cli.console import out
+from aicache.errors import AicacheError
+
+
+def _quiet_flower() -> None:
+    # Before anything imports Flower or Ray: no telemetry, no update checks.
+    from aicache.simulation.engine import QUIET_ENVIRONMENT
+
+    os.environ.update(QUIET_ENVIRONMENT)
+
+
+def simulate(
+    task: TaskOption = "next-command",
+    clients: Annotated[int, typer.Option("--clients", help="Synthetic developers.")] = 20,
+    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 10,
+    strategy: Annotated[
+        str,
+        typer.Option("--strategy", help="fedavg, fedprox, fedadam, trimmed-mean, median, krum."),
+    ] = "fedavg",
+    mu: Annotated[float | None, typer.Option("--mu", help="FedProx's proximal μ.")] = None,
+    fraction: Annotated[
+        float, typer.Option("--fraction", help="Share of clients per round.")
+    ] = 1.0,
+    min_clients: Annotated[
+        int, typer.Option("--min-clients", help="Fewest clients per round.")
+    ] = 2,
+    local_epochs: Annotated[int, typer.Option("--local-epochs", help="Epochs per round.")] = 1,
+    learning_rate: Annotated[
+        float, typer.Option("--learning-rate", help="Local step size.")
+    ] = 0.02,
+    max_update_norm: Annotated[
+        float,
+        typer.Option("--max-update-norm", help="Reject updates with a larger L2 norm (0: off)."),
+    ] = 100.0,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Real data instead of the synthetic default.")
+    ] = None,
+    data_format: Annotated[str, typer.Option("--format", help="Format of --data.")] = "greenberg",
+    seed: Annotated[int, typer.Option("--seed", help="Seeds data, model and sampling.")] = 0,
+    output: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("aicache-report"),
+    registry: RegistryOption = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the interrupted run of this task.")
+    ] = False,
+    warm_start: Annotated[
+        bool, typer.Option("--warm-start", help="Start from the task's latest version.")
+    ] = False,
+    cpus: Annotated[int, typer.Option("--cpus", help="Ray workers.")] = 2,
+    adversarial: Annotated[
+        int, typer.Option("--adversarial", help="Clients that send corrupted models (experiments).")
+    ] = 0,
+    attack: Annotated[str, typer.Option("--attack", help="nan, scale or sign-flip.")] = "nan",
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Flower's log.")] = False,
+) -> None:
+    """Run a federated simulation (real ServerApp and ClientApp on Flower's Simulation Engine)."""
+    _quiet_flower()
+    from aicache.federation.plan import TrainingPlan
+    from aicache.federation.strategies import Selection, StrategySpec
+    from aicache.simulation import runner
+    from aicache.simulation.adversary import Adversary
+    from aicache.simulation.report import ARM_LABELS, ARMS, write_report
+    from aicache.simulation.sources import FORMATS, GreenbergSource, SyntheticSource
+    from aicache.tasks.base import task_names
+
+    if task not in task_names():
+        raise AicacheError(
+            f"--task: unknown task {task!r}: choose one of {', '.join(task_names())}"
+        )
+    if data_format not in FORMATS:
+        raise AicacheError(
+            f"--format: unknown format {data_format!r}: choose one of {', '.join(FORMATS)}"
+        )
+    checked("--clients", clients, 2)
+    checked("--rounds", rounds, 1)
+    checked("--cpus", cpus, 1)
+    source = GreenbergSource(str(data)) if data is not None else SyntheticSource(seed, clients)
+    names = source.names()
+    try:
+        settings = {"proximal_mu": mu} if mu is not None else {}
+        spec = StrategySpec(strategy, settings)
+        selection = Selection(fraction, min(min_clients, len(names)), min_available=len(names))
+        plan = TrainingPlan(
+            task=task,
+            rounds=rounds,
+            strategy=spec,
+            selection=selection,
+            learning_rate=learning_rate,
+            local_epochs=local_epochs,
+            seed=seed,
+            max_update_norm=max_update_norm,
+        )
+        adversary = Adversary(adversarial, attack)
+    except ValueError as exc:
+        raise AicacheError(str(exc)) from exc
+
+    out.print(f"[bold]{task}[/]: {source.describe()}, {rounds} rounds, strategy {strategy}")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=out,
+    ) as progress:
+        bar = progress.add_task("starting Flower and Ray", total=rounds)
+
+        def on_round(report: Any) -> None:
+            top1 = report.evaluate_metrics.get("top1", float("nan"))
+            top3 = report.evaluate_metrics.get("top3", float("nan"))
+            rejected = f", {len(report.rejected)} rejected" if report.rejected else ""
+            progress.update(
+                bar,
+                completed=report.round,
+                description=f"round {report.round}: top-1 {top1:.3f} top-3 {top3:.3f} "
+                f"({report.accepted} clients{rejected}, v{report.version})",
+            )
+
+        def on_stage(name: str) -> None:
+            progress.update(bar, description=name)
+
+        outcome = runner.run(
+            plan,
+            source,
+            registry_root=registry_dir(registry),
+            resume=resume,
+            warm_start=warm_start,
+            cpus=cpus,
+            adversary=adversary,
+            on_round=on_round,
+            on_stage=on_stage,
+            verbose=verbose,
+        )
+    document = write_report(outcome, output)
+    table = Table("arm", "top-1", "top-3")
+    for arm in ARMS:
+        table.add_row(
+            ARM_LABELS[arm], f"{document[arm]['top1']:.3f}", f"{document[arm]['top3']:.3f}"
+        )
+    table.add_row(
+        "untrained model",
+        f"{outcome.initial.get('top1', 0):.3f}",
+        f"{outcome.initial.get('top3', 0):.3f}",
+    )
+    out.print(table)
+    first, last = outcome.versions[0], outcome.versions[-1]
+    out.print(
+        f"{len(outcome.names)} clients, {len(outcome.rounds)} rounds in {outcome.seconds:.1f} s; "
+        f"registry versions {first}–{last} in {registry_dir(registry)}"
+    )
+    out.print(f"Report: {(output / 'index.html').resolve()}")
+
+
+def evaluate(
+    task: TaskOption = "next-command",
+    model: Annotated[str, typer.Option("--model", help="latest or a version number.")] = "latest",
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Users to evaluate on [a fresh synthetic population]."),
+    ] = None,
+    data_format: Annotated[str, typer.Option("--format", help="Format of --data.")] = "greenberg",
+    cold_start: Annotated[
+        int, typer.Option("--cold-start", help="Commands in each user's cold-start view.")
+    ] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic users.")] = 1,
+    clients: Annotated[int, typer.Option("--clients", help="Synthetic users.")] = 20,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate a registered model on users it never saw, with a cold-start view."""
+    from aicache.registry import ModelRegistry
+    from aicache.simulation.evaluation import evaluate_unseen, summary
+    from aicache.simulation.sources import FORMATS, GreenbergSource, SyntheticSource
+
+    if data_format not in FORMATS:
+        raise AicacheError(
+            f"--format: unknown format {data_format!r}: choose one of {', '.join(FORMATS)}"
+        )
+    checked("--cold-start", cold_start, 1)
+    with ModelRegistry(registry_dir(registry)) as reg:
+        version = reg.resolve(task, model)
+        params = reg.load(version)
+    source = GreenbergSource(str(data)) if data is not None else SyntheticSource(seed, clients)
+    result = summary(evaluate_unseen(task, params, source, cold_start=cold_start))
+    result.update(task=task, version=version.version, data=source.describe(), cold_start=cold_start)
+    if as_json:
+        emit_json(result)
+        return
+    out.print(f"[bold]{task}[/] v{version.version} on {source.describe()}")
+    table = Table(
+        "user",
+        "commands",
+        "top-1",
+        "top-3",
+        f"first {cold_start}: global top-1",
+        "own history top-1",
+    )
+    for row in result["per_user"]:
+        table.add_row(
+            row["user"],
+            str(row["commands"]),
+            f"{row['top1']:.3f}",
+            f"{row['top3']:.3f}",
+            f"{row['cold_global_top1']:.3f}",
+            f"{row['cold_own_top1']:.3f}",
+        )
+    table.add_row(
+        "macro",
+        "",
+        f"{result['top1']:.3f}",
+        f"{result['top3']:.3f}",
+        f"{result['cold_global_top1']:.3f}",
+        f"{result['cold_own_top1']:.3f}",
+        style="bold",
+    )
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the simulation commands to ``app``."""
+    app.command("simulate")(simulate)
+    app.command("evaluate")(evaluate)

@@ -1,0 +1,1 @@
+"""The federated engine on Flower: strategies, update validation, ServerApp and ClientApp."""

@@ -1,0 +1,149 @@
+"""The ClientApp: trains and evaluates a task on one client's private examples.
+
+The only things a reply carries are the model's arrays, an example count and
+a few aggregate metrics; the examples themselves stay with the provider that
+loaded them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from aicache.federation.validation import META, NUM_EXAMPLES
+from aicache.tasks.base import AnyTask, FitConfig, get_task
+
+
+@dataclass(frozen=True, slots=True)
+class ClientData:
+    """A client's examples: what it trains on and what it is evaluated on."""
+
+    train: Any
+    test: Any
+
+
+class DataProvider(Protocol):
+    """Where a ClientApp gets its private examples (a store, or a simulated partition)."""
+
+    def client_data(self, task: AnyTask, client: int) -> ClientData:
+        """The examples of ``client`` for ``task``."""
+        ...
+
+
+def _number(config: ConfigRecord, key: str, default: float) -> float:
+    value = config.get(key, default)
+    if isinstance(value, int | float):
+        return float(value)
+    raise ValueError(f"configuration {key!r} must be a number, got {value!r}")
+
+
+def fit_config(config: ConfigRecord, *, seed_offset: int = 0) -> FitConfig:
+    """The local training settings sent by the server."""
+    return FitConfig(
+        learning_rate=_number(config, "learning-rate", 0.01),
+        local_epochs=int(_number(config, "local-epochs", 1)),
+        proximal_mu=_number(config, "proximal-mu", 0.0),
+        batch_size=int(_number(config, "batch-size", 128)),
+        seed=int(_number(config, "seed", 0)) + seed_offset,
+    )
+
+
+def _client_id(context: Context) -> int:
+    value = context.node_config.get("partition-id", 0)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _metrics(values: dict[str, float], **extra: float) -> MetricRecord:
+    return MetricRecord({k: float(v) for k, v in {**values, **extra}.items()})
+
+
+Tamper = Callable[[int, list[Any]], list[Any]]
+
+
+def make_client_app(provider: DataProvider, *, tamper: Tamper | None = None) -> ClientApp:
+    """A ClientApp that serves any registered task from ``provider``'s examples.
+
+    Parameters
+    ----------
+    provider
+        Where each client's examples come from.
+    tamper
+        Simulation only: turns some clients adversarial by rewriting the
+        parameters they send (robust aggregation and validation experiments).
+    """
+    app = ClientApp()
+
+    @app.train()
+    def train(message: Message, context: Context) -> Message:
+        config = message.content.config_records["config"]
+        task = get_task(str(config["task"]))
+        client = _client_id(context)
+        data = provider.client_data(task, client)
+        params = message.content.array_records["arrays"].to_numpy_ndarrays()
+        round_number = int(_number(config, "server-round", 0))
+        result = task.fit(
+            params, data.train, fit_config(config, seed_offset=1000 * round_number + client)
+        )
+        sent = result.params if tamper is None else tamper(client, result.params)
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord(sent),
+                "metrics": _metrics(result.metrics, **{NUM_EXAMPLES: result.num_examples}),
+                META: ConfigRecord({"task": task.name}),
+            }
+        )
+        return Message(content, reply_to=message)
+
+    @app.evaluate()
+    def evaluate(message: Message, context: Context) -> Message:
+        config = message.content.config_records["config"]
+        task = get_task(str(config["task"]))
+        client = _client_id(context)
+        data = provider.client_data(task, client)
+        params = message.content.array_records["arrays"].to_numpy_ndarrays()
+        metrics = task.evaluate(params, data.test)
+        values: dict[str, float] = {"client": client, **_without_count(metrics)}
+        if int(_number(config, "final", 0)):
+            values.update(_final_arms(task, params, data, config, client))
+        count = max(1.0, float(metrics.get("num_examples", 1.0)))
+        content = RecordDict({"metrics": _metrics(values, **{NUM_EXAMPLES: count})})
+        return Message(content, reply_to=message)
+
+    return app
+
+
+def _without_count(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if k != "num_examples"}
+
+
+def _final_arms(
+    task: AnyTask, params: list[Any], data: ClientData, config: ConfigRecord, client: int
+) -> dict[str, float]:
+    """The client's own comparisons for the report: personalised and local-only models."""
+    base = fit_config(config, seed_offset=client)
+    personal = FitConfig(
+        learning_rate=_number(config, "personalize-learning-rate", 0.003),
+        local_epochs=int(_number(config, "personalize-epochs", 3)),
+        batch_size=base.batch_size,
+        seed=base.seed,
+    )
+    alone = FitConfig(
+        learning_rate=base.learning_rate,
+        local_epochs=int(_number(config, "local-only-epochs", 10)),
+        batch_size=base.batch_size,
+        seed=base.seed,
+    )
+    initial = task.init_params(int(_number(config, "seed", 0)))
+    models = {
+        "personalized": task.fit(params, data.train, personal).params,
+        "local_only": task.fit(initial, data.train, alone).params,
+    }
+    return {
+        f"{arm}.{key}": value
+        for arm, arm_params in models.items()
+        for key, value in _without_count(task.evaluate(arm_params, data.test)).items()
+    }

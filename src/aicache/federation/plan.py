@@ -1,0 +1,99 @@
+"""What a federated run does: the task, rounds, strategy, client selection, local training."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from flwr.app import ConfigRecord
+
+from aicache.federation.strategies import Selection, StrategySpec
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingPlan:
+    """Everything the ServerApp needs to run a task's rounds.
+
+    Attributes
+    ----------
+    task
+        The registered task to train.
+    rounds
+        Rounds in the whole run.
+    start_round
+        Rounds already done (when a run is resumed).
+    strategy, selection
+        How updates are aggregated and how clients are chosen.
+    learning_rate, local_epochs, batch_size
+        Local training on each client.
+    seed
+        Seeds initial parameters, client sampling and local training.
+    max_update_norm
+        Updates whose L2 norm exceeds this are rejected (0 turns the check off).
+    round_timeout
+        Seconds the server waits for replies in a round.
+    final_evaluation
+        Ask every client, after the last round, for the report's arms
+        (the global, a personalised and a local-only model on its own test split).
+    personalize_epochs, personalize_learning_rate, local_only_epochs
+        Local training of those two arms (fine-tuning takes small steps).
+    """
+
+    task: str
+    rounds: int
+    start_round: int = 0
+    strategy: StrategySpec = field(default_factory=StrategySpec)
+    selection: Selection = field(default_factory=Selection)
+    learning_rate: float = 0.01
+    local_epochs: int = 2
+    batch_size: int = 128
+    seed: int = 0
+    max_update_norm: float = 100.0
+    round_timeout: float = 600.0
+    final_evaluation: bool = True
+    personalize_epochs: int = 3
+    personalize_learning_rate: float = 0.003
+    local_only_epochs: int = 10
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"invalid number of rounds {self.rounds}: it must be at least 1")
+        if not 0 <= self.start_round <= self.rounds:
+            raise ValueError(f"invalid start round {self.start_round} for {self.rounds} rounds")
+        if self.learning_rate <= 0 or self.local_epochs < 1 or self.batch_size < 1:
+            raise ValueError("learning rate > 0, local epochs >= 1 and batch size >= 1 are needed")
+        if self.max_update_norm < 0:
+            raise ValueError(f"invalid update norm bound {self.max_update_norm}: it must be >= 0")
+
+    def train_config(self) -> ConfigRecord:
+        """The settings every client receives with the model."""
+        return ConfigRecord(
+            {
+                "task": self.task,
+                "learning-rate": self.learning_rate,
+                "local-epochs": self.local_epochs,
+                "batch-size": self.batch_size,
+                "seed": self.seed + 7919 * self.start_round,
+            }
+        )
+
+    def evaluate_config(self, *, final: bool = False) -> ConfigRecord:
+        """The settings of an evaluation request."""
+        config = self.train_config()
+        config["final"] = int(final)
+        config["personalize-epochs"] = self.personalize_epochs
+        config["personalize-learning-rate"] = self.personalize_learning_rate
+        config["local-only-epochs"] = self.local_only_epochs
+        return config
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (kept with the run in the registry)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingPlan:
+        """Rebuild a plan from :meth:`as_dict`."""
+        values = dict(data)
+        values["strategy"] = StrategySpec(**values["strategy"])
+        values["selection"] = Selection(**values["selection"])
+        return cls(**values)

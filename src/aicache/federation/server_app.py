@@ -1,0 +1,208 @@
+"""The ServerApp: Flower's strategy loop, with validation, registration and a final report.
+
+Each round's aggregate becomes a registry version from inside Flower's own
+loop (the ``evaluate_fn`` hook of ``Strategy.start``), so a crash after round
+*k* leaves versions 1..*k* and a resumed run starts from the newest.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from aicache.federation.plan import TrainingPlan
+from aicache.federation.strategies import build_strategy
+from aicache.federation.validation import NUM_EXAMPLES, ValidatedStrategy
+from aicache.registry import ModelRegistry, ModelVersion
+
+
+@dataclass(frozen=True, slots=True)
+class RoundReport:
+    """What one round did, for progress display and the report."""
+
+    round: int
+    seconds: float
+    accepted: int
+    rejected: tuple[str, ...]
+    train_metrics: dict[str, float]
+    evaluate_metrics: dict[str, float]
+    version: int
+
+
+def macro_mean(records: list[RecordDict], weight_key: str) -> MetricRecord:
+    """Average each client's metrics with equal weight (the report's macro average)."""
+    sums: dict[str, float] = {}
+    for record in records:
+        for metrics in record.metric_records.values():
+            for key, value in metrics.items():
+                if key in (weight_key, "client") or "." in key:
+                    continue
+                if isinstance(value, int | float):
+                    sums[key] = sums.get(key, 0.0) + float(value)
+    return MetricRecord({k: v / len(records) for k, v in sums.items()} if records else {})
+
+
+@dataclass
+class RunObserver:
+    """Registers each round's model and collects what the run did.
+
+    Attributes
+    ----------
+    registry_root
+        The model registry's directory (opened in the server's thread).
+    run_id
+        The run these versions belong to.
+    plan
+        The run's plan.
+    privacy
+        The privacy accounting stored with every version.
+    parent
+        The version the run started from, if any.
+    on_round
+        Called after each round is registered (progress display).
+    """
+
+    registry_root: Path
+    run_id: str
+    plan: TrainingPlan
+    privacy: dict[str, Any] = field(default_factory=lambda: {"dp": "off"})
+    parent: int | None = None
+    on_round: Callable[[RoundReport], None] | None = None
+    rounds: list[RoundReport] = field(default_factory=list)
+    final_clients: dict[int, dict[str, float]] = field(default_factory=dict)
+    final_arrays: list[np.ndarray] | None = None
+    error: BaseException | None = None
+    _strategy: ValidatedStrategy | None = None
+    _started: float = field(default_factory=time.monotonic)
+
+    def bind(self, strategy: ValidatedStrategy) -> None:
+        """Read round details from ``strategy`` after each round."""
+        self._strategy = strategy
+        self._started = time.monotonic()
+
+    def after_round(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        """``Strategy.start``'s evaluate hook: register the round's aggregate."""
+        if server_round == 0 or self._strategy is None:
+            return None
+        log = self._strategy.log
+        global_round = self.plan.start_round + server_round
+        metrics = {**log.train_metrics, **{f"eval.{k}": v for k, v in log.evaluate_metrics.items()}}
+        model = arrays.to_numpy_ndarrays()
+        with ModelRegistry(self.registry_root) as registry:
+            version: ModelVersion = registry.register(
+                self.plan.task,
+                model,
+                run_id=self.run_id,
+                round=global_round,
+                parent=self.parent,
+                strategy=self.plan.strategy.name,
+                strategy_config=self.plan.strategy.resolved(),
+                num_clients=log.accepted,
+                metrics=metrics,
+                privacy=self.privacy,
+            )
+        self.parent = version.version
+        self.final_arrays = model
+        now = time.monotonic()
+        report = RoundReport(
+            round=global_round,
+            seconds=now - self._started,
+            accepted=log.accepted,
+            rejected=tuple(log.rejected),
+            train_metrics=dict(log.train_metrics),
+            evaluate_metrics=dict(log.evaluate_metrics),
+            version=version.version,
+        )
+        self._started = now
+        self.rounds.append(report)
+        if self.on_round is not None:
+            self.on_round(report)
+        return None
+
+
+def final_evaluation(
+    grid: Grid, arrays: ArrayRecord, plan: TrainingPlan
+) -> dict[int, dict[str, float]]:
+    """Ask every connected client for the report's arms on its own test split."""
+    config = plan.evaluate_config(final=True)
+    messages = [
+        Message(
+            RecordDict({"arrays": arrays, "config": config}),
+            message_type=MessageType.EVALUATE,
+            dst_node_id=node,
+        )
+        for node in grid.get_node_ids()
+    ]
+    clients: dict[int, dict[str, float]] = {}
+    for reply in grid.send_and_receive(messages, timeout=plan.round_timeout):
+        if reply.has_error():
+            continue
+        values = {
+            k: float(v)
+            for k, v in reply.content.metric_records["metrics"].items()
+            if isinstance(v, int | float) and k != NUM_EXAMPLES
+        }
+        clients[int(values.get("client", reply.metadata.src_node_id))] = values
+    return clients
+
+
+def wait_for_clients(grid: Grid, count: int, timeout: float) -> None:
+    """Wait until ``count`` clients are connected, so a fraction is taken of all of them.
+
+    Raises
+    ------
+    TimeoutError
+        If they are not all there within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while (connected := len(list(grid.get_node_ids()))) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {connected} of {count} clients connected in {timeout:g} s")
+        time.sleep(0.1)
+
+
+def make_server_app(
+    plan: TrainingPlan, initial: list[np.ndarray], observer: RunObserver
+) -> ServerApp:
+    """A ServerApp that runs ``plan`` from ``initial``, reporting to ``observer``.
+
+    Errors (a round without a valid aggregate, a timeout) are kept in
+    ``observer.error`` for the caller to raise: the simulation engine would
+    otherwise only log them.
+    """
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        random.seed(plan.seed + plan.start_round)  # Flower samples clients with `random`
+        strategy = ValidatedStrategy(
+            build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean),
+            task=plan.task,
+            max_update_norm=plan.max_update_norm,
+        )
+        observer.bind(strategy)
+        try:
+            wait_for_clients(grid, plan.selection.min_available, plan.round_timeout)
+            result = strategy.start(
+                grid=grid,
+                initial_arrays=ArrayRecord(initial),
+                num_rounds=plan.rounds - plan.start_round,
+                timeout=plan.round_timeout,
+                train_config=plan.train_config(),
+                evaluate_config=plan.evaluate_config(),
+                evaluate_fn=observer.after_round,
+            )
+            if plan.final_evaluation:
+                observer.final_clients = final_evaluation(grid, result.arrays, plan)
+        except Exception as exc:  # handed to the caller, who raises it
+            observer.error = exc
+
+    return app

@@ -1,0 +1,124 @@
+"""Aggregation strategies chosen by name, built from Flower's Message-API strategies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flwr.app import MetricRecord, RecordDict
+from flwr.serverapp.strategy import (
+    FedAdam,
+    FedAvg,
+    FedMedian,
+    FedProx,
+    FedTrimmedAvg,
+    Krum,
+    Strategy,
+)
+
+# name -> (what it is, the settings it takes with their defaults)
+STRATEGIES: dict[str, tuple[str, dict[str, float]]] = {
+    "fedavg": ("weighted mean of client models (McMahan et al. 2017)", {}),
+    "fedprox": ("FedAvg with a proximal term on clients (Li et al. 2020)", {"proximal_mu": 0.01}),
+    "fedadam": (
+        "server-side Adam on the mean update (Reddi et al. 2021)",
+        {"eta": 0.1, "eta_l": 0.1, "beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3},
+    ),
+    "trimmed-mean": ("coordinate-wise trimmed mean (Yin et al. 2018)", {"beta": 0.2}),
+    "median": ("coordinate-wise median (Yin et al. 2018)", {}),
+    "krum": (
+        "Krum: the update closest to its neighbours (Blanchard et al. 2017)",
+        {"num_malicious_nodes": 0},
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """How clients are chosen each round.
+
+    Attributes
+    ----------
+    fraction
+        Share of the connected clients asked to train (and evaluate) each round.
+    min_clients
+        Never fewer than this many per round.
+    min_available
+        The first round waits until this many clients are connected (at least
+        ``min_clients``); a simulation sets it to the population size so that
+        the fraction is taken of everyone, not of the first to connect.
+    """
+
+    fraction: float = 1.0
+    min_clients: int = 2
+    min_available: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"invalid fraction {self.fraction}: it must be in (0, 1]")
+        if self.min_clients < 1:
+            raise ValueError(f"invalid minimum of clients {self.min_clients}: it must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySpec:
+    """A strategy by name with its settings (the defaults of :data:`STRATEGIES` filled in)."""
+
+    name: str = "fedavg"
+    settings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in STRATEGIES:
+            raise ValueError(
+                f"unknown strategy {self.name!r}: choose one of {', '.join(STRATEGIES)}"
+            )
+        unknown = set(self.settings) - set(STRATEGIES[self.name][1])
+        if unknown:
+            raise ValueError(
+                f"strategy {self.name} has no setting {', '.join(sorted(unknown))}; "
+                f"it takes: {', '.join(STRATEGIES[self.name][1]) or 'nothing'}"
+            )
+
+    def resolved(self) -> dict[str, float]:
+        """Every setting of the strategy, defaults included."""
+        return {**STRATEGIES[self.name][1], **self.settings}
+
+
+MetricsAggregation = Callable[[list[RecordDict], str], MetricRecord]
+
+
+def build_strategy(
+    spec: StrategySpec,
+    selection: Selection,
+    *,
+    evaluate_metrics_aggr_fn: MetricsAggregation | None = None,
+) -> Strategy:
+    """The Flower strategy for ``spec``, sampling clients as ``selection`` says."""
+    common: dict[str, Any] = {
+        "fraction_train": selection.fraction,
+        "fraction_evaluate": selection.fraction,
+        "min_train_nodes": selection.min_clients,
+        "min_evaluate_nodes": selection.min_clients,
+        "min_available_nodes": max(selection.min_clients, selection.min_available),
+        "evaluate_metrics_aggr_fn": evaluate_metrics_aggr_fn,
+    }
+    settings = spec.resolved()
+    if spec.name == "fedavg":
+        return FedAvg(**common)
+    if spec.name == "fedprox":
+        return FedProx(**common, proximal_mu=settings["proximal_mu"])
+    if spec.name == "fedadam":
+        return FedAdam(
+            **common,
+            eta=settings["eta"],
+            eta_l=settings["eta_l"],
+            beta_1=settings["beta_1"],
+            beta_2=settings["beta_2"],
+            tau=settings["tau"],
+        )
+    if spec.name == "trimmed-mean":
+        return FedTrimmedAvg(**common, beta=settings["beta"])
+    if spec.name == "median":
+        return FedMedian(**common)
+    return Krum(**common, num_malicious_nodes=int(settings["num_malicious_nodes"]))

@@ -1,0 +1,200 @@
+"""Every incoming update is checked before it can touch the global model.
+
+:func:`update_problem` is the pure check; :class:`ValidatedStrategy` wraps any
+Flower strategy (the way Flower's DP wrappers do), drops invalid replies with
+their reason logged and counted, and turns a round with no valid aggregate
+into an error instead of a silently unchanged model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+logger = logging.getLogger("aicache.federation")
+
+NUM_EXAMPLES = "num-examples"
+META = "meta"
+
+
+class NoValidAggregateError(RuntimeError):
+    """A round ended without any update that could be aggregated."""
+
+
+def update_problem(
+    arrays: list[np.ndarray],
+    reference: list[np.ndarray],
+    *,
+    num_examples: float,
+    task: str,
+    expected_task: str,
+    max_update_norm: float,
+) -> str | None:
+    """Why an update must be rejected, or ``None`` when it is acceptable.
+
+    Parameters
+    ----------
+    arrays
+        The client's model.
+    reference
+        The global model the client was sent.
+    num_examples
+        The weight the client claims.
+    task, expected_task
+        The task the client trained, and the task of the round.
+    max_update_norm
+        Upper bound on the L2 norm of ``arrays - reference`` (0 disables it).
+    """
+    if task != expected_task:
+        return f"trained task {task!r}, the round is for {expected_task!r}"
+    if not np.isfinite(num_examples) or num_examples <= 0:
+        return f"invalid example count {num_examples!r}"
+    if len(arrays) != len(reference):
+        return f"{len(arrays)} arrays, the model has {len(reference)}"
+    squared = 0.0
+    for index, (got, want) in enumerate(zip(arrays, reference, strict=True)):
+        if got.shape != want.shape:
+            return f"array {index} has shape {got.shape}, expected {want.shape}"
+        if got.dtype.kind != "f":
+            return f"array {index} has dtype {got.dtype}, expected floating point"
+        if not np.all(np.isfinite(got)):
+            return f"array {index} holds NaN or infinite values"
+        squared += float(np.sum((got.astype(np.float64) - want) ** 2))
+    norm = squared**0.5
+    if max_update_norm > 0 and norm > max_update_norm:
+        return f"update norm {norm:.3g} exceeds the bound {max_update_norm:g}"
+    return None
+
+
+def reply_problem(
+    message: Message, reference: list[np.ndarray], expected_task: str, max_update_norm: float
+) -> str | None:
+    """:func:`update_problem` for a Flower reply message (errors and missing records too)."""
+    if message.has_error():
+        return f"client error: {message.error.reason}"
+    content = message.content
+    try:
+        arrays = content.array_records["arrays"].to_numpy_ndarrays()
+        metrics = content.metric_records["metrics"]
+        meta = content.config_records[META]
+        num_examples = float(metrics[NUM_EXAMPLES])  # type: ignore[arg-type]
+        task = str(meta["task"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"malformed reply: missing or invalid {exc}"
+    return update_problem(
+        arrays,
+        reference,
+        num_examples=num_examples,
+        task=task,
+        expected_task=expected_task,
+        max_update_norm=max_update_norm,
+    )
+
+
+@dataclass
+class RoundLog:
+    """What the wrapper saw in the latest round (read by the run observer)."""
+
+    accepted: int = 0
+    rejected: list[str] = field(default_factory=list)
+    train_metrics: dict[str, float] = field(default_factory=dict)
+    evaluate_metrics: dict[str, float] = field(default_factory=dict)
+    per_client: dict[int, dict[str, float]] = field(default_factory=dict)
+
+
+def _plain(record: MetricRecord | None) -> dict[str, float]:
+    if record is None:
+        return {}
+    return {k: float(v) for k, v in record.items() if isinstance(v, int | float)}
+
+
+class ValidatedStrategy(Strategy):
+    """Wrap ``inner`` so that only valid updates are aggregated.
+
+    Parameters
+    ----------
+    inner
+        The aggregation strategy.
+    task
+        The task every update must be for.
+    max_update_norm
+        Bound on each update's L2 norm (0 disables it).
+    """
+
+    def __init__(self, inner: Strategy, *, task: str, max_update_norm: float) -> None:
+        self.inner = inner
+        self.task = task
+        self.max_update_norm = max_update_norm
+        self.log = RoundLog()
+        self._reference: list[np.ndarray] = []
+
+    def summary(self) -> None:
+        """Log the wrapped strategy's summary."""
+        self.inner.summary()
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Remember the global model sent, then let the inner strategy sample clients."""
+        self._reference = [a.astype(np.float64) for a in arrays.to_numpy_ndarrays()]
+        self.log = RoundLog()
+        return self.inner.configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Aggregate the valid replies; raise when none is valid."""
+        replies = list(replies)
+        valid = []
+        for message in replies:
+            problem = reply_problem(message, self._reference, self.task, self.max_update_norm)
+            if problem is None:
+                valid.append(message)
+            else:
+                node = message.metadata.src_node_id
+                logger.warning(
+                    "round %d: rejected the update of node %s: %s", server_round, node, problem
+                )
+                self.log.rejected.append(problem)
+        self.log.accepted = len(valid)
+        arrays, metrics = self.inner.aggregate_train(server_round, valid) if valid else (None, None)
+        if arrays is None:
+            reasons = "; ".join(sorted(set(self.log.rejected))) or "no client replied"
+            raise NoValidAggregateError(
+                f"round {server_round}: none of {len(replies)} replies could be aggregated "
+                f"({reasons})"
+            )
+        merged = arrays.to_numpy_ndarrays()
+        if not all(np.all(np.isfinite(a)) for a in merged):
+            raise NoValidAggregateError(f"round {server_round}: the aggregate is not finite")
+        metrics = metrics or MetricRecord()
+        metrics["accepted-updates"] = len(valid)
+        metrics["rejected-updates"] = len(self.log.rejected)
+        self.log.train_metrics = _plain(metrics)
+        return arrays, metrics
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Delegate to the inner strategy."""
+        return self.inner.configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        """Aggregate evaluation metrics, keeping each client's for the report."""
+        replies = list(replies)
+        for message in replies:
+            if not message.has_error() and "metrics" in message.content.metric_records:
+                values = _plain(message.content.metric_records["metrics"])
+                client = int(values.get("client", message.metadata.src_node_id))
+                self.log.per_client[client] = values
+        metrics = self.inner.aggregate_evaluate(server_round, replies)
+        self.log.evaluate_metrics = _plain(metrics)
+        return metrics

@@ -1,0 +1,356 @@
+"""The model registry: every aggregated global model becomes a numbered version.
+
+Metadata lives in ``registry.db`` (SQLite, WAL) beside an ``artifacts/``
+folder of content-addressed array archives. Versions are immutable: a
+rollback registers a new version whose artifact is the older one's, so the
+lineage stays a simple chain and "latest" is always what is in use.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aicache.errors import AicacheError
+from aicache.registry.artifacts import load_arrays, save_arrays
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed')),
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    message TEXT
+);
+CREATE TABLE IF NOT EXISTS versions (
+    task TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    parent INTEGER,
+    round INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    strategy_config TEXT NOT NULL,
+    num_clients INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    privacy TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (task, version)
+)
+"""
+_VERSION_COLUMNS = (
+    "task, version, parent, round, run_id, strategy, strategy_config, num_clients, metrics, "
+    "privacy, created_at, sha256, size, note"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """One registered global model.
+
+    Attributes
+    ----------
+    task, version
+        The task's name and this version's number (1, 2, ... per task).
+    parent
+        The version it was trained from (``None`` for the first).
+    round
+        The federated round of its run that produced it.
+    run_id
+        The run that produced it.
+    strategy, strategy_config
+        The aggregation rule by name, and its settings.
+    num_clients
+        How many clients' valid updates went into it.
+    metrics
+        Evaluation and training metrics of the round.
+    privacy
+        The privacy accounting of the run up to this version (``{"dp": "off"}``
+        when no differential privacy was applied).
+    created_at
+        Seconds since the epoch.
+    sha256, size
+        The artifact's hash and size in bytes.
+    note
+        Free text (for example, which version a rollback restored).
+    """
+
+    task: str
+    version: int
+    parent: int | None
+    round: int
+    run_id: str
+    strategy: str
+    strategy_config: dict[str, Any]
+    num_clients: int
+    metrics: dict[str, float]
+    privacy: dict[str, Any]
+    created_at: float
+    sha256: str
+    size: int
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A federated run as the registry remembers it (to resume it after a crash)."""
+
+    run_id: str
+    task: str
+    spec: dict[str, Any]
+    status: str
+    started_at: float
+    finished_at: float | None
+    message: str | None
+
+
+def _version(row: tuple[Any, ...]) -> ModelVersion:
+    return ModelVersion(
+        task=row[0],
+        version=row[1],
+        parent=row[2],
+        round=row[3],
+        run_id=row[4],
+        strategy=row[5],
+        strategy_config=json.loads(row[6]),
+        num_clients=row[7],
+        metrics=json.loads(row[8]),
+        privacy=json.loads(row[9]),
+        created_at=row[10],
+        sha256=row[11],
+        size=row[12],
+        note=row[13],
+    )
+
+
+class ModelRegistry:
+    """Versions of every task's global model under one directory.
+
+    Parameters
+    ----------
+    root
+        The registry directory; created (owner-only) if missing.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.artifacts = root / "artifacts"
+        try:
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(root / "registry.db", timeout=30, isolation_level=None)
+            self._conn.execute("PRAGMA busy_timeout = 30000")
+            if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            for statement in _SCHEMA.split(";"):
+                self._conn.execute(statement)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise AicacheError(
+                f"the model registry at {root} cannot be used: {exc}",
+                hint="Point --registry at another directory, or move this one aside.",
+            ) from exc
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._conn.close()
+
+    def __enter__(self) -> ModelRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # Runs -----------------------------------------------------------------
+
+    def start_run(self, task: str, spec: dict[str, Any]) -> str:
+        """Record the start of a run and return its id."""
+        run_id = uuid.uuid4().hex[:16]
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO runs (run_id, task, spec, status, started_at) "
+                "VALUES (?, ?, ?, 'running', ?)",
+                (run_id, task, json.dumps(spec, sort_keys=True), time.time()),
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, message: str | None = None) -> None:
+        """Mark a run ``finished`` or ``failed``."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, message = ? WHERE run_id = ?",
+                (status, time.time(), message, run_id),
+            )
+
+    def unfinished_run(self, task: str) -> RunRecord | None:
+        """The newest run of ``task`` that never finished (crashed or killed), if any."""
+        row = self._conn.execute(
+            "SELECT run_id, task, spec, status, started_at, finished_at, message FROM runs "
+            "WHERE task = ? AND status = 'running' ORDER BY started_at DESC LIMIT 1",
+            (task,),
+        ).fetchone()
+        if row is None:
+            return None
+        return RunRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+
+    # Versions -------------------------------------------------------------
+
+    def register(
+        self,
+        task: str,
+        arrays: list[np.ndarray],
+        *,
+        run_id: str,
+        round: int,
+        parent: int | None,
+        strategy: str,
+        strategy_config: dict[str, Any],
+        num_clients: int,
+        metrics: dict[str, float],
+        privacy: dict[str, Any],
+        note: str = "",
+    ) -> ModelVersion:
+        """Store ``arrays`` as the next version of ``task``, trained from ``parent``."""
+        digest, size = save_arrays(self.artifacts, arrays)
+        with self._write() as conn:
+            latest = conn.execute(
+                "SELECT max(version) FROM versions WHERE task = ?", (task,)
+            ).fetchone()[0]
+            version = ModelVersion(
+                task=task,
+                version=(latest or 0) + 1,
+                parent=parent,
+                round=round,
+                run_id=run_id,
+                strategy=strategy,
+                strategy_config=strategy_config,
+                num_clients=num_clients,
+                metrics=metrics,
+                privacy=privacy,
+                created_at=time.time(),
+                sha256=digest,
+                size=size,
+                note=note,
+            )
+            conn.execute(
+                f"INSERT INTO versions ({_VERSION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    version.task,
+                    version.version,
+                    version.parent,
+                    version.round,
+                    version.run_id,
+                    version.strategy,
+                    json.dumps(version.strategy_config, sort_keys=True),
+                    version.num_clients,
+                    json.dumps(version.metrics, sort_keys=True),
+                    json.dumps(version.privacy, sort_keys=True),
+                    version.created_at,
+                    version.sha256,
+                    version.size,
+                    version.note,
+                ),
+            )
+        return version
+
+    def versions(self, task: str | None = None) -> list[ModelVersion]:
+        """All versions (of ``task``), oldest first."""
+        query = f"SELECT {_VERSION_COLUMNS} FROM versions"
+        params: tuple[str, ...] = ()
+        if task:
+            query, params = query + " WHERE task = ?", (task,)
+        rows = self._conn.execute(query + " ORDER BY task, version", params).fetchall()
+        return [_version(row) for row in rows]
+
+    def latest(self, task: str) -> ModelVersion | None:
+        """The newest version of ``task``, or ``None`` when it has none."""
+        row = self._conn.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM versions WHERE task = ? ORDER BY version DESC LIMIT 1",
+            (task,),
+        ).fetchone()
+        return None if row is None else _version(row)
+
+    def run_versions(self, run_id: str) -> list[ModelVersion]:
+        """The versions a run produced, in order."""
+        rows = self._conn.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM versions WHERE run_id = ? ORDER BY version",
+            (run_id,),
+        ).fetchall()
+        return [_version(row) for row in rows]
+
+    def resolve(self, task: str, ref: str) -> ModelVersion:
+        """The version named by ``ref``: ``latest`` or a version number.
+
+        Raises
+        ------
+        AicacheError
+            If ``ref`` is malformed or names no version.
+        """
+        if ref == "latest":
+            found = self.latest(task)
+        else:
+            try:
+                number = int(ref)
+            except ValueError as exc:
+                raise AicacheError(
+                    f"invalid model version {ref!r}: use latest or a version number"
+                ) from exc
+            row = self._conn.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM versions WHERE task = ? AND version = ?",
+                (task, number),
+            ).fetchone()
+            found = None if row is None else _version(row)
+        if found is None:
+            raise AicacheError(
+                f"no version {ref} of task {task!r} in the registry at {self.root}",
+                hint="`aicache models list` shows what is registered; a simulation registers "
+                "its versions.",
+            )
+        return found
+
+    def load(self, version: ModelVersion) -> list[np.ndarray]:
+        """The arrays of ``version`` (checked against its SHA-256)."""
+        return load_arrays(self.artifacts, version.sha256)
+
+    def rollback(self, task: str, to: ModelVersion) -> ModelVersion:
+        """Make ``to`` the latest model again, as a new version that reuses its artifact."""
+        arrays = self.load(to)
+        return self.register(
+            task,
+            arrays,
+            run_id=to.run_id,
+            round=to.round,
+            parent=to.version,
+            strategy=to.strategy,
+            strategy_config=to.strategy_config,
+            num_clients=to.num_clients,
+            metrics=to.metrics,
+            privacy=to.privacy,
+            note=f"rollback to version {to.version}",
+        )

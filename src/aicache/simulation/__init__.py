@@ -1,0 +1,1 @@
+"""Simulation: synthetic populations, real-data loaders, the simulation runner and report."""

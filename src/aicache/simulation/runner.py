@@ -1,0 +1,190 @@
+"""A simulated federated run from start to report: the federated arm through Flower,
+the centralized reference beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aicache.errors import AicacheError
+from aicache.federation.client_app import make_client_app
+from aicache.federation.plan import TrainingPlan
+from aicache.federation.server_app import RoundReport, RunObserver, make_server_app
+from aicache.registry import ModelRegistry
+from aicache.simulation.adversary import Adversary
+from aicache.simulation.engine import simulate
+from aicache.simulation.evaluation import ensure_compatible
+from aicache.simulation.sources import GreenbergSource, PartitionProvider, SyntheticSource
+from aicache.tasks.base import FitConfig, get_task
+
+
+@dataclass
+class SimulationOutcome:
+    """What a simulation produced, for the report."""
+
+    plan: TrainingPlan
+    run_id: str
+    names: list[str]
+    data: str
+    rounds: list[RoundReport]
+    final_clients: dict[int, dict[str, float]]
+    centralized: dict[int, dict[str, float]]
+    initial: dict[str, float]
+    seconds: float
+    versions: list[int] = field(default_factory=list)
+
+
+def _centralized(
+    provider: PartitionProvider, plan: TrainingPlan, clients: int, epochs: int
+) -> dict[int, dict[str, float]]:
+    """The usual upper reference: one model trained on every client's pooled train split."""
+    task = get_task(plan.task)
+    data = [provider.client_data(task, client) for client in range(clients)]
+    pooled = type(data[0].train).concatenate([d.train for d in data])
+    config = FitConfig(
+        learning_rate=plan.learning_rate,
+        local_epochs=epochs,
+        batch_size=plan.batch_size,
+        seed=plan.seed,
+    )
+    params = task.fit(task.init_params(plan.seed), pooled, config).params
+    return {client: task.evaluate(params, d.test) for client, d in enumerate(data)}
+
+
+def run(
+    plan: TrainingPlan,
+    source: SyntheticSource | GreenbergSource,
+    *,
+    registry_root: Path,
+    resume: bool = False,
+    warm_start: bool = False,
+    centralized_epochs: int = 10,
+    cpus: int = 2,
+    adversary: Adversary | None = None,
+    on_round: Callable[[RoundReport], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    verbose: bool = False,
+) -> SimulationOutcome:
+    """Run ``plan`` over ``source`` in Flower's simulation engine and compute the report's arms.
+
+    Raises
+    ------
+    AicacheError
+        If there is nothing to resume, or a round produced no valid aggregate.
+    """
+    started = time.monotonic()
+    stage = on_stage or (lambda _: None)
+    names = source.names()
+    task = get_task(plan.task)
+    with ModelRegistry(registry_root) as registry:
+        parent = None
+        if resume:
+            record = registry.unfinished_run(plan.task)
+            if record is None:
+                raise AicacheError(
+                    f"no interrupted run of {plan.task} to resume in {registry_root}",
+                    hint="Start a new run without --resume.",
+                )
+            run_id = record.run_id
+            done = registry.run_versions(run_id)
+            plan = TrainingPlan.from_dict(
+                {**record.spec, "start_round": done[-1].round if done else 0}
+            )
+            initial = registry.load(done[-1]) if done else task.init_params(plan.seed)
+            parent = done[-1].version if done else None
+        else:
+            latest = registry.latest(plan.task) if warm_start else None
+            initial = registry.load(latest) if latest else task.init_params(plan.seed)
+            parent = latest.version if latest else None
+            run_id = registry.start_run(plan.task, plan.as_dict())
+    provider = PartitionProvider(source)
+    observer = RunObserver(
+        registry_root=registry_root, run_id=run_id, plan=plan, parent=parent, on_round=on_round
+    )
+    ensure_compatible(plan.task, initial)
+    stage("federated rounds")
+    simulate(
+        make_server_app(plan, initial, observer),
+        make_client_app(provider, tamper=adversary if adversary and adversary.count else None),
+        clients=len(names),
+        cpus=cpus,
+        verbose=verbose,
+    )
+    with ModelRegistry(registry_root) as registry:
+        if observer.error is not None:
+            registry.finish_run(run_id, "failed", str(observer.error))
+            raise AicacheError(
+                f"the federated run failed: {observer.error}",
+                hint="Nothing was registered for the failed round; earlier rounds' versions stay.",
+                exit_code=1,
+            )
+        if len(observer.rounds) != plan.rounds - plan.start_round:
+            registry.finish_run(run_id, "failed", "the simulation ended early")
+            raise AicacheError(
+                f"the simulation ended after {len(observer.rounds)} of "
+                f"{plan.rounds - plan.start_round} rounds",
+                hint="Run again with --verbose to see Flower's log.",
+                exit_code=1,
+            )
+        registry.finish_run(run_id, "finished")
+        versions = [v.version for v in registry.run_versions(run_id)]
+    stage("centralized reference")
+    centralized = _centralized(provider, plan, len(names), centralized_epochs)
+    untrained = task.init_params(plan.seed)
+    initial_metrics = _macro(
+        [task.evaluate(untrained, provider.client_data(task, c).test) for c in range(len(names))]
+    )
+    return SimulationOutcome(
+        plan=plan,
+        run_id=run_id,
+        names=names,
+        data=source.describe(),
+        rounds=observer.rounds,
+        final_clients=observer.final_clients,
+        centralized=centralized,
+        initial=initial_metrics,
+        seconds=time.monotonic() - started,
+        versions=versions,
+    )
+
+
+def _macro(metrics: list[dict[str, float]]) -> dict[str, float]:
+    keys = set.intersection(*(set(m) for m in metrics)) if metrics else set()
+    return {k: float(np.mean([m[k] for m in metrics])) for k in sorted(keys)}
+
+
+def arms(outcome: SimulationOutcome) -> dict[str, Any]:
+    """The four arms of the report, macro-averaged over clients, with per-client values."""
+    result: dict[str, Any] = {}
+    prefixes = {"federated": "", "personalized": "personalized.", "local_only": "local_only."}
+    for arm, prefix in prefixes.items():
+        per_client = [
+            {
+                "client": outcome.names[c],
+                "top1": values.get(f"{prefix}top1", float("nan")),
+                "top3": values.get(f"{prefix}top3", float("nan")),
+            }
+            for c, values in sorted(outcome.final_clients.items())
+        ]
+        result[arm] = _arm(per_client)
+    result["centralized"] = _arm(
+        [
+            {"client": outcome.names[c], "top1": v["top1"], "top3": v["top3"]}
+            for c, v in sorted(outcome.centralized.items())
+        ]
+    )
+    return result
+
+
+def _arm(per_client: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "top1": float(np.mean([p["top1"] for p in per_client])) if per_client else float("nan"),
+        "top3": float(np.mean([p["top3"] for p in per_client])) if per_client else float("nan"),
+        "per_client": per_client,
+    }

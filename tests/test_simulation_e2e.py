@@ -1,0 +1,180 @@
+"""End-to-end federations: the real ServerApp and ClientApp under Flower's Simulation
+Engine (Ray), driven through the ``aicache simulate`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+
+
+def _ray_processes() -> set[int]:
+    found = subprocess.run(
+        ["pgrep", "-f", "raylet|gcs_server|ClientAppActor"], capture_output=True, text=True
+    )
+    return {int(pid) for pid in found.stdout.split()}
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    before = _ray_processes()
+    yield
+    deadline = time.monotonic() + 15
+    while (_ray_processes() - before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _ray_processes() - before == set(), "Ray processes outlived the command"
+
+
+def _versions(cli: Cli) -> list[dict[str, object]]:
+    listed = cli.run("models", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return list(json.loads(listed.stdout))
+
+
+def test_a_simulation_learns_and_registers_every_round(cli: Cli, tmp_path: Path) -> None:
+    # Execute
+    result = cli.run(
+        "simulate",
+        "--clients",
+        "4",
+        "--rounds",
+        "2",
+        "--out",
+        str(tmp_path / "report"),
+        timeout=300,
+    )
+    # Assert
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert (metrics["task"], metrics["clients"], metrics["rounds"]) == ("next-command", 4, 2)
+    for arm in ("federated", "local_only", "centralized", "personalized"):
+        assert len(metrics[arm]["per_client"]) == 4
+        assert 0.0 <= metrics[arm]["top1"] <= metrics[arm]["top3"] <= 1.0
+    assert metrics["federated"]["top1"] > metrics["untrained"]["top1"] + 0.1
+    assert [r["round"] for r in metrics["per_round"]] == [1, 2]
+    assert all(r["accepted_updates"] == 4 for r in metrics["per_round"])
+    for name in ("index.html", "learning_curve.png", "clients.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+    versions = _versions(cli)
+    assert [(v["version"], v["round"], v["parent"]) for v in versions] == [(1, 1, None), (2, 2, 1)]
+    assert versions[-1]["privacy"] == {"dp": "off"}
+
+    # Execute / Assert: the registered model serves users it never saw ...
+    evaluated = cli.run("evaluate", "--clients", "3", "--seed", "99", "--json", timeout=120)
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout)
+    assert (report["version"], report["users"], len(report["per_user"])) == (2, 3, 3)
+    assert report["top1"] > metrics["untrained"]["top1"] + 0.1
+    assert 0.0 <= report["cold_own_top1"] <= 1.0
+
+    # ... and suggests from the user's own history.
+    history = tmp_path / "history"
+    history.write_text("git pull\nmake test\ngit status\nmake test\ngit status\nmake test\n" * 5)
+    cli.run("import", "history", "--shell", "bash", str(history))
+    suggested = cli.run("suggest", "--json", timeout=120)
+    assert suggested.returncode == 0, suggested.stderr
+    suggestions = json.loads(suggested.stdout)["suggestions"]
+    assert len(suggestions) == 3
+    assert {"make test", "git status"} <= set(suggestions)
+
+
+def test_an_invalid_update_is_rejected_and_the_round_completes(cli: Cli, tmp_path: Path) -> None:
+    result = cli.run(
+        "simulate",
+        "--clients",
+        "4",
+        "--rounds",
+        "1",
+        "--adversarial",
+        "1",
+        "--attack",
+        "nan",
+        "--out",
+        str(tmp_path / "report"),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    per_round = json.loads((tmp_path / "report" / "metrics.json").read_text())["per_round"]
+    assert (per_round[0]["accepted_updates"], per_round[0]["rejected_updates"]) == (3, 1)
+    assert [v["num_clients"] for v in _versions(cli)] == [3]
+
+
+def test_a_round_with_no_valid_update_fails_loudly_and_registers_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    result = cli.run(
+        "simulate",
+        "--clients",
+        "3",
+        "--rounds",
+        "2",
+        "--adversarial",
+        "3",
+        "--attack",
+        "scale",
+        "--out",
+        str(tmp_path / "report"),
+        timeout=300,
+    )
+    assert result.returncode == 1
+    message = result.stderr.decode()
+    assert "none of 3 replies could be aggregated" in message
+    assert "exceeds the bound" in message
+    assert "Traceback" not in message
+    assert _versions(cli) == []
+
+
+def test_a_killed_run_resumes_from_the_newest_version(cli: Cli, tmp_path: Path) -> None:
+    # Prepare: a long run, killed (with its Ray processes) once two rounds are registered.
+    process = cli.popen(
+        "simulate", "--clients", "3", "--rounds", "25", "--out", str(tmp_path / "r")
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if len(_versions(cli)) >= 2:
+            break
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)
+    before = _versions(cli)
+    assert 2 <= len(before) < 25, "the run must be killed mid-way"
+    # Execute
+    resumed = cli.run("simulate", "--resume", "--out", str(tmp_path / "r"), timeout=400)
+    # Assert
+    assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
+    after = _versions(cli)
+    assert [v["round"] for v in after] == list(range(1, 26))
+    assert len({v["run_id"] for v in after}) == 1
+    assert after[len(before)]["parent"] == before[-1]["version"]
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["per_round"][0]["round"] == len(before) + 1
+
+
+def test_resume_without_an_interrupted_run_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    result = cli.run("simulate", "--resume", "--out", str(tmp_path / "r"), timeout=120)
+    assert result.returncode == 2
+    assert b"no interrupted run of next-command to resume" in result.stderr
+
+
+def test_bad_simulation_flags_are_named(cli: Cli) -> None:
+    for args, expected in (
+        (("--strategy", "best"), b"unknown strategy 'best'"),
+        (("--rounds", "0"), b"--rounds 0 is out of range"),
+        (("--fraction", "1.5"), b"invalid fraction 1.5"),
+        (("--task", "mind-reading"), b"unknown task 'mind-reading'"),
+        (("--data", "/nonexistent"), b"not a folder of Greenberg traces"),
+    ):
+        result = cli.run("simulate", *args, timeout=120)
+        assert result.returncode == 2, args
+        assert expected in result.stderr, (args, result.stderr)
+        assert b"Traceback" not in result.stderr
