@@ -1,0 +1,1 @@
+"""Privacy: differential-privacy accounting and calibration, secure-aggregation settings."""
