@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
@@ -23,21 +24,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg
+from flwr.supercore.task_identity import TaskIdentity
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from aicache.simulation.engine import QUIET_ENVIRONMENT
-
-os.environ.update(QUIET_ENVIRONMENT)
-
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.serverapp.strategy import FedAvg
-from flwr.supercore.task_identity import TaskIdentity
-
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import Selection
 from aicache.federation.validation import ValidatedStrategy
+from aicache.simulation.engine import QUIET_ENVIRONMENT
 from aicache.simulation.runner import run
 from aicache.simulation.sources import SyntheticSource
 from aicache.tasks.base import get_task
@@ -115,6 +112,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    os.environ.update(QUIET_ENVIRONMENT)  # no telemetry from anything this process starts
+    logging.getLogger("flwr").setLevel(logging.WARNING)
     console = Console()
     task_params = get_task("next-command").init_params(0)
     big = [np.zeros(10_000), np.zeros((100, 1000))]

@@ -29,6 +29,51 @@ def _quiet_flower() -> None:
     os.environ.update(QUIET_ENVIRONMENT)
 
 
+def _dp_plan(
+    mode: str,
+    clip: float,
+    noise_multiplier: float | None,
+    target_epsilon: float | None,
+    delta: float | None,
+    accountant: str,
+    budget: float | None,
+    *,
+    population: int,
+    selection: Any,
+    rounds: int,
+) -> Any:
+    """The run's DP plan from the flags (errors name the flag)."""
+    from aicache.privacy.accounting import Sampling
+    from aicache.privacy.central import DP_MODES, DpPlan, default_delta
+
+    if mode not in DP_MODES:
+        raise AicacheError(f"--dp: unknown mode {mode!r}: choose one of {', '.join(DP_MODES)}")
+    if mode == "off":
+        if noise_multiplier is not None or target_epsilon is not None or budget is not None:
+            raise AicacheError(
+                "--noise-multiplier, --target-epsilon and --budget need --dp central"
+            )
+        return DpPlan()
+    if (noise_multiplier is None) == (target_epsilon is None):
+        raise AicacheError(
+            "--dp central needs exactly one of --noise-multiplier or --target-epsilon"
+        )
+    size = max(int(population * selection.fraction), selection.min_clients)
+    sampling = Sampling("fixed", population=population, size=min(size, population))
+    chosen_delta = default_delta(population) if delta is None else delta
+    if target_epsilon is not None:
+        return DpPlan.calibrated(
+            target_epsilon=target_epsilon,
+            rounds=rounds,
+            clip=clip,
+            delta=chosen_delta,
+            accountant=accountant,
+            sampling=sampling,
+        )
+    assert noise_multiplier is not None
+    return DpPlan(mode, clip, noise_multiplier, chosen_delta, accountant, sampling, budget)
+
+
 def simulate(
     task: TaskOption = "next-command",
     clients: Annotated[int, typer.Option("--clients", help="Synthetic developers.")] = 20,
@@ -70,15 +115,37 @@ def simulate(
         int, typer.Option("--adversarial", help="Clients that send corrupted models (experiments).")
     ] = 0,
     attack: Annotated[str, typer.Option("--attack", help="nan, scale or sign-flip.")] = "nan",
+    dp: Annotated[str, typer.Option("--dp", help="Differential privacy: off or central.")] = "off",
+    clip: Annotated[float, typer.Option("--clip", help="L2 bound C on each update.")] = 1.0,
+    noise_multiplier: Annotated[
+        float | None, typer.Option("--noise-multiplier", help="Noise z (std z·C on the sum).")
+    ] = None,
+    target_epsilon: Annotated[
+        float | None,
+        typer.Option("--target-epsilon", help="Calibrate z so the run ends at this ε."),
+    ] = None,
+    delta: Annotated[
+        float | None, typer.Option("--delta", help="δ of the guarantee [min(1e-5, 0.1/N)].")
+    ] = None,
+    accountant: Annotated[str, typer.Option("--accountant", help="rdp or pld.")] = "rdp",
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", help="Stop before a round would take ε past this."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Flower's log.")] = False,
 ) -> None:
-    """Run a federated simulation (real ServerApp and ClientApp on Flower's Simulation Engine)."""
+    """Run a federated simulation (real ServerApp and ClientApp on Flower's Simulation Engine).
+
+    With [bold]--dp central[/], each sampled client clips its update to C and the
+    server adds Gaussian noise z·C to their sum; ε is accounted with dp-accounting
+    for the exact sampling used (a fixed share of clients each round, --fraction).
+    """
     _quiet_flower()
     from aicache.federation.plan import TrainingPlan
     from aicache.federation.strategies import Selection, StrategySpec
     from aicache.simulation import runner
     from aicache.simulation.adversary import Adversary
-    from aicache.simulation.report import ARM_LABELS, ARMS, write_report
+    from aicache.simulation.report import ARM_LABELS, ARMS, privacy_text, write_report
     from aicache.simulation.sources import FORMATS, GreenbergSource, SyntheticSource
     from aicache.tasks.base import task_names
 
@@ -99,6 +166,18 @@ def simulate(
         settings = {"proximal_mu": mu} if mu is not None else {}
         spec = StrategySpec(strategy, settings)
         selection = Selection(fraction, min(min_clients, len(names)), min_available=len(names))
+        dp_plan = _dp_plan(
+            dp,
+            clip,
+            noise_multiplier,
+            target_epsilon,
+            delta,
+            accountant,
+            budget,
+            population=len(names),
+            selection=selection,
+            rounds=rounds,
+        )
         plan = TrainingPlan(
             task=task,
             rounds=rounds,
@@ -108,6 +187,7 @@ def simulate(
             local_epochs=local_epochs,
             seed=seed,
             max_update_norm=max_update_norm,
+            dp=dp_plan,
         )
         adversary = Adversary(adversarial, attack)
     except ValueError as exc:
@@ -127,6 +207,8 @@ def simulate(
             top1 = report.evaluate_metrics.get("top1", float("nan"))
             top3 = report.evaluate_metrics.get("top3", float("nan"))
             rejected = f", {len(report.rejected)} rejected" if report.rejected else ""
+            if report.epsilon is not None:
+                rejected += f", ε {report.epsilon:.2f}"
             progress.update(
                 bar,
                 completed=report.round,
@@ -166,6 +248,9 @@ def simulate(
         f"{len(outcome.names)} clients, {len(outcome.rounds)} rounds in {outcome.seconds:.1f} s; "
         f"registry versions {first}–{last} in {registry_dir(registry)}"
     )
+    out.print(f"Privacy: {privacy_text(outcome.privacy)}")
+    if outcome.stopped:
+        out.print(f"[yellow]The privacy budget ended the run early: {outcome.stopped}.[/]")
     out.print(f"Report: {(output / 'index.html').resolve()}")
 
 

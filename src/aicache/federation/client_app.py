@@ -13,6 +13,9 @@ from typing import Any, Protocol
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import fixedclipping_mod
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from aicache.federation.validation import META, NUM_EXAMPLES
 from aicache.tasks.base import AnyTask, FitConfig, get_task
@@ -61,6 +64,18 @@ def _metrics(values: dict[str, float], **extra: float) -> MetricRecord:
     return MetricRecord({k: float(v) for k, v in {**values, **extra}.items()})
 
 
+def clip_if_requested(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Clip the update with Flower's ``fixedclipping_mod`` when the server asks for it.
+
+    The server's DP wrapper sends the clipping norm in the round's config; a
+    round without differential privacy sends none and is left alone.
+    """
+    config = message.content.config_records.get("config")
+    if config is not None and KEY_CLIPPING_NORM in config:
+        return fixedclipping_mod(message, context, call_next)
+    return call_next(message, context)
+
+
 Tamper = Callable[[int, list[Any]], list[Any]]
 
 
@@ -77,7 +92,7 @@ def make_client_app(provider: DataProvider, *, tamper: Tamper | None = None) -> 
     """
     app = ClientApp()
 
-    @app.train()
+    @app.train(mods=[clip_if_requested])
     def train(message: Message, context: Context) -> Message:
         config = message.content.config_records["config"]
         task = get_task(str(config["task"]))
@@ -89,10 +104,13 @@ def make_client_app(provider: DataProvider, *, tamper: Tamper | None = None) -> 
             params, data.train, fit_config(config, seed_offset=1000 * round_number + client)
         )
         sent = result.params if tamper is None else tamper(client, result.params)
+        # Under differential privacy every client weighs the same: the noise is
+        # calibrated to the mean of clipped updates, not to an example-weighted one.
+        weight = 1 if KEY_CLIPPING_NORM in config else result.num_examples
         content = RecordDict(
             {
                 "arrays": ArrayRecord(sent),
-                "metrics": _metrics(result.metrics, **{NUM_EXAMPLES: result.num_examples}),
+                "metrics": _metrics(result.metrics, **{NUM_EXAMPLES: weight}),
                 META: ConfigRecord({"task": task.name}),
             }
         )

@@ -8,6 +8,7 @@ from typing import Any
 from flwr.app import ConfigRecord
 
 from aicache.federation.strategies import Selection, StrategySpec
+from aicache.privacy.central import DpPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ class TrainingPlan:
         (the global, a personalised and a local-only model on its own test split).
     personalize_epochs, personalize_learning_rate, local_only_epochs
         Local training of those two arms (fine-tuning takes small steps).
+    dp
+        Differential privacy of the run.
     """
 
     task: str
@@ -54,6 +57,7 @@ class TrainingPlan:
     personalize_epochs: int = 3
     personalize_learning_rate: float = 0.003
     local_only_epochs: int = 10
+    dp: DpPlan = field(default_factory=DpPlan)
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -64,6 +68,11 @@ class TrainingPlan:
             raise ValueError("learning rate > 0, local epochs >= 1 and batch size >= 1 are needed")
         if self.max_update_norm < 0:
             raise ValueError(f"invalid update norm bound {self.max_update_norm}: it must be >= 0")
+        if self.dp.enabled and 0 < self.max_update_norm < self.dp.clip:
+            raise ValueError(
+                f"the update norm bound {self.max_update_norm:g} is below the clipping norm "
+                f"{self.dp.clip:g}: every clipped update could be rejected"
+            )
 
     def train_config(self) -> ConfigRecord:
         """The settings every client receives with the model."""
@@ -96,4 +105,5 @@ class TrainingPlan:
         values = dict(data)
         values["strategy"] = StrategySpec(**values["strategy"])
         values["selection"] = Selection(**values["selection"])
+        values["dp"] = DpPlan.from_dict(values["dp"]) if "dp" in values else DpPlan()
         return cls(**values)

@@ -17,11 +17,17 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
 
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import build_strategy
 from aicache.federation.validation import NUM_EXAMPLES, ValidatedStrategy
+from aicache.privacy.accounting import RunSpend, composed_epsilon
 from aicache.registry import ModelRegistry, ModelVersion
+
+
+class BudgetReached(RuntimeError):
+    """The next round would take the privacy spent past the budget: the run stops cleanly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,7 @@ class RoundReport:
     train_metrics: dict[str, float]
     evaluate_metrics: dict[str, float]
     version: int
+    epsilon: float | None = None
 
 
 def macro_mean(records: list[RecordDict], weight_key: str) -> MetricRecord:
@@ -62,8 +69,10 @@ class RunObserver:
         The run these versions belong to.
     plan
         The run's plan.
-    privacy
-        The privacy accounting stored with every version.
+    federation
+        The population whose privacy the ledger tracks.
+    prior
+        What earlier runs spent on the same federation and task.
     parent
         The version the run started from, if any.
     on_round
@@ -73,13 +82,15 @@ class RunObserver:
     registry_root: Path
     run_id: str
     plan: TrainingPlan
-    privacy: dict[str, Any] = field(default_factory=lambda: {"dp": "off"})
+    federation: str = "default"
+    prior: list[RunSpend] = field(default_factory=list)
     parent: int | None = None
     on_round: Callable[[RoundReport], None] | None = None
     rounds: list[RoundReport] = field(default_factory=list)
     final_clients: dict[int, dict[str, float]] = field(default_factory=dict)
     final_arrays: list[np.ndarray] | None = None
     error: BaseException | None = None
+    stopped: str | None = None
     _strategy: ValidatedStrategy | None = None
     _started: float = field(default_factory=time.monotonic)
 
@@ -96,6 +107,7 @@ class RunObserver:
         global_round = self.plan.start_round + server_round
         metrics = {**log.train_metrics, **{f"eval.{k}": v for k, v in log.evaluate_metrics.items()}}
         model = arrays.to_numpy_ndarrays()
+        privacy = self.privacy_after(global_round)
         with ModelRegistry(self.registry_root) as registry:
             version: ModelVersion = registry.register(
                 self.plan.task,
@@ -107,8 +119,18 @@ class RunObserver:
                 strategy_config=self.plan.strategy.resolved(),
                 num_clients=log.accepted,
                 metrics=metrics,
-                privacy=self.privacy,
+                privacy=privacy,
             )
+            if self.plan.dp.enabled:
+                registry.record_spend(
+                    run_id=self.run_id,
+                    task=self.plan.task,
+                    federation=self.federation,
+                    spend=self.plan.dp.as_dict(),
+                    rounds=global_round,
+                    epsilon=privacy["epsilon"],
+                    delta=self.plan.dp.delta,
+                )
         self.parent = version.version
         self.final_arrays = model
         now = time.monotonic()
@@ -120,12 +142,41 @@ class RunObserver:
             train_metrics=dict(log.train_metrics),
             evaluate_metrics=dict(log.evaluate_metrics),
             version=version.version,
+            epsilon=privacy.get("federation_epsilon"),
         )
         self._started = now
         self.rounds.append(report)
         if self.on_round is not None:
             self.on_round(report)
+        if global_round < self.plan.rounds:
+            self.check_budget(global_round + 1)
         return None
+
+    def spent(self, rounds: int) -> float:
+        """ε spent on this federation after ``rounds`` rounds of this run and all earlier runs."""
+        dp = self.plan.dp
+        spend = RunSpend(dp.noise_multiplier, dp.sampling, rounds)
+        return composed_epsilon([*self.prior, spend], dp.delta, dp.accountant)
+
+    def privacy_after(self, rounds: int) -> dict[str, Any]:
+        """The privacy fields of a version made after ``rounds`` rounds."""
+        record = self.plan.dp.record(rounds)
+        if self.plan.dp.enabled:
+            record["federation"] = self.federation
+            record["federation_epsilon"] = self.spent(rounds)
+        return record
+
+    def check_budget(self, next_round: int) -> None:
+        """Stop before ``next_round`` if it would take the spent ε past the budget."""
+        budget = self.plan.dp.budget
+        if not self.plan.dp.enabled or budget is None:
+            return
+        would = self.spent(next_round)
+        if would > budget:
+            raise BudgetReached(
+                f"stopped before round {next_round}: it would bring ε to {would:.3f}, "
+                f"over the budget of {budget:g} (δ = {self.plan.dp.delta:g})"
+            )
 
 
 def final_evaluation(
@@ -183,13 +234,24 @@ def make_server_app(
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         random.seed(plan.seed + plan.start_round)  # Flower samples clients with `random`
+        inner = build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean)
+        if plan.dp.enabled:
+            inner = DifferentialPrivacyClientSideFixedClipping(
+                inner,
+                noise_multiplier=plan.dp.noise_multiplier,
+                clipping_norm=plan.dp.clip,
+                num_sampled_clients=plan.dp.sampling.size,
+            )
         strategy = ValidatedStrategy(
-            build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean),
+            inner,
             task=plan.task,
             max_update_norm=plan.max_update_norm,
+            fixed_count=plan.dp.sampling.size if plan.dp.enabled else 0,
         )
         observer.bind(strategy)
+        arrays = ArrayRecord(initial)
         try:
+            observer.check_budget(plan.start_round + 1)
             wait_for_clients(grid, plan.selection.min_available, plan.round_timeout)
             result = strategy.start(
                 grid=grid,
@@ -200,9 +262,18 @@ def make_server_app(
                 evaluate_config=plan.evaluate_config(),
                 evaluate_fn=observer.after_round,
             )
-            if plan.final_evaluation:
-                observer.final_clients = final_evaluation(grid, result.arrays, plan)
+            arrays = result.arrays
+        except BudgetReached as stop:
+            observer.stopped = str(stop)
+            if observer.final_arrays is not None:
+                arrays = ArrayRecord(observer.final_arrays)
         except Exception as exc:  # handed to the caller, who raises it
             observer.error = exc
+            return
+        if plan.final_evaluation and observer.rounds:
+            try:
+                observer.final_clients = final_evaluation(grid, arrays, plan)
+            except Exception as exc:  # handed to the caller, who raises it
+                observer.error = exc
 
     return app

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
@@ -125,12 +125,20 @@ class ValidatedStrategy(Strategy):
         The task every update must be for.
     max_update_norm
         Bound on each update's L2 norm (0 disables it).
+    fixed_count
+        With differential privacy: aggregate exactly this many updates, an
+        invalid or missing one counting as a zero update. The mean then stays
+        the sum over a fixed divisor, which is what the noise is calibrated to;
+        dropping the update instead would shrink the divisor and under-noise it.
     """
 
-    def __init__(self, inner: Strategy, *, task: str, max_update_norm: float) -> None:
+    def __init__(
+        self, inner: Strategy, *, task: str, max_update_norm: float, fixed_count: int = 0
+    ) -> None:
         self.inner = inner
         self.task = task
         self.max_update_norm = max_update_norm
+        self.fixed_count = fixed_count
         self.log = RoundLog()
         self._reference: list[np.ndarray] = []
 
@@ -163,7 +171,8 @@ class ValidatedStrategy(Strategy):
                 )
                 self.log.rejected.append(problem)
         self.log.accepted = len(valid)
-        arrays, metrics = self.inner.aggregate_train(server_round, valid) if valid else (None, None)
+        slots = valid + [self._zero_update()] * max(0, self.fixed_count - len(valid))
+        arrays, metrics = self.inner.aggregate_train(server_round, slots) if valid else (None, None)
         if arrays is None:
             reasons = "; ".join(sorted(set(self.log.rejected))) or "no client replied"
             raise NoValidAggregateError(
@@ -178,6 +187,16 @@ class ValidatedStrategy(Strategy):
         metrics["rejected-updates"] = len(self.log.rejected)
         self.log.train_metrics = _plain(metrics)
         return arrays, metrics
+
+    def _zero_update(self) -> Message:
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord(self._reference),
+                "metrics": MetricRecord({NUM_EXAMPLES: 1}),
+                META: ConfigRecord({"task": self.task}),
+            }
+        )
+        return Message(content, dst_node_id=0, message_type=MessageType.TRAIN)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

@@ -75,10 +75,10 @@ def round_event(noise_multiplier: float, sampling: Sampling) -> dp_accounting.Dp
     return dp_accounting.PoissonSampledDpEvent(sampling.rate, gaussian)
 
 
-def _accountant(name: str, sampling: Sampling) -> dp_accounting.PrivacyAccountant:
+def _accountant(name: str, fixed: bool) -> dp_accounting.PrivacyAccountant:
     if name not in ACCOUNTANTS:
         raise ValueError(f"unknown accountant {name!r}: choose one of {', '.join(ACCOUNTANTS)}")
-    if sampling.kind == "fixed":
+    if fixed:
         if name == "pld":
             raise ValueError(
                 "the pld accountant cannot account sampling without replacement: use rdp"
@@ -101,7 +101,7 @@ def epsilon(
         return 0.0
     if noise_multiplier <= 0:
         return float("inf")
-    engine = _accountant(accountant, sampling)
+    engine = _accountant(accountant, sampling.kind == "fixed")
     engine.compose(round_event(noise_multiplier, sampling), rounds)
     return float(engine.get_epsilon(delta))
 
@@ -162,3 +162,25 @@ def rounds_within_budget(
         else:
             high = middle
     return low
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpend:
+    """The privacy events of one run: ``rounds`` sampled Gaussian rounds."""
+
+    noise_multiplier: float
+    sampling: Sampling
+    rounds: int
+
+
+def composed_epsilon(runs: list[RunSpend], delta: float, accountant: str = "rdp") -> float:
+    """ε at ``delta`` of several runs on the same population, composed by the accountant."""
+    active = [run for run in runs if run.rounds > 0]
+    if not active:
+        return 0.0
+    if any(run.noise_multiplier <= 0 for run in active):
+        return float("inf")
+    engine = _accountant(accountant, any(run.sampling.kind == "fixed" for run in active))
+    for run in active:
+        engine.compose(round_event(run.noise_multiplier, run.sampling), run.rounds)
+    return float(engine.get_epsilon(delta))

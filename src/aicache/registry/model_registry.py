@@ -49,6 +49,16 @@ CREATE TABLE IF NOT EXISTS versions (
     size INTEGER NOT NULL,
     note TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (task, version)
+);
+CREATE TABLE IF NOT EXISTS privacy_ledger (
+    run_id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    federation TEXT NOT NULL,
+    spend TEXT NOT NULL,
+    rounds INTEGER NOT NULL,
+    epsilon REAL NOT NULL,
+    delta REAL NOT NULL,
+    updated_at REAL NOT NULL
 )
 """
 _VERSION_COLUMNS = (
@@ -354,3 +364,55 @@ class ModelRegistry:
             privacy=to.privacy,
             note=f"rollback to version {to.version}",
         )
+
+    # Privacy ledger -------------------------------------------------------
+
+    def record_spend(
+        self,
+        *,
+        run_id: str,
+        task: str,
+        federation: str,
+        spend: dict[str, Any],
+        rounds: int,
+        epsilon: float,
+        delta: float,
+    ) -> None:
+        """Record (or update) what a run has spent on a federation's data for a task."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO privacy_ledger (run_id, task, federation, spend, rounds, "
+                "epsilon, delta, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    task,
+                    federation,
+                    json.dumps(spend, sort_keys=True),
+                    rounds,
+                    epsilon,
+                    delta,
+                    time.time(),
+                ),
+            )
+
+    def ledger(self, task: str, federation: str | None = None) -> list[dict[str, Any]]:
+        """The ledger's rows for ``task`` (and ``federation``), oldest first."""
+        query = (
+            "SELECT run_id, task, federation, spend, rounds, epsilon, delta, updated_at "
+            "FROM privacy_ledger WHERE task = ?"
+        )
+        params: tuple[str, ...] = (task,)
+        if federation is not None:
+            query, params = query + " AND federation = ?", (task, federation)
+        rows = self._conn.execute(query + " ORDER BY updated_at", params).fetchall()
+        names = (
+            "run_id",
+            "task",
+            "federation",
+            "spend",
+            "rounds",
+            "epsilon",
+            "delta",
+            "updated_at",
+        )
+        return [{**dict(zip(names, row, strict=True)), "spend": json.loads(row[3])} for row in rows]

@@ -50,7 +50,8 @@ def metrics_document(outcome: SimulationOutcome) -> dict[str, Any]:
             "batch_size": plan.batch_size,
             "seed": plan.seed,
         },
-        "privacy": {"dp": "off", "note": "no differential privacy in this run"},
+        "privacy": outcome.privacy,
+        "stopped": outcome.stopped,
         "untrained": {"top1": outcome.initial.get("top1"), "top3": outcome.initial.get("top3")},
         "registry_versions": outcome.versions,
         "seconds": outcome.seconds,
@@ -66,6 +67,7 @@ def metrics_document(outcome: SimulationOutcome) -> dict[str, Any]:
             "accepted_updates": r.accepted,
             "rejected_updates": len(r.rejected),
             "version": r.version,
+            "epsilon": r.epsilon,
         }
         for r in outcome.rounds
     ]
@@ -114,6 +116,18 @@ def _plots(document: dict[str, Any], out: Path) -> list[str]:
     return names
 
 
+def privacy_text(privacy: dict[str, Any]) -> str:
+    """One line on the run's differential privacy."""
+    if privacy.get("dp", "off") == "off":
+        return "no differential privacy in this run"
+    sampling = privacy["sampling"]
+    return (
+        f"{privacy['dp']} DP, Gaussian noise z = {privacy['noise_multiplier']:.3f}, clip "
+        f"C = {privacy['clip']:g}, {sampling['size']} of {sampling['population']} clients a round: "
+        f"ε = {privacy['epsilon']:.3f} at δ = {privacy['delta']:g} ({privacy['accountant']})"
+    )
+
+
 _STYLE = "body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.3em 1em}"
 
 
@@ -132,7 +146,7 @@ def _html(document: dict[str, Any], images: list[str]) -> str:
 </head><body>
 <h1>{html.escape(document["task"])}: {document["clients"]} clients, {document["rounds"]} rounds</h1>
 <p>{html.escape(document["data"])}; strategy {html.escape(document["strategy"]["name"])};
-privacy: {html.escape(document["privacy"]["note"])}.</p>
+privacy: {html.escape(privacy_text(document["privacy"]))}.</p>
 <table><tr><th>arm</th><th>top-1</th><th>top-3</th></tr>{rows}</table>
 {pictures}
 <p>Every number comes from <a href="metrics.json">metrics.json</a>.</p>

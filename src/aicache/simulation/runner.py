@@ -15,7 +15,13 @@ import numpy as np
 from aicache.errors import AicacheError
 from aicache.federation.client_app import make_client_app
 from aicache.federation.plan import TrainingPlan
-from aicache.federation.server_app import RoundReport, RunObserver, make_server_app
+from aicache.federation.server_app import (
+    BudgetReached,
+    RoundReport,
+    RunObserver,
+    make_server_app,
+)
+from aicache.privacy.accounting import RunSpend, Sampling
 from aicache.registry import ModelRegistry
 from aicache.simulation.adversary import Adversary
 from aicache.simulation.engine import simulate
@@ -38,6 +44,8 @@ class SimulationOutcome:
     initial: dict[str, float]
     seconds: float
     versions: list[int] = field(default_factory=list)
+    privacy: dict[str, Any] = field(default_factory=lambda: {"dp": "off"})
+    stopped: str | None = None
 
 
 def _centralized(
@@ -82,6 +90,7 @@ def run(
     stage = on_stage or (lambda _: None)
     names = source.names()
     task = get_task(plan.task)
+    federation = f"simulation: {source.describe()}"
     with ModelRegistry(registry_root) as registry:
         parent = None
         if resume:
@@ -103,11 +112,35 @@ def run(
             initial = registry.load(latest) if latest else task.init_params(plan.seed)
             parent = latest.version if latest else None
             run_id = registry.start_run(plan.task, plan.as_dict())
+        prior = [
+            RunSpend(
+                row["spend"]["noise_multiplier"],
+                Sampling(**row["spend"]["sampling"]),
+                row["rounds"],
+            )
+            for row in registry.ledger(plan.task, federation)
+            if row["run_id"] != run_id
+        ]
     provider = PartitionProvider(source)
     observer = RunObserver(
-        registry_root=registry_root, run_id=run_id, plan=plan, parent=parent, on_round=on_round
+        registry_root=registry_root,
+        run_id=run_id,
+        plan=plan,
+        federation=federation,
+        prior=prior,
+        parent=parent,
+        on_round=on_round,
     )
     ensure_compatible(plan.task, initial)
+    try:
+        observer.check_budget(plan.start_round + 1)
+    except BudgetReached as stop:
+        with ModelRegistry(registry_root) as registry:
+            registry.finish_run(run_id, "failed", str(stop))
+        raise AicacheError(
+            f"the privacy budget allows no round: {stop}",
+            hint="Raise --noise-multiplier or --budget, or sample fewer clients per round.",
+        ) from stop
     stage("federated rounds")
     simulate(
         make_server_app(plan, initial, observer),
@@ -124,7 +157,13 @@ def run(
                 hint="Nothing was registered for the failed round; earlier rounds' versions stay.",
                 exit_code=1,
             )
-        if len(observer.rounds) != plan.rounds - plan.start_round:
+        if observer.stopped is not None and not observer.rounds:
+            registry.finish_run(run_id, "failed", observer.stopped)
+            raise AicacheError(
+                f"the privacy budget allows no round: {observer.stopped}",
+                hint="Raise --noise-multiplier or --budget, or sample fewer clients per round.",
+            )
+        if observer.stopped is None and len(observer.rounds) != plan.rounds - plan.start_round:
             registry.finish_run(run_id, "failed", "the simulation ended early")
             raise AicacheError(
                 f"the simulation ended after {len(observer.rounds)} of "
@@ -132,7 +171,7 @@ def run(
                 hint="Run again with --verbose to see Flower's log.",
                 exit_code=1,
             )
-        registry.finish_run(run_id, "finished")
+        registry.finish_run(run_id, "finished", observer.stopped)
         versions = [v.version for v in registry.run_versions(run_id)]
     stage("centralized reference")
     centralized = _centralized(provider, plan, len(names), centralized_epochs)
@@ -151,6 +190,8 @@ def run(
         initial=initial_metrics,
         seconds=time.monotonic() - started,
         versions=versions,
+        privacy=observer.privacy_after(plan.start_round + len(observer.rounds)),
+        stopped=observer.stopped,
     )
 
 

@@ -1,0 +1,130 @@
+"""Settings of client-level differential privacy for a run, and what it has spent.
+
+Central DP-FedAvg: each sampled client clips its update to L2 norm ``C``
+(Flower's ``fixedclipping_mod``) and the server adds Gaussian noise of
+standard deviation ``z * C`` to the sum of the clipped updates (Flower's
+``DifferentialPrivacyClientSideFixedClipping`` adds ``z * C / m`` to their
+mean of ``m``). Clients weigh equally, as the sensitivity analysis assumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aicache.privacy.accounting import (
+    ACCOUNTANTS,
+    Sampling,
+    calibrate_noise_multiplier,
+    epsilon,
+)
+
+DP_MODES = ("off", "central")
+
+
+def default_delta(population: int) -> float:
+    """δ well below one over the population: ``min(1e-5, 0.1 / N)``."""
+    return min(1e-5, 0.1 / max(population, 1))
+
+
+@dataclass(frozen=True, slots=True)
+class DpPlan:
+    """Differential privacy of one run.
+
+    Attributes
+    ----------
+    mode
+        ``off`` or ``central``.
+    clip
+        The L2 bound ``C`` on each client's update.
+    noise_multiplier
+        ``z``: the noise's standard deviation over ``C``.
+    delta
+        The δ at which ε is reported.
+    accountant
+        ``rdp`` or ``pld``.
+    sampling
+        How clients are sampled each round (accounted with the matching event).
+    budget
+        The largest ε the run may reach (``None``: no limit but the plan's rounds).
+    """
+
+    mode: str = "off"
+    clip: float = 1.0
+    noise_multiplier: float = 0.0
+    delta: float = 1e-5
+    accountant: str = "rdp"
+    sampling: Sampling = field(default_factory=Sampling)
+    budget: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in DP_MODES:
+            raise ValueError(f"unknown DP mode {self.mode!r}: choose one of {', '.join(DP_MODES)}")
+        if self.accountant not in ACCOUNTANTS:
+            raise ValueError(
+                f"unknown accountant {self.accountant!r}: choose one of {', '.join(ACCOUNTANTS)}"
+            )
+        if self.mode != "off":
+            if self.clip <= 0:
+                raise ValueError(f"invalid clipping norm {self.clip}: it must be > 0")
+            if self.noise_multiplier <= 0:
+                raise ValueError(
+                    f"invalid noise multiplier {self.noise_multiplier}: it must be > 0 "
+                    "(or give a target epsilon)"
+                )
+            if not 0 < self.delta < 1:
+                raise ValueError(f"invalid delta {self.delta}: it must be in (0, 1)")
+            if self.budget is not None and self.budget <= 0:
+                raise ValueError(f"invalid budget {self.budget}: it must be > 0")
+
+    @classmethod
+    def calibrated(
+        cls,
+        *,
+        target_epsilon: float,
+        rounds: int,
+        clip: float,
+        delta: float,
+        accountant: str,
+        sampling: Sampling,
+    ) -> DpPlan:
+        """The plan whose noise just meets ``target_epsilon`` after ``rounds`` rounds."""
+        z = calibrate_noise_multiplier(target_epsilon, sampling, rounds, delta, accountant)
+        return cls("central", clip, z, delta, accountant, sampling, budget=target_epsilon)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the run adds noise."""
+        return self.mode != "off"
+
+    def epsilon_after(self, rounds: int) -> float:
+        """ε at :attr:`delta` after ``rounds`` rounds (0 when DP is off and nothing is claimed)."""
+        if not self.enabled:
+            return float("inf") if rounds else 0.0
+        return epsilon(self.noise_multiplier, self.sampling, rounds, self.delta, self.accountant)
+
+    def record(self, rounds: int) -> dict[str, Any]:
+        """The privacy fields stored with a model version made after ``rounds`` rounds."""
+        if not self.enabled:
+            return {"dp": "off"}
+        return {
+            "dp": self.mode,
+            "mechanism": "gaussian",
+            "noise_multiplier": self.noise_multiplier,
+            "clip": self.clip,
+            "sampling": {**asdict(self.sampling), "rate": self.sampling.expected_rate},
+            "rounds": rounds,
+            "epsilon": self.epsilon_after(rounds),
+            "delta": self.delta,
+            "accountant": self.accountant,
+            "budget": self.budget,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (kept with the run, for resuming)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DpPlan:
+        """Rebuild a plan from :meth:`as_dict`."""
+        return cls(**{**data, "sampling": Sampling(**data["sampling"])})

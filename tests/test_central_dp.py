@@ -1,0 +1,99 @@
+"""Central DP settings, and the fixed divisor the noise is calibrated to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg
+from flwr.supercore.task_identity import TaskIdentity
+
+from aicache.federation.plan import TrainingPlan
+from aicache.federation.validation import ValidatedStrategy
+from aicache.privacy.accounting import Sampling, epsilon
+from aicache.privacy.central import DpPlan, default_delta
+
+SAMPLING = Sampling("fixed", population=100, size=10)
+
+
+def test_the_record_stored_with_a_version_holds_the_accountants_numbers() -> None:
+    plan = DpPlan("central", clip=0.5, noise_multiplier=1.2, delta=1e-6, sampling=SAMPLING)
+    record = plan.record(7)
+    assert record["epsilon"] == epsilon(1.2, SAMPLING, 7, 1e-6, "rdp")
+    assert (record["mechanism"], record["clip"], record["rounds"]) == ("gaussian", 0.5, 7)
+    assert record["sampling"]["rate"] == pytest.approx(0.1)
+    assert DpPlan().record(7) == {"dp": "off"}
+
+
+def test_calibration_meets_the_target_for_the_planned_rounds() -> None:
+    plan = DpPlan.calibrated(
+        target_epsilon=4.0, rounds=20, clip=1.0, delta=1e-5, accountant="rdp", sampling=SAMPLING
+    )
+    assert plan.budget == 4.0
+    assert 3.9 < plan.epsilon_after(20) <= 4.0
+
+
+def test_a_plan_survives_the_round_trip_through_the_registry() -> None:
+    dp = DpPlan("central", 1.0, 2.0, 1e-5, "pld", Sampling("poisson", 0.2), budget=8.0)
+    plan = TrainingPlan(task="next-command", rounds=3, dp=dp)
+    assert TrainingPlan.from_dict(plan.as_dict()) == plan
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: DpPlan("local"), "unknown DP mode 'local'"),
+        (lambda: DpPlan("central", clip=0.0, noise_multiplier=1.0), "invalid clipping norm"),
+        (lambda: DpPlan("central", noise_multiplier=0.0), "invalid noise multiplier"),
+        (lambda: DpPlan("central", noise_multiplier=1.0, delta=1.0), "invalid delta"),
+        (lambda: DpPlan("central", noise_multiplier=1.0, accountant="gdp"), "unknown accountant"),
+        (
+            lambda: TrainingPlan(
+                task="t", rounds=1, max_update_norm=0.5, dp=DpPlan("central", 1.0, 1.0)
+            ),
+            "below the clipping norm",
+        ),
+    ],
+)
+def test_bad_dp_settings_are_named(build: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()  # type: ignore[operator]
+
+
+def test_default_delta_is_below_one_over_the_population() -> None:
+    for population in (10, 1000, 10**6):
+        assert default_delta(population) < 1 / population
+
+
+@pytest.fixture
+def flower_task() -> Iterator[None]:
+    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
+    yield
+    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
+
+
+def _reply(value: float) -> Message:
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord([np.full(3, value)]),
+            "metrics": MetricRecord({"num-examples": 1}),
+            "meta": ConfigRecord({"task": "t"}),
+        }
+    )
+    return Message(content, dst_node_id=0, message_type="train")
+
+
+@pytest.mark.usefixtures("flower_task")
+def test_a_missing_or_invalid_update_counts_as_zero_under_dp() -> None:
+    # Prepare: 4 sampled clients, one sends NaN and one never answers.
+    strategy = ValidatedStrategy(FedAvg(), task="t", max_update_norm=10.0, fixed_count=4)
+    strategy._reference = [np.zeros(3)]
+    # Execute
+    arrays, metrics = strategy.aggregate_train(1, [_reply(1.0), _reply(2.0), _reply(np.nan)])
+    # Assert: the sum of the valid updates over the fixed divisor 4, not their mean
+    assert arrays is not None and metrics is not None
+    assert np.allclose(arrays.to_numpy_ndarrays()[0], (1.0 + 2.0) / 4)
+    assert metrics["accepted-updates"] == 2 and metrics["rejected-updates"] == 1

@@ -1,0 +1,139 @@
+"""Central differential privacy in a real simulation: clipping, noise, accounting, budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aicache.privacy.accounting import Sampling, epsilon
+from tests.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+
+
+def _versions(cli: Cli) -> list[dict[str, object]]:
+    return list(json.loads(cli.run("models", "list", "--json").stdout))
+
+
+def test_the_budget_stops_the_run_before_the_round_that_would_exceed_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Prepare: z = 4, 5 of 10 clients a round; the accountant allows 2 rounds under ε = 3.
+    sampling = Sampling("fixed", population=10, size=5)
+    assert epsilon(4.0, sampling, 2, 1e-5) <= 3.0 < epsilon(4.0, sampling, 3, 1e-5)
+    # Execute
+    result = cli.run(
+        "simulate",
+        "--clients",
+        "10",
+        "--rounds",
+        "5",
+        "--fraction",
+        "0.5",
+        "--dp",
+        "central",
+        "--noise-multiplier",
+        "4",
+        "--budget",
+        "3",
+        "--out",
+        str(tmp_path / "r"),
+        timeout=300,
+    )
+    # Assert
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    assert b"stopped before round 3" in result.stdout.replace(b"\n", b" ")
+    versions = _versions(cli)
+    assert [v["round"] for v in versions] == [1, 2]
+    for version in versions:
+        privacy = version["privacy"]
+        assert isinstance(privacy, dict)
+        assert privacy["epsilon"] == pytest.approx(epsilon(4.0, sampling, privacy["rounds"], 1e-5))
+        assert (privacy["delta"], privacy["clip"], privacy["noise_multiplier"]) == (1e-5, 1.0, 4.0)
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["privacy"]["epsilon"] == pytest.approx(epsilon(4.0, sampling, 2, 1e-5))
+    assert [r["epsilon"] for r in metrics["per_round"]] == [
+        pytest.approx(epsilon(4.0, sampling, r, 1e-5)) for r in (1, 2)
+    ]
+
+
+def test_clients_clip_their_updates_before_sending(cli: Cli, tmp_path: Path) -> None:
+    # A client that scales its model by 1000 is rejected without DP (norm bound) ...
+    plain = cli.run(
+        "simulate",
+        "--clients",
+        "3",
+        "--rounds",
+        "1",
+        "--adversarial",
+        "1",
+        "--attack",
+        "scale",
+        "--out",
+        str(tmp_path / "plain"),
+        timeout=300,
+    )
+    assert plain.returncode == 0, plain.stderr.decode()[-3000:]
+    plain_round = json.loads((tmp_path / "plain" / "metrics.json").read_text())["per_round"][0]
+    assert plain_round["rejected_updates"] == 1
+    # ... and accepted under central DP, because Flower's clipping mod bounds it to C first.
+    clipped = cli.run(
+        "simulate",
+        "--clients",
+        "3",
+        "--rounds",
+        "1",
+        "--adversarial",
+        "1",
+        "--attack",
+        "scale",
+        "--dp",
+        "central",
+        "--noise-multiplier",
+        "1",
+        "--clip",
+        "0.5",
+        "--out",
+        str(tmp_path / "dp"),
+        timeout=300,
+    )
+    assert clipped.returncode == 0, clipped.stderr.decode()[-3000:]
+    dp_round = json.loads((tmp_path / "dp" / "metrics.json").read_text())["per_round"][0]
+    assert (dp_round["accepted_updates"], dp_round["rejected_updates"]) == (3, 0)
+
+
+def test_target_epsilon_calibrates_the_noise_for_the_planned_rounds(
+    cli: Cli, tmp_path: Path
+) -> None:
+    result = cli.run(
+        "simulate",
+        "--clients",
+        "4",
+        "--rounds",
+        "2",
+        "--dp",
+        "central",
+        "--target-epsilon",
+        "6",
+        "--out",
+        str(tmp_path / "r"),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    privacy = json.loads((tmp_path / "r" / "metrics.json").read_text())["privacy"]
+    assert 5.9 < privacy["epsilon"] <= 6.0
+    assert privacy["rounds"] == 2 and privacy["budget"] == 6.0
+
+
+def test_dp_flags_are_checked(cli: Cli) -> None:
+    for args, expected in (
+        (("--dp", "central"), b"exactly one of --noise-multiplier or --target-epsilon"),
+        (("--noise-multiplier", "1"), b"need --dp central"),
+        (("--dp", "secret"), b"unknown mode 'secret'"),
+        (("--dp", "central", "--noise-multiplier", "1", "--clip", "0"), b"invalid clipping norm"),
+    ):
+        result = cli.run("simulate", *args, timeout=120)
+        assert result.returncode == 2, args
+        assert expected in result.stderr, (args, result.stderr)
