@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import FAKE_AI, Cli
 
 pytestmark = pytest.mark.e2e
 
@@ -86,6 +87,24 @@ def test_a_simulation_learns_and_registers_every_round(cli: Cli, tmp_path: Path)
     suggestions = json.loads(suggested.stdout)["suggestions"]
     assert len(suggestions) == 3
     assert {"make test", "git status"} <= set(suggestions)
+
+    # ... and keeps and refreshes the cached answers of the commands it predicts.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shutil.copy(FAKE_AI, bin_dir / "make")
+    path = os.pathsep.join([str(bin_dir), cli.env["PATH"]])
+    cli.run("run", "--ttl", "1s", "--", "make", "release notes", PATH=path)
+    cli.run("run", "--ttl", "1s", "--", "fake-ai", "unpredicted", PATH=path)
+    time.sleep(1.2)
+    assert cli.run("prune").returncode == 0
+    assert [e["tool"] for e in json.loads(cli.run("list", "--json").stdout)] == ["make"]
+    calls = cli.invocations()
+    prefetched = cli.run("prefetch", PATH=path, timeout=120)
+    assert prefetched.returncode == 0, prefetched.stderr
+    assert b"refreshed: make release notes" in prefetched.stdout
+    assert cli.invocations() == calls + 1
+    (entry,) = json.loads(cli.run("list", "--json").stdout)
+    assert entry["expires_at"] > time.time()
 
 
 def test_an_invalid_update_is_rejected_and_the_round_completes(cli: Cli, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from aicache import __version__
-from aicache.cli import admin, cache, imports, models, privacy, simulate
+from aicache.cli import admin, cache, imports, models, prefetch, privacy, simulate
 from aicache.cli.console import print_error
 from aicache.errors import AicacheError
 from aicache.local.paths import aicache_home, store_path
@@ -46,6 +46,7 @@ cache.register(app)
 admin.register(app)
 simulate.register(app)
 models.register(app)
+prefetch.register(app)
 app.add_typer(imports.app, name="import")
 app.add_typer(privacy.app, name="privacy")
 

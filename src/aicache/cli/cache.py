@@ -241,11 +241,23 @@ def prune(
             age = settings.max_age_s if max_age is None else parse_duration(max_age)
         except ValueError as exc:
             raise bad_value(exc, "--max-age") from exc
-        result = cache_ops.prune(store, now=time.time(), max_age_s=age)
+        result = cache_ops.prune(
+            store, now=time.time(), max_age_s=age, keep_tools=_predicted_or_nothing()
+        )
     out.print(
         f"Pruned {result.expired} expired and {result.aged} old entries; "
         f"cleared raw text from {result.raw_cleared} records."
     )
+
+
+def _predicted_or_nothing() -> frozenset[str]:
+    """Tools predicted to be needed soon, whose expired answers prune keeps for prefetch."""
+    from aicache.cli.prefetch import predicted_tools
+
+    try:
+        return predicted_tools(3, None)
+    except AicacheError:
+        return frozenset()
 
 
 def register(app: typer.Typer) -> None:

@@ -261,6 +261,46 @@ def get_entry(store: Store, key_prefix: str) -> EntryDetail:
     )
 
 
+EMPTY_STDIN_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshable:
+    """An entry that can be re-run without the user: its command, where, and for how long."""
+
+    key: str
+    argv: tuple[str, ...]
+    context: dict[str, str]
+    ttl_s: float | None
+
+
+def refreshable(
+    store: Store, tools: frozenset[str], *, now: float, within_s: float
+) -> list[Refreshable]:
+    """Entries of ``tools`` that are expired or expire within ``within_s``.
+
+    Only entries whose command read no input can be re-run unattended (their
+    input is empty, so the same key comes back).
+    """
+    kept = sorted(tools)
+    marks = ", ".join("?" for _ in kept)
+    rows = store.conn.execute(
+        "SELECT key, argv, context, created_at, expires_at FROM cache_entries "
+        f"WHERE tool IN ({marks}) AND stdin_sha256 = ? "
+        "AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
+        (*kept, EMPTY_STDIN_SHA256, now + within_s),
+    ).fetchall()
+    return [
+        Refreshable(
+            key=str(key),
+            argv=tuple(json.loads(argv)),
+            context=json.loads(context),
+            ttl_s=float(expires) - float(created),
+        )
+        for key, argv, context, created, expires in rows
+    ]
+
+
 def clear(store: Store) -> int:
     """Delete every cache entry (events stay, for statistics). Returns how many went."""
     with store.write() as conn:
@@ -276,13 +316,32 @@ class PruneResult:
     raw_cleared: int
 
 
-def prune(store: Store, *, now: float, max_age_s: float) -> PruneResult:
-    """Remove expired entries and raw text older than the retention window."""
+def prune(
+    store: Store,
+    *,
+    now: float,
+    max_age_s: float,
+    keep_tools: frozenset[str] = frozenset(),
+    drop_expired: bool = True,
+) -> PruneResult:
+    """Remove expired entries and raw text older than the retention window.
+
+    Expired entries of ``keep_tools`` (the tools predicted to be needed soon)
+    stay so that ``aicache prefetch`` can refresh them, and with
+    ``drop_expired`` false only the retention window applies: nothing ever
+    outlives it.
+    """
     cutoff = now - max_age_s
+    kept = sorted(keep_tools)
+    marks = ", ".join("?" for _ in kept)
     with store.write() as conn:
-        expired = conn.execute(
-            "DELETE FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
-        ).rowcount
+        expired = 0
+        if drop_expired:
+            expired = conn.execute(
+                "DELETE FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= ? "
+                f"AND tool NOT IN ({marks})",
+                (now, *kept),
+            ).rowcount
         aged = conn.execute("DELETE FROM cache_entries WHERE created_at < ?", (cutoff,)).rowcount
         raw = conn.execute(
             "UPDATE events SET raw_prompt = NULL WHERE raw_prompt IS NOT NULL AND ts < ?",

@@ -391,4 +391,6 @@ def _maybe_prune(store: Store, settings: Settings) -> None:
     last = store.get_setting("last-prune")
     now = time.time()
     if last is None or now - float(last) > AUTO_PRUNE_EVERY_S:
-        prune(store, now=now, max_age_s=settings.max_age_s)
+        # Only the retention window here: expired answers may still be refreshed
+        # by `aicache prefetch`, and `aicache prune` decides which to keep.
+        prune(store, now=now, max_age_s=settings.max_age_s, drop_expired=False)

@@ -173,12 +173,18 @@ def run(
             )
         registry.finish_run(run_id, "finished", observer.stopped)
         versions = [v.version for v in registry.run_versions(run_id)]
-    stage("centralized reference")
-    centralized = _centralized(provider, plan, len(names), centralized_epochs)
-    untrained = task.init_params(plan.seed)
-    initial_metrics = _macro(
-        [task.evaluate(untrained, provider.client_data(task, c).test) for c in range(len(names))]
-    )
+    centralized: dict[int, dict[str, float]] = {}
+    initial_metrics: dict[str, float] = {}
+    if plan.final_evaluation:  # the report's reference arms
+        stage("centralized reference")
+        centralized = _centralized(provider, plan, len(names), centralized_epochs)
+        untrained = task.init_params(plan.seed)
+        initial_metrics = _macro(
+            [
+                task.evaluate(untrained, provider.client_data(task, c).test)
+                for c in range(len(names))
+            ]
+        )
     return SimulationOutcome(
         plan=plan,
         run_id=run_id,
