@@ -11,8 +11,9 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.supercore.task_identity import TaskIdentity
 
 from aicache.federation.plan import TrainingPlan
-from aicache.federation.validation import ValidatedStrategy
-from aicache.privacy.accounting import Sampling, epsilon
+from aicache.federation.strategies import StrategySpec
+from aicache.federation.validation import NoValidAggregateError, ValidatedStrategy
+from aicache.privacy.accounting import RunSpend, Sampling, composed_epsilon, epsilon
 from aicache.privacy.central import DpPlan, default_delta
 
 SAMPLING = Sampling("fixed", population=100, size=10)
@@ -50,6 +51,10 @@ def test_a_plan_survives_the_round_trip_through_the_registry() -> None:
         (lambda: DpPlan("central", noise_multiplier=1.0, delta=1.0), "invalid delta"),
         (lambda: DpPlan("central", noise_multiplier=1.0, accountant="gdp"), "unknown accountant"),
         (
+            lambda: DpPlan("central", noise_multiplier=1.0, accountant="pld", sampling=SAMPLING),
+            "pld accountant cannot account sampling without replacement",
+        ),
+        (
             lambda: TrainingPlan(
                 task="t", rounds=1, max_update_norm=0.5, dp=DpPlan("central", 1.0, 1.0)
             ),
@@ -75,11 +80,11 @@ def flower_task() -> Iterator[None]:
     TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
 
 
-def _reply(value: float) -> Message:
+def _reply(value: float, weight: float = 1.0) -> Message:
     content = RecordDict(
         {
             "arrays": ArrayRecord([np.full(3, value)]),
-            "metrics": MetricRecord({"num-examples": 1}),
+            "metrics": MetricRecord({"num-examples": weight, "loss": 0.5, "loss_before": 0.7}),
             "meta": ConfigRecord({"task": "t"}),
         }
     )
@@ -97,3 +102,52 @@ def test_a_missing_or_invalid_update_counts_as_zero_under_dp() -> None:
     assert arrays is not None and metrics is not None
     assert np.allclose(arrays.to_numpy_ndarrays()[0], (1.0 + 2.0) / 4)
     assert metrics["accepted-updates"] == 2 and metrics["rejected-updates"] == 1
+    assert "loss" not in metrics  # no noise-free statistic leaves a DP round
+
+
+@pytest.mark.usefixtures("flower_task")
+def test_under_dp_a_client_cannot_weigh_the_others_down() -> None:
+    # Colluders claiming a tiny weight would otherwise hand one client the whole mean.
+    strategy = ValidatedStrategy(FedAvg(), task="t", max_update_norm=10.0, fixed_count=3)
+    strategy._reference = [np.zeros(3)]
+    replies = [_reply(3.0, weight=1.0), _reply(0.0, weight=1e-12), _reply(0.0, weight=1e-12)]
+    arrays, _ = strategy.aggregate_train(1, replies)
+    assert arrays is not None
+    assert np.allclose(arrays.to_numpy_ndarrays()[0], 1.0)
+
+
+class _Grid:
+    """The one Grid method sampling needs: the ids of the connected nodes."""
+
+    def __init__(self, nodes: int) -> None:
+        self.nodes = list(range(1, nodes + 1))
+
+    def get_node_ids(self) -> list[int]:
+        return self.nodes
+
+
+@pytest.mark.usefixtures("flower_task")
+def test_a_sample_of_another_size_than_the_accounted_one_stops_the_round() -> None:
+    inner = FedAvg(fraction_train=0.5, min_train_nodes=1, min_available_nodes=1)
+    strategy = ValidatedStrategy(inner, task="t", max_update_norm=10.0, fixed_count=3)
+    arrays = ArrayRecord([np.zeros(3)])
+    assert len(list(strategy.configure_train(1, arrays, ConfigRecord(), _Grid(6)))) == 3  # type: ignore[arg-type]
+    with pytest.raises(NoValidAggregateError, match="5 clients were sampled"):
+        strategy.configure_train(2, arrays, ConfigRecord(), _Grid(10))  # type: ignore[arg-type]
+
+
+def test_dp_is_refused_with_a_strategy_that_is_not_a_mean() -> None:
+    for name in ("median", "trimmed-mean", "krum", "fedadam"):
+        with pytest.raises(ValueError, match="works with fedavg or fedprox only"):
+            TrainingPlan(
+                task="t", rounds=1, strategy=StrategySpec(name), dp=DpPlan("central", 1.0, 1.0)
+            )
+
+
+def test_runs_are_composed_and_a_run_without_dp_makes_it_infinite() -> None:
+    one = RunSpend(1.0, SAMPLING, 10)
+    two = composed_epsilon([one, one], 1e-5)
+    assert two == pytest.approx(epsilon(1.0, SAMPLING, 20, 1e-5))
+    assert composed_epsilon([one, RunSpend(0.0, Sampling(), 3)], 1e-5) == float("inf")
+    with pytest.raises(ValueError, match="cannot be composed"):
+        composed_epsilon([one, RunSpend(1.0, Sampling("poisson", 0.1), 3)], 1e-5)

@@ -137,3 +137,54 @@ def test_dp_flags_are_checked(cli: Cli) -> None:
         result = cli.run("simulate", *args, timeout=120)
         assert result.returncode == 2, args
         assert expected in result.stderr, (args, result.stderr)
+
+
+def test_an_invalid_update_under_dp_counts_as_zero_and_the_round_completes(
+    cli: Cli, tmp_path: Path
+) -> None:
+    result = cli.run(
+        "simulate",
+        "--clients",
+        "3",
+        "--rounds",
+        "1",
+        "--adversarial",
+        "1",
+        "--attack",
+        "nan",
+        "--dp",
+        "central",
+        "--noise-multiplier",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    per_round = json.loads((tmp_path / "r" / "metrics.json").read_text())["per_round"][0]
+    assert (per_round["accepted_updates"], per_round["rejected_updates"]) == (2, 1)
+
+
+def test_data_used_without_dp_can_claim_no_finite_epsilon_later(cli: Cli, tmp_path: Path) -> None:
+    # Prepare: a run without DP on the population ...
+    first = cli.run("simulate", "--clients", "3", "--rounds", "1", "--out", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr.decode()[-3000:]
+    # Execute: ... then a DP run with a budget on the same population.
+    second = cli.run(
+        "simulate",
+        "--clients",
+        "3",
+        "--rounds",
+        "1",
+        "--dp",
+        "central",
+        "--noise-multiplier",
+        "2",
+        "--budget",
+        "50",
+        "--out",
+        str(tmp_path / "b"),
+    )
+    # Assert
+    assert second.returncode == 2
+    assert b"already used without differential privacy" in second.stderr.replace(b"\n", b" ")

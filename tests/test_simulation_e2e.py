@@ -168,8 +168,13 @@ def test_a_killed_run_resumes_from_the_newest_version(cli: Cli, tmp_path: Path) 
     before = _versions(cli)
     assert 2 <= len(before) < 25, "the run must be killed mid-way"
     # Execute
-    resumed = cli.run("simulate", "--resume", "--out", str(tmp_path / "r"), timeout=400)
+    other_data = cli.run("simulate", "--resume", "--clients", "4", "--out", str(tmp_path / "r"))
+    resumed = cli.run(
+        "simulate", "--resume", "--clients", "3", "--out", str(tmp_path / "r"), timeout=400
+    )
     # Assert
+    assert other_data.returncode == 2
+    assert b"Resume with the same --data, --clients and --seed" in other_data.stderr
     assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
     after = _versions(cli)
     assert [v["round"] for v in after] == list(range(1, 26))

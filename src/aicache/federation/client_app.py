@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
@@ -44,14 +45,21 @@ def _number(config: ConfigRecord, key: str, default: float) -> float:
     raise ValueError(f"configuration {key!r} must be a number, got {value!r}")
 
 
-def fit_config(config: ConfigRecord, *, seed_offset: int = 0) -> FitConfig:
-    """The local training settings sent by the server."""
+def client_seed(config: ConfigRecord, client: int) -> int:
+    """A seed of its own for each client in each round of the run (resumes included)."""
+    run_round = int(_number(config, "round-offset", 0)) + int(_number(config, "server-round", 0))
+    sequence = np.random.SeedSequence([int(_number(config, "seed", 0)), run_round, client])
+    return int(sequence.generate_state(1)[0])
+
+
+def fit_config(config: ConfigRecord, *, seed: int) -> FitConfig:
+    """The local training settings sent by the server, with the client's own seed."""
     return FitConfig(
         learning_rate=_number(config, "learning-rate", 0.01),
         local_epochs=int(_number(config, "local-epochs", 1)),
         proximal_mu=_number(config, "proximal-mu", 0.0),
         batch_size=int(_number(config, "batch-size", 128)),
-        seed=int(_number(config, "seed", 0)) + seed_offset,
+        seed=seed,
     )
 
 
@@ -99,10 +107,7 @@ def make_client_app(provider: DataProvider, *, tamper: Tamper | None = None) -> 
         client = _client_id(context)
         data = provider.client_data(task, client)
         params = message.content.array_records["arrays"].to_numpy_ndarrays()
-        round_number = int(_number(config, "server-round", 0))
-        result = task.fit(
-            params, data.train, fit_config(config, seed_offset=1000 * round_number + client)
-        )
+        result = task.fit(params, data.train, fit_config(config, seed=client_seed(config, client)))
         sent = result.params if tamper is None else tamper(client, result.params)
         # Under differential privacy every client weighs the same: the noise is
         # calibrated to the mean of clipped updates, not to an example-weighted one.
@@ -142,7 +147,7 @@ def _final_arms(
     task: AnyTask, params: list[Any], data: ClientData, config: ConfigRecord, client: int
 ) -> dict[str, float]:
     """The client's own comparisons for the report: personalised and local-only models."""
-    base = fit_config(config, seed_offset=client)
+    base = fit_config(config, seed=client_seed(config, client))
     personal = FitConfig(
         learning_rate=_number(config, "personalize-learning-rate", 0.003),
         local_epochs=int(_number(config, "personalize-epochs", 3)),

@@ -10,6 +10,10 @@ from flwr.app import ConfigRecord
 from aicache.federation.strategies import Selection, StrategySpec
 from aicache.privacy.central import DpPlan
 
+# Strategies whose aggregate is the (unweighted, under DP) mean of the client models:
+# one client moves it by at most 2C/m, which is what the noise is calibrated to.
+DP_STRATEGIES = ("fedavg", "fedprox")
+
 
 @dataclass(frozen=True, slots=True)
 class TrainingPlan:
@@ -68,6 +72,11 @@ class TrainingPlan:
             raise ValueError("learning rate > 0, local epochs >= 1 and batch size >= 1 are needed")
         if self.max_update_norm < 0:
             raise ValueError(f"invalid update norm bound {self.max_update_norm}: it must be >= 0")
+        if self.dp.enabled and self.strategy.name not in DP_STRATEGIES:
+            raise ValueError(
+                f"--dp {self.dp.mode} works with {' or '.join(DP_STRATEGIES)} only: the noise is "
+                f"calibrated to a mean of clipped updates, and {self.strategy.name} is not one"
+            )
         if self.dp.enabled and 0 < self.max_update_norm < self.dp.clip:
             raise ValueError(
                 f"the update norm bound {self.max_update_norm:g} is below the clipping norm "
@@ -82,7 +91,8 @@ class TrainingPlan:
                 "learning-rate": self.learning_rate,
                 "local-epochs": self.local_epochs,
                 "batch-size": self.batch_size,
-                "seed": self.seed + 7919 * self.start_round,
+                "seed": self.seed,
+                "round-offset": self.start_round,
             }
         )
 

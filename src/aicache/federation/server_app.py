@@ -7,6 +7,7 @@ loop (the ``evaluate_fn`` hook of ``Strategy.start``), so a crash after round
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -105,7 +106,9 @@ class RunObserver:
             return None
         log = self._strategy.log
         global_round = self.plan.start_round + server_round
-        metrics = {**log.train_metrics, **{f"eval.{k}": v for k, v in log.evaluate_metrics.items()}}
+        metrics = {f"eval.{k}": v for k, v in log.evaluate_metrics.items()}
+        if not self.plan.dp.enabled:  # under DP no noise-free training statistic is kept
+            metrics.update(log.train_metrics)
         model = arrays.to_numpy_ndarrays()
         privacy = self.privacy_after(global_round)
         with ModelRegistry(self.registry_root) as registry:
@@ -121,16 +124,16 @@ class RunObserver:
                 metrics=metrics,
                 privacy=privacy,
             )
-            if self.plan.dp.enabled:
-                registry.record_spend(
-                    run_id=self.run_id,
-                    task=self.plan.task,
-                    federation=self.federation,
-                    spend=self.plan.dp.as_dict(),
-                    rounds=global_round,
-                    epsilon=privacy["epsilon"],
-                    delta=self.plan.dp.delta,
-                )
+            # Every run goes in the ledger: one without DP makes the federation's ε infinite.
+            registry.record_spend(
+                run_id=self.run_id,
+                task=self.plan.task,
+                federation=self.federation,
+                spend=self.plan.dp.as_dict(),
+                rounds=global_round,
+                epsilon=privacy.get("epsilon", math.inf),
+                delta=self.plan.dp.delta,
+            )
         self.parent = version.version
         self.final_arrays = model
         now = time.monotonic()
@@ -148,8 +151,7 @@ class RunObserver:
         self.rounds.append(report)
         if self.on_round is not None:
             self.on_round(report)
-        if global_round < self.plan.rounds:
-            self.check_budget(global_round + 1)
+        self.check_budget(global_round + 1)
         return None
 
     def spent(self, rounds: int) -> float:
@@ -169,9 +171,14 @@ class RunObserver:
     def check_budget(self, next_round: int) -> None:
         """Stop before ``next_round`` if it would take the spent ε past the budget."""
         budget = self.plan.dp.budget
-        if not self.plan.dp.enabled or budget is None:
+        if not self.plan.dp.enabled or budget is None or next_round > self.plan.rounds:
             return
         would = self.spent(next_round)
+        if math.isinf(would):
+            raise BudgetReached(
+                f"stopped before round {next_round}: this federation's data was already used "
+                "without differential privacy, so no finite ε can be claimed for it"
+            )
         if would > budget:
             raise BudgetReached(
                 f"stopped before round {next_round}: it would bring ε to {would:.3f}, "
@@ -233,7 +240,10 @@ def make_server_app(
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        random.seed(plan.seed + plan.start_round)  # Flower samples clients with `random`
+        # Flower samples clients with `random`. Without DP a seed makes runs
+        # reproducible; with DP the sample must be unpredictable, or the
+        # amplification by sampling the accountant counts on would not hold.
+        random.seed(None if plan.dp.enabled else plan.seed + plan.start_round)
         inner = build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean)
         if plan.dp.enabled:
             inner = DifferentialPrivacyClientSideFixedClipping(

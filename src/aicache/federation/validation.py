@@ -67,7 +67,8 @@ def update_problem(
             return f"array {index} holds NaN or infinite values"
         squared += float(np.sum((got.astype(np.float64) - want) ** 2))
     norm = squared**0.5
-    if max_update_norm > 0 and norm > max_update_norm:
+    # A relative tolerance: an update clipped to exactly the bound must pass.
+    if max_update_norm > 0 and norm > max_update_norm * (1 + 1e-9):
         return f"update norm {norm:.3g} exceeds the bound {max_update_norm:g}"
     return None
 
@@ -152,7 +153,13 @@ class ValidatedStrategy(Strategy):
         """Remember the global model sent, then let the inner strategy sample clients."""
         self._reference = [a.astype(np.float64) for a in arrays.to_numpy_ndarrays()]
         self.log = RoundLog()
-        return self.inner.configure_train(server_round, arrays, config, grid)
+        messages = list(self.inner.configure_train(server_round, arrays, config, grid))
+        if self.fixed_count and len(messages) != self.fixed_count:
+            raise NoValidAggregateError(
+                f"round {server_round}: {len(messages)} clients were sampled, but the privacy "
+                f"accounting assumes {self.fixed_count}"
+            )
+        return messages
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -171,8 +178,13 @@ class ValidatedStrategy(Strategy):
                 )
                 self.log.rejected.append(problem)
         self.log.accepted = len(valid)
-        slots = valid + [self._zero_update()] * max(0, self.fixed_count - len(valid))
-        arrays, metrics = self.inner.aggregate_train(server_round, slots) if valid else (None, None)
+        if self.fixed_count and valid:
+            # Under DP every slot is rebuilt with weight 1 and no client metrics: a
+            # client cannot weigh itself up, and no noise-free statistic leaves the round.
+            models = [m.content.array_records["arrays"].to_numpy_ndarrays() for m in valid]
+            models += [self._reference] * (self.fixed_count - len(valid))
+            valid = [self._slot(model) for model in models]
+        arrays, metrics = self.inner.aggregate_train(server_round, valid) if valid else (None, None)
         if arrays is None:
             reasons = "; ".join(sorted(set(self.log.rejected))) or "no client replied"
             raise NoValidAggregateError(
@@ -183,18 +195,15 @@ class ValidatedStrategy(Strategy):
         if not all(np.all(np.isfinite(a)) for a in merged):
             raise NoValidAggregateError(f"round {server_round}: the aggregate is not finite")
         metrics = metrics or MetricRecord()
-        metrics["accepted-updates"] = len(valid)
+        metrics["accepted-updates"] = self.log.accepted
         metrics["rejected-updates"] = len(self.log.rejected)
         self.log.train_metrics = _plain(metrics)
         return arrays, metrics
 
-    def _zero_update(self) -> Message:
+    @staticmethod
+    def _slot(model: list[np.ndarray]) -> Message:
         content = RecordDict(
-            {
-                "arrays": ArrayRecord(self._reference),
-                "metrics": MetricRecord({NUM_EXAMPLES: 1}),
-                META: ConfigRecord({"task": self.task}),
-            }
+            {"arrays": ArrayRecord(model), "metrics": MetricRecord({NUM_EXAMPLES: 1})}
         )
         return Message(content, dst_node_id=0, message_type=MessageType.TRAIN)
 

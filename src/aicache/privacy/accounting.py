@@ -180,7 +180,13 @@ def composed_epsilon(runs: list[RunSpend], delta: float, accountant: str = "rdp"
         return 0.0
     if any(run.noise_multiplier <= 0 for run in active):
         return float("inf")
-    engine = _accountant(accountant, any(run.sampling.kind == "fixed" for run in active))
+    kinds = {run.sampling.kind for run in active}
+    if len(kinds) > 1:
+        raise ValueError(
+            "runs with fixed-size and Poisson sampling use different neighbouring relations "
+            "and cannot be composed by one accountant"
+        )
+    engine = _accountant(accountant, "fixed" in kinds)
     for run in active:
         engine.compose(round_event(run.noise_multiplier, run.sampling), run.rounds)
     return float(engine.get_epsilon(delta))

@@ -76,6 +76,10 @@ class DpPlan:
                 raise ValueError(f"invalid delta {self.delta}: it must be in (0, 1)")
             if self.budget is not None and self.budget <= 0:
                 raise ValueError(f"invalid budget {self.budget}: it must be > 0")
+            if self.sampling.kind == "fixed" and self.accountant == "pld":
+                raise ValueError(
+                    "the pld accountant cannot account sampling without replacement: use rdp"
+                )
 
     @classmethod
     def calibrated(
@@ -118,6 +122,7 @@ class DpPlan:
             "delta": self.delta,
             "accountant": self.accountant,
             "budget": self.budget,
+            "covers": "the model parameters; evaluation metrics are not covered by epsilon",
         }
 
     def as_dict(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -65,7 +65,7 @@ def save_arrays(root: Path, arrays: list[np.ndarray]) -> tuple[str, int]:
     path = artifact_path(root, digest)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".tmp{os.getpid()}")
+        temporary = path.with_suffix(f".tmp-{uuid.uuid4().hex}")
         temporary.write_bytes(data)
         temporary.replace(path)  # atomic: a crash never leaves a half-written artifact
     return digest, len(data)

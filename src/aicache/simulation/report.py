@@ -125,6 +125,11 @@ def privacy_text(privacy: dict[str, Any]) -> str:
         f"{privacy['dp']} DP, Gaussian noise z = {privacy['noise_multiplier']:.3f}, clip "
         f"C = {privacy['clip']:g}, {sampling['size']} of {sampling['population']} clients a round: "
         f"ε = {privacy['epsilon']:.3f} at δ = {privacy['delta']:g} ({privacy['accountant']})"
+        + (
+            f"; ε on this federation over all runs: {privacy['federation_epsilon']:.3f}"
+            if privacy.get("federation_epsilon", privacy["epsilon"]) != privacy["epsilon"]
+            else ""
+        )
     )
 
 

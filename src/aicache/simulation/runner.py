@@ -65,6 +65,40 @@ def _centralized(
     return {client: task.evaluate(params, d.test) for client, d in enumerate(data)}
 
 
+def _resumed(
+    registry: ModelRegistry, task_name: str, federation: str
+) -> tuple[str, TrainingPlan, list[np.ndarray], int | None]:
+    """The interrupted run of ``task_name``: its id, plan, latest model and that version.
+
+    Raises
+    ------
+    AicacheError
+        If there is none, or it ran on other data than the flags name now.
+    """
+    record = registry.unfinished_run(task_name)
+    if record is None:
+        raise AicacheError(
+            f"no interrupted run of {task_name} to resume in {registry.root}",
+            hint="Start a new run without --resume.",
+        )
+    if record.spec.get("federation") != federation:
+        raise AicacheError(
+            f"the interrupted run trained on {record.spec.get('federation')!r}, "
+            f"not on {federation!r}",
+            hint="Resume with the same --data, --clients and --seed as the run had.",
+        )
+    done = registry.run_versions(record.run_id)
+    plan = TrainingPlan.from_dict(
+        {**record.spec["plan"], "start_round": done[-1].round if done else 0}
+    )
+    if done:
+        return record.run_id, plan, registry.load(done[-1]), done[-1].version
+    parent = record.spec.get("parent")
+    task = get_task(task_name)
+    initial = registry.load(registry.resolve(task_name, str(parent))) if parent else None
+    return record.run_id, plan, initial or task.init_params(plan.seed), parent
+
+
 def run(
     plan: TrainingPlan,
     source: SyntheticSource | GreenbergSource,
@@ -92,26 +126,15 @@ def run(
     task = get_task(plan.task)
     federation = f"simulation: {source.describe()}"
     with ModelRegistry(registry_root) as registry:
-        parent = None
         if resume:
-            record = registry.unfinished_run(plan.task)
-            if record is None:
-                raise AicacheError(
-                    f"no interrupted run of {plan.task} to resume in {registry_root}",
-                    hint="Start a new run without --resume.",
-                )
-            run_id = record.run_id
-            done = registry.run_versions(run_id)
-            plan = TrainingPlan.from_dict(
-                {**record.spec, "start_round": done[-1].round if done else 0}
-            )
-            initial = registry.load(done[-1]) if done else task.init_params(plan.seed)
-            parent = done[-1].version if done else None
+            run_id, plan, initial, parent = _resumed(registry, plan.task, federation)
         else:
             latest = registry.latest(plan.task) if warm_start else None
             initial = registry.load(latest) if latest else task.init_params(plan.seed)
             parent = latest.version if latest else None
-            run_id = registry.start_run(plan.task, plan.as_dict())
+            ensure_compatible(plan.task, initial)
+            spec = {"plan": plan.as_dict(), "federation": federation, "parent": parent}
+            run_id = registry.start_run(plan.task, spec)
         prior = [
             RunSpend(
                 row["spend"]["noise_multiplier"],
@@ -131,10 +154,9 @@ def run(
         parent=parent,
         on_round=on_round,
     )
-    ensure_compatible(plan.task, initial)
     try:
         observer.check_budget(plan.start_round + 1)
-    except BudgetReached as stop:
+    except (BudgetReached, ValueError) as stop:
         with ModelRegistry(registry_root) as registry:
             registry.finish_run(run_id, "failed", str(stop))
         raise AicacheError(
