@@ -15,6 +15,7 @@ from aicache.federation.strategies import StrategySpec
 from aicache.federation.validation import NoValidAggregateError, ValidatedStrategy
 from aicache.privacy.accounting import RunSpend, Sampling, composed_epsilon, epsilon
 from aicache.privacy.central import DpPlan, default_delta
+from aicache.privacy.secure import SecAggSettings
 
 SAMPLING = Sampling("fixed", population=100, size=10)
 
@@ -151,3 +152,25 @@ def test_runs_are_composed_and_a_run_without_dp_makes_it_infinite() -> None:
     assert composed_epsilon([one, RunSpend(0.0, Sampling(), 3)], 1e-5) == float("inf")
     with pytest.raises(ValueError, match="cannot be composed"):
         composed_epsilon([one, RunSpend(1.0, Sampling("poisson", 0.1), 3)], 1e-5)
+
+
+@pytest.mark.parametrize(
+    ("shares", "threshold", "message"),
+    [
+        (4, 0.6, "invalid num_shares 4"),
+        (2, 0.6, "invalid num_shares 2"),
+        (0, 0.6, "invalid num_shares 0"),
+        (5, 5, "invalid reconstruction threshold 5"),
+        (5, 0, "invalid reconstruction threshold 0"),
+    ],
+)
+def test_secagg_settings_that_halt_every_round_are_refused(
+    shares: float, threshold: float, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        SecAggSettings(shares, threshold)
+
+
+def test_good_secagg_settings_pass() -> None:
+    assert SecAggSettings(5, 3).num_shares == 5
+    assert SecAggSettings(0.5, 0.6).reconstruction_threshold == 0.6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -89,10 +90,12 @@ def simulate(
     min_clients: Annotated[
         int, typer.Option("--min-clients", help="Fewest clients per round.")
     ] = 2,
-    local_epochs: Annotated[int, typer.Option("--local-epochs", help="Epochs per round.")] = 1,
+    local_epochs: Annotated[
+        int | None, typer.Option("--local-epochs", help="Epochs per round [2].")
+    ] = None,
     learning_rate: Annotated[
-        float, typer.Option("--learning-rate", help="Local step size.")
-    ] = 0.02,
+        float | None, typer.Option("--learning-rate", help="Local step size [0.01].")
+    ] = None,
     max_update_norm: Annotated[
         float,
         typer.Option("--max-update-norm", help="Reject updates with a larger L2 norm (0: off)."),
@@ -132,6 +135,20 @@ def simulate(
         float | None,
         typer.Option("--budget", help="Stop before a round would take ε past this."),
     ] = None,
+    secure: Annotated[
+        str, typer.Option("--secure", help="Secure aggregation: off or secagg (SecAgg+).")
+    ] = "off",
+    secagg_shares: Annotated[
+        float, typer.Option("--secagg-shares", help="SecAgg+ key shares: odd count or a share.")
+    ] = 1.0,
+    secagg_threshold: Annotated[
+        float,
+        typer.Option("--secagg-threshold", help="Shares that rebuild a dropped mask (or a share)."),
+    ] = 0.6,
+    secagg_dropouts: Annotated[
+        int,
+        typer.Option("--secagg-dropouts", help="Clients that vanish mid-protocol (experiments)."),
+    ] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show Flower's log.")] = False,
 ) -> None:
     """Run a federated simulation (real ServerApp and ClientApp on Flower's Simulation Engine).
@@ -143,8 +160,9 @@ def simulate(
     _quiet_flower()
     from aicache.federation.plan import TrainingPlan
     from aicache.federation.strategies import Selection, StrategySpec
+    from aicache.privacy.secure import SecAggSettings
     from aicache.simulation import runner
-    from aicache.simulation.adversary import Adversary
+    from aicache.simulation.adversary import Adversary, Dropout
     from aicache.simulation.report import ARM_LABELS, ARMS, privacy_text, write_report
     from aicache.simulation.sources import FORMATS, GreenbergSource, SyntheticSource
     from aicache.tasks.base import task_names
@@ -183,12 +201,17 @@ def simulate(
             rounds=rounds,
             strategy=spec,
             selection=selection,
-            learning_rate=learning_rate,
-            local_epochs=local_epochs,
             seed=seed,
             max_update_norm=max_update_norm,
             dp=dp_plan,
+            secure=secure,
+            secagg=SecAggSettings(secagg_shares, secagg_threshold),
         )
+        # Unset flags keep the plan's defaults, so the two never drift apart.
+        if learning_rate is not None:
+            plan = replace(plan, learning_rate=learning_rate)
+        if local_epochs is not None:
+            plan = replace(plan, local_epochs=local_epochs)
         adversary = Adversary(adversarial, attack)
     except ValueError as exc:
         raise AicacheError(str(exc)) from exc
@@ -227,6 +250,7 @@ def simulate(
             warm_start=warm_start,
             cpus=cpus,
             adversary=adversary,
+            dropout=Dropout(secagg_dropouts),
             on_round=on_round,
             on_stage=on_stage,
             verbose=verbose,

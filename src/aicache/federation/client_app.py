@@ -131,7 +131,7 @@ def make_client_app(provider: DataProvider, *, tamper: Tamper | None = None) -> 
         metrics = task.evaluate(params, data.test)
         values: dict[str, float] = {"client": client, **_without_count(metrics)}
         if int(_number(config, "final", 0)):
-            values.update(_final_arms(task, params, data, config, client))
+            values.update(report_arms(task, params, data, config, client))
         count = max(1.0, float(metrics.get("num_examples", 1.0)))
         content = RecordDict({"metrics": _metrics(values, **{NUM_EXAMPLES: count})})
         return Message(content, reply_to=message)
@@ -143,10 +143,13 @@ def _without_count(metrics: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if k != "num_examples"}
 
 
-def _final_arms(
+def report_arms(
     task: AnyTask, params: list[Any], data: ClientData, config: ConfigRecord, client: int
 ) -> dict[str, float]:
-    """The client's own comparisons for the report: personalised and local-only models."""
+    """A client's own comparisons for the report: a personalised and a local-only model.
+
+    Keys are ``personalized.<metric>`` and ``local_only.<metric>``.
+    """
     base = fit_config(config, seed=client_seed(config, client))
     personal = FitConfig(
         learning_rate=_number(config, "personalize-learning-rate", 0.003),

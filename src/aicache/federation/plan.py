@@ -9,6 +9,7 @@ from flwr.app import ConfigRecord
 
 from aicache.federation.strategies import Selection, StrategySpec
 from aicache.privacy.central import DpPlan
+from aicache.privacy.secure import SECURE_MODES, SecAggSettings
 
 # Strategies whose aggregate is the (unweighted, under DP) mean of the client models:
 # one client moves it by at most 2C/m, which is what the noise is calibrated to.
@@ -44,6 +45,8 @@ class TrainingPlan:
         Local training of those two arms (fine-tuning takes small steps).
     dp
         Differential privacy of the run.
+    secure, secagg
+        Secure aggregation (``off`` or ``secagg``) and its protocol settings.
     """
 
     task: str
@@ -62,6 +65,8 @@ class TrainingPlan:
     personalize_learning_rate: float = 0.003
     local_only_epochs: int = 10
     dp: DpPlan = field(default_factory=DpPlan)
+    secure: str = "off"
+    secagg: SecAggSettings = field(default_factory=SecAggSettings)
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -72,6 +77,16 @@ class TrainingPlan:
             raise ValueError("learning rate > 0, local epochs >= 1 and batch size >= 1 are needed")
         if self.max_update_norm < 0:
             raise ValueError(f"invalid update norm bound {self.max_update_norm}: it must be >= 0")
+        if self.secure not in SECURE_MODES:
+            raise ValueError(
+                f"unknown secure mode {self.secure!r}: choose one of {', '.join(SECURE_MODES)}"
+            )
+        if self.secure == "secagg" and (self.dp.enabled or self.strategy.name != "fedavg"):
+            raise ValueError(
+                "--secure secagg runs FedAvg without differential privacy in this version: "
+                "its sum is all the server sees, so median, Krum and DP noise on top of it "
+                "are not wired yet"
+            )
         if self.dp.enabled and self.strategy.name not in DP_STRATEGIES:
             raise ValueError(
                 f"--dp {self.dp.mode} works with {' or '.join(DP_STRATEGIES)} only: the noise is "
@@ -116,4 +131,5 @@ class TrainingPlan:
         values["strategy"] = StrategySpec(**values["strategy"])
         values["selection"] = Selection(**values["selection"])
         values["dp"] = DpPlan.from_dict(values["dp"]) if "dp" in values else DpPlan()
+        values["secagg"] = SecAggSettings(**values.get("secagg", {}))
         return cls(**values)

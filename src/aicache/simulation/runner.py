@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from aicache.errors import AicacheError
-from aicache.federation.client_app import make_client_app
+from aicache.federation.client_app import make_client_app, report_arms
 from aicache.federation.plan import TrainingPlan
+from aicache.federation.secure_aggregation import make_secagg_client_app, make_secagg_server_app
 from aicache.federation.server_app import (
     BudgetReached,
     RoundReport,
@@ -23,7 +24,7 @@ from aicache.federation.server_app import (
 )
 from aicache.privacy.accounting import RunSpend, Sampling
 from aicache.registry import ModelRegistry
-from aicache.simulation.adversary import Adversary
+from aicache.simulation.adversary import Adversary, Dropout
 from aicache.simulation.engine import simulate
 from aicache.simulation.evaluation import ensure_compatible
 from aicache.simulation.sources import GreenbergSource, PartitionProvider, SyntheticSource
@@ -63,6 +64,21 @@ def _centralized(
     )
     params = task.fit(task.init_params(plan.seed), pooled, config).params
     return {client: task.evaluate(params, d.test) for client, d in enumerate(data)}
+
+
+def _arms_in_process(
+    provider: PartitionProvider, plan: TrainingPlan, params: list[np.ndarray], clients: int
+) -> dict[int, dict[str, float]]:
+    """Each client's report arms computed here (when its ClientApp cannot be asked)."""
+    task = get_task(plan.task)
+    config = plan.evaluate_config(final=True)
+    arms = {}
+    for client in range(clients):
+        data = provider.client_data(task, client)
+        values = {k: v for k, v in task.evaluate(params, data.test).items() if k != "num_examples"}
+        values.update(report_arms(task, params, data, config, client))
+        arms[client] = values
+    return arms
 
 
 def _resumed(
@@ -109,6 +125,7 @@ def run(
     centralized_epochs: int = 10,
     cpus: int = 2,
     adversary: Adversary | None = None,
+    dropout: Dropout | None = None,
     on_round: Callable[[RoundReport], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
     verbose: bool = False,
@@ -164,13 +181,24 @@ def run(
             hint="Raise --noise-multiplier or --budget, or sample fewer clients per round.",
         ) from stop
     stage("federated rounds")
-    simulate(
-        make_server_app(plan, initial, observer),
-        make_client_app(provider, tamper=adversary if adversary and adversary.count else None),
-        clients=len(names),
-        cpus=cpus,
-        verbose=verbose,
-    )
+    if plan.secure != "secagg" and dropout and dropout.count:
+        raise AicacheError("--secagg-dropouts needs --secure secagg")
+    if plan.secure == "secagg":
+        if adversary and adversary.count:
+            raise AicacheError("--adversarial is not available with --secure secagg")
+        server_app = make_secagg_server_app(plan, initial, observer, plan.secagg)
+        client_app = make_secagg_client_app(
+            provider, outer_mods=[dropout] if dropout and dropout.count else None
+        )
+    else:
+        server_app = make_server_app(plan, initial, observer)
+        client_app = make_client_app(
+            provider, tamper=adversary if adversary and adversary.count else None
+        )
+    simulate(server_app, client_app, clients=len(names), cpus=cpus, verbose=verbose)
+    if plan.secure == "secagg" and plan.final_evaluation and observer.final_arrays is not None:
+        stage("report arms")
+        observer.final_clients = _arms_in_process(provider, plan, observer.final_arrays, len(names))
     with ModelRegistry(registry_root) as registry:
         if observer.error is not None:
             registry.finish_run(run_id, "failed", str(observer.error))

@@ -1,0 +1,60 @@
+"""Settings of the secure aggregation modes (the protocols run in the federation layer)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SECURE_MODES = ("off", "secagg")
+
+
+@dataclass(frozen=True, slots=True)
+class SecAggSettings:
+    """SecAgg+ parameters (see Flower's ``SecAggPlusWorkflow``).
+
+    Attributes
+    ----------
+    num_shares
+        Shares each client's key is split into: an odd integer > 2, or a share
+        of the sampled clients (Flower rounds an even result up to odd).
+    reconstruction_threshold
+        Shares needed to rebuild a dropped client's mask: an integer below
+        ``num_shares``, or a share of them. The round survives dropouts while
+        every client keeps at least this many live neighbours.
+    clipping_range
+        Parameters are clipped to ``[-r, r]`` before quantisation.
+    max_weight
+        The largest example count one client may weigh with.
+    timeout
+        Seconds each stage waits for replies.
+    """
+
+    num_shares: float = 1.0
+    reconstruction_threshold: float = 0.6
+    clipping_range: float = 32.0
+    max_weight: float = 10_000.0
+    timeout: float = 300.0
+
+    def __post_init__(self) -> None:
+        shares, threshold = self.num_shares, self.reconstruction_threshold
+        if shares > 1 and (shares != int(shares) or int(shares) % 2 == 0 or shares < 3):
+            raise ValueError(
+                f"invalid num_shares {shares:g}: give an odd whole number of at least 3 or a "
+                "share in (0, 1]; with an even count every client fails in the key-sharing "
+                "stage and no round ever aggregates"
+            )
+        if shares <= 0:
+            raise ValueError(f"invalid num_shares {shares:g}: it must be > 0")
+        if threshold > 1 and (threshold != int(threshold) or (shares > 1 and threshold >= shares)):
+            raise ValueError(
+                f"invalid reconstruction threshold {threshold:g}: a whole number below "
+                "num_shares, or a share in (0, 1]"
+            )
+        if threshold <= 0:
+            raise ValueError(f"invalid reconstruction threshold {threshold:g}: it must be > 0")
+        if self.clipping_range <= 0 or self.max_weight <= 0:
+            raise ValueError("the clipping range and the maximum weight must be > 0")
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return asdict(self)

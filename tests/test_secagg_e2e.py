@@ -1,0 +1,136 @@
+"""SecAgg+ (Flower's SecAggPlusWorkflow and secaggplus_mod) in real simulations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aicache.federation.client_app import client_seed, fit_config
+from aicache.federation.plan import TrainingPlan
+from aicache.privacy.secure import SecAggSettings
+from aicache.registry import ModelRegistry
+from aicache.simulation.sources import PartitionProvider, SyntheticSource
+from aicache.tasks.base import get_task
+from tests.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+CLIENTS = 5
+
+
+def _model(home: Path, version: int) -> list[np.ndarray]:
+    with ModelRegistry(home / "registry") as registry:
+        return registry.load(registry.resolve("next-command", str(version)))
+
+
+def _first_round_by_hand(clients: list[int]) -> tuple[list[np.ndarray], float]:
+    """Round 1 of FedAvg over ``clients`` computed here, and SecAgg+'s quantisation bound."""
+    task = get_task("next-command")
+    plan = TrainingPlan(task="next-command", rounds=1)
+    config = plan.train_config()
+    config["server-round"] = 1
+    provider = PartitionProvider(SyntheticSource(0, CLIENTS))
+    initial = task.init_params(plan.seed)
+    models, weights = [], []
+    for client in clients:
+        result = task.fit(
+            initial,
+            provider.client_data(task, client).train,
+            fit_config(config, seed=client_seed(config, client)),
+        )
+        models.append(result.params)
+        weights.append(result.num_examples)
+    mean = [
+        np.average(np.stack(layer), axis=0, weights=weights) for layer in zip(*models, strict=True)
+    ]
+    settings = SecAggSettings()
+    step = 2 * settings.clipping_range / 2**22  # one quantisation step, in weighted units
+    bound = 2 * len(clients) * step / (sum(weights) / settings.max_weight)
+    return mean, bound
+
+
+def test_the_secure_aggregate_equals_the_plain_one_within_quantisation_error(cli: Cli) -> None:
+    # Execute
+    result = cli.run(
+        "simulate",
+        "--clients",
+        str(CLIENTS),
+        "--rounds",
+        "1",
+        "--secure",
+        "secagg",
+        "--out",
+        str(cli.cwd / "r"),
+        timeout=300,
+    )
+    # Assert
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    expected, bound = _first_round_by_hand(list(range(CLIENTS)))
+    secure = _model(cli.home, 1)
+    error = max(float(np.abs(a - b).max()) for a, b in zip(secure, expected, strict=True))
+    assert error <= bound
+    assert error > 0  # it really went through quantisation, not around it
+    metrics = json.loads((cli.cwd / "r" / "metrics.json").read_text())
+    assert metrics["per_round"][0]["accepted_updates"] == CLIENTS
+
+
+def test_dropouts_above_the_threshold_still_give_the_survivors_aggregate(cli: Cli) -> None:
+    # 5 shares, threshold round(0.6 * 5) = 3: two of five may vanish after sharing keys.
+    result = cli.run(
+        "simulate",
+        "--clients",
+        str(CLIENTS),
+        "--rounds",
+        "1",
+        "--secure",
+        "secagg",
+        "--secagg-dropouts",
+        "2",
+        "--out",
+        str(cli.cwd / "r"),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    expected, bound = _first_round_by_hand([2, 3, 4])
+    secure = _model(cli.home, 1)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(secure, expected, strict=True)) <= bound
+
+
+def test_dropouts_below_the_threshold_fail_loudly(cli: Cli) -> None:
+    result = cli.run(
+        "simulate",
+        "--clients",
+        str(CLIENTS),
+        "--rounds",
+        "2",
+        "--secure",
+        "secagg",
+        "--secagg-dropouts",
+        "3",
+        "--out",
+        str(cli.cwd / "r"),
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert b"secure aggregation halted" in result.stderr
+    assert json.loads(cli.run("models", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--secure", "he"), b"unknown secure mode 'he'"),
+        (("--secure", "secagg", "--secagg-shares", "4"), b"invalid num_shares 4"),
+        (
+            ("--secure", "secagg", "--dp", "central", "--noise-multiplier", "1"),
+            b"without differential privacy",
+        ),
+        (("--secagg-dropouts", "1"), b"--secagg-dropouts needs --secure secagg"),
+    ],
+)
+def test_secure_flags_are_checked(cli: Cli, args: tuple[str, ...], message: bytes) -> None:
+    result = cli.run("simulate", "--clients", "3", "--rounds", "1", *args, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr.replace(b"\n", b" ")
