@@ -162,6 +162,8 @@ def test_runs_are_composed_and_a_run_without_dp_makes_it_infinite() -> None:
         (0, 0.6, "invalid num_shares 0"),
         (5, 5, "invalid reconstruction threshold 5"),
         (5, 0, "invalid reconstruction threshold 0"),
+        (5, 2, "more than half of the shares"),
+        (1.0, 0.5, "more than half of the shares"),
     ],
 )
 def test_secagg_settings_that_halt_every_round_are_refused(
@@ -174,3 +176,4 @@ def test_secagg_settings_that_halt_every_round_are_refused(
 def test_good_secagg_settings_pass() -> None:
     assert SecAggSettings(5, 3).num_shares == 5
     assert SecAggSettings(0.5, 0.6).reconstruction_threshold == 0.6
+    assert isinstance(SecAggSettings(clipping_range=8).clipping_range, float)

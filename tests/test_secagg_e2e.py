@@ -123,6 +123,8 @@ def test_dropouts_below_the_threshold_fail_loudly(cli: Cli) -> None:
     [
         (("--secure", "he"), b"unknown secure mode 'he'"),
         (("--secure", "secagg", "--secagg-shares", "4"), b"invalid num_shares 4"),
+        (("--secure", "secagg", "--secagg-threshold", "0.4"), b"more than half of the shares"),
+        (("--secure", "secagg", "--min-clients", "1"), b"at least 2 clients a round"),
         (
             ("--secure", "secagg", "--dp", "central", "--noise-multiplier", "1"),
             b"without differential privacy",

@@ -70,6 +70,12 @@ def test_a_simulation_learns_and_registers_every_round(cli: Cli, tmp_path: Path)
     assert [(v["version"], v["round"], v["parent"]) for v in versions] == [(1, 1, None), (2, 2, 1)]
     assert versions[-1]["privacy"] == {"dp": "off"}
 
+    exported = cli.run("models", "export", str(tmp_path))
+    assert exported.returncode == 0, exported.stderr
+    artifact = tmp_path / "next-command-v2.npz"
+    assert artifact.stat().st_size > 0
+    assert json.loads(artifact.with_suffix(".json").read_text())["version"] == 2
+
     # Execute / Assert: the registered model serves users it never saw ...
     evaluated = cli.run("evaluate", "--clients", "3", "--seed", "99", "--json", timeout=120)
     assert evaluated.returncode == 0, evaluated.stderr

@@ -161,7 +161,12 @@ def models_export(
         found = reg.resolve(task, version)
         reg.load(found)  # checks the artifact against its hash first
         data = artifact_path(reg.artifacts, found.sha256).read_bytes()
-    target = destination if destination.suffix == ".npz" else destination.with_suffix(".npz")
+    if destination.is_dir() or str(destination).endswith("/"):
+        target = destination / f"{task}-v{found.version}.npz"
+    elif destination.suffix == ".npz":
+        target = destination
+    else:
+        target = destination.with_name(destination.name + ".npz")
     try:
         target.write_bytes(data)
         target.with_suffix(".json").write_text(json.dumps(found.as_dict(), indent=2) + "\n")

@@ -40,25 +40,38 @@ def predicted_tools(k: int, registry: Path | None) -> frozenset[str]:
     return frozenset(command.split(" ", 1)[0] for command in task.predict(params, context))
 
 
-def _rerun(entry: cache_ops.Refreshable) -> int:
-    """Re-run one entry's command where it first ran, through the cache, with no terminal."""
+RERUN_TIMEOUT_S = 600
+
+
+def _rerun(entry: cache_ops.Refreshable) -> int | None:
+    """Re-run one entry's command where it first ran, through the cache, with no terminal.
+
+    Returns the exit status, or ``None`` when the place it ran in is gone (a run
+    elsewhere would store another key and refresh nothing).
+    """
     workdir = entry.context.get("project") or entry.context.get("dir")
+    if workdir is not None and not Path(workdir).is_dir():
+        return None
     scope = (
         "project" if "project" in entry.context else "dir" if "dir" in entry.context else "global"
     )
     env = {k: v for k, v in os.environ.items() if k not in KEY_ENVIRONMENT}
     env.update({k: v for k, v in entry.context.items() if k in KEY_ENVIRONMENT})
-    ttl = [] if entry.ttl_s is None else ["--ttl", f"{max(1, int(entry.ttl_s))}s"]
+    ttl = [] if entry.ttl_s is None else ["--ttl", f"{max(1, round(entry.ttl_s))}s"]
     command = [sys.executable, "-m", "aicache", "run", "--refresh", "--scope", scope, *ttl, "--"]
-    return subprocess.run(
-        [*command, *entry.argv],
-        cwd=workdir if workdir and Path(workdir).is_dir() else None,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=False,
-    ).returncode
+    try:
+        return subprocess.run(
+            [*command, *entry.argv],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+            timeout=RERUN_TIMEOUT_S,
+        ).returncode
+    except subprocess.TimeoutExpired:
+        return 124  # what timeout(1) reports
 
 
 def prefetch(
@@ -91,6 +104,9 @@ def prefetch(
             out.print(f"  would refresh: {shown}")
             continue
         code = _rerun(entry)
+        if code is None:
+            out.print(f"  skipped (its folder is gone): {shown}")
+            continue
         failures += code != 0
         out.print(f"  {'refreshed' if code == 0 else f'failed ({code})'}: {shown}")
     if failures:

@@ -3,9 +3,10 @@
 Everything legacy lives in this module: a ServerApp driving Flower's
 ``DefaultWorkflow`` with ``SecAggPlusWorkflow`` and a legacy FedAvg, and a
 ClientApp of ``NumPyClient`` s behind ``secaggplus_mod``. The server only ever
-sees masked vectors and their sum; individual updates cannot be validated
-(that is the point), so clients bound them by the protocol's clipping range
-and the server checks the aggregate.
+sees each client's masked update, its example count (the weight) and its
+evaluation metrics, and the unmasked sum; individual updates cannot be
+validated (that is the point), so clients bound them by the protocol's
+clipping range and the server checks the aggregate as it would an update.
 
 Flower's workflow logs "Secure aggregation halted" and carries on with an
 unchanged model when a stage fails; :class:`LoudSecAggPlusWorkflow` raises
@@ -22,7 +23,12 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
-from flwr.common import EvaluateRes, FitRes, Scalar, ndarrays_to_parameters
+from flwr.common import (
+    EvaluateRes,
+    FitRes,
+    Scalar,
+    ndarrays_to_parameters,
+)
 from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg as LegacyFedAvg
@@ -86,9 +92,10 @@ class LoudSecAggPlusWorkflow(SecAggPlusWorkflow):
 class _RecordingFedAvg(LegacyFedAvg):
     """Legacy FedAvg that reports each round to the observer's round log."""
 
-    def __init__(self, plan: TrainingPlan, **kwargs: Any) -> None:
+    def __init__(self, plan: TrainingPlan, reference: list[np.ndarray], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
+        self.reference = [a.astype(np.float64) for a in reference]
         self.log = RoundLog()
 
     def aggregate_fit(
@@ -144,6 +151,7 @@ def make_secagg_server_app(
         fraction = plan.selection.fraction
         strategy = _RecordingFedAvg(
             plan,
+            initial,
             fraction_fit=fraction,
             fraction_evaluate=fraction,
             min_fit_clients=plan.selection.min_clients,

@@ -17,6 +17,7 @@ from aicache.errors import AicacheError
 from aicache.local.store import Store
 
 KEY_FORMAT = 1
+EMPTY_STDIN_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +262,6 @@ def get_entry(store: Store, key_prefix: str) -> EntryDetail:
     )
 
 
-EMPTY_STDIN_SHA256 = hashlib.sha256(b"").hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
 class Refreshable:
     """An entry that can be re-run without the user: its command, where, and for how long."""
@@ -337,10 +335,11 @@ def prune(
     with store.write() as conn:
         expired = 0
         if drop_expired:
+            # Kept: what prefetch can refresh (a predicted tool, run without input).
             expired = conn.execute(
                 "DELETE FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= ? "
-                f"AND tool NOT IN ({marks})",
-                (now, *kept),
+                f"AND NOT (tool IN ({marks}) AND stdin_sha256 IS ?)",
+                (now, *kept, EMPTY_STDIN_SHA256),
             ).rowcount
         aged = conn.execute("DELETE FROM cache_entries WHERE created_at < ?", (cutoff,)).rowcount
         raw = conn.execute(

@@ -52,6 +52,14 @@ class SecAggSettings:
             )
         if threshold <= 0:
             raise ValueError(f"invalid reconstruction threshold {threshold:g}: it must be > 0")
+        if threshold <= 0.5 or (shares > 1 and threshold <= shares / 2):
+            raise ValueError(
+                f"invalid reconstruction threshold {threshold:g}: it must be more than half of "
+                "the shares, or a server that lies to different neighbours can rebuild both a "
+                "client's mask and its key"
+            )
+        # Flower type-checks the clipping range as a float on every client.
+        object.__setattr__(self, "clipping_range", float(self.clipping_range))
         if self.clipping_range <= 0 or self.max_weight <= 0:
             raise ValueError("the clipping range and the maximum weight must be > 0")
 

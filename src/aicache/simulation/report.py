@@ -83,9 +83,12 @@ def _plots(document: dict[str, Any], out: Path) -> list[str]:
     names = []
     rounds = document["per_round"]
     fig, ax = plt.subplots(figsize=(7, 4))
-    xs = [r["round"] for r in rounds]
+    untrained = document.get("untrained") or {}
+    start = [] if untrained.get("top1") is None else [(0, untrained)]  # round 0: the initial model
+    points = [*start, *((r["round"], r) for r in rounds)]
+    xs = [x for x, _ in points]
     for metric, style in (("top1", "-o"), ("top3", "-s")):
-        ax.plot(xs, [r[metric] for r in rounds], style, label=f"federated {metric}")
+        ax.plot(xs, [p[metric] for _, p in points], style, label=f"federated {metric}")
         ax.axhline(document["centralized"][metric], linestyle="--", linewidth=1, color="grey")
     ax.set_xlabel("round")
     ax.set_ylabel("accuracy on clients' test splits (macro)")

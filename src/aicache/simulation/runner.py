@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from aicache.federation.server_app import (
     make_server_app,
 )
 from aicache.privacy.accounting import RunSpend, Sampling
+from aicache.privacy.secure import SecAggSettings
 from aicache.registry import ModelRegistry
 from aicache.simulation.adversary import Adversary, Dropout
 from aicache.simulation.engine import simulate
@@ -64,6 +65,35 @@ def _centralized(
     )
     params = task.fit(task.init_params(plan.seed), pooled, config).params
     return {client: task.evaluate(params, d.test) for client, d in enumerate(data)}
+
+
+QUANTIZATION_RANGE = 2**22  # Flower's SecAgg+ defaults
+MODULUS_RANGE = 2**32
+
+
+def _secagg_capacity(
+    plan: TrainingPlan, provider: PartitionProvider, clients: int
+) -> SecAggSettings:
+    """SecAgg+ settings that fit this population, or an error naming what overflows.
+
+    The weight bound becomes the largest client's example count (so no weight is
+    clipped); the masked sum of K clients' quantised values must stay below the
+    modulus, and so must the sum of the weights.
+    """
+    sampled = max(int(clients * plan.selection.fraction), plan.selection.min_clients)
+    if sampled < 2:
+        raise AicacheError("--secure secagg needs at least 2 clients a round")
+    if sampled * QUANTIZATION_RANGE >= MODULUS_RANGE:
+        raise AicacheError(
+            f"--secure secagg: {sampled} clients a round would overflow the masked sum "
+            f"(at most {MODULUS_RANGE // QUANTIZATION_RANGE - 1})",
+            hint="Lower --fraction.",
+        )
+    task = get_task(plan.task)
+    counts = [task.num_examples(provider.client_data(task, c).train) for c in range(clients)]
+    # With the largest count as the bound, no weight is clipped, and the summed
+    # weights (each at most the bound) overflow no sooner than the values do.
+    return replace(plan.secagg, max_weight=float(max(max(counts), 1)))
 
 
 def _arms_in_process(
@@ -141,6 +171,10 @@ def run(
     stage = on_stage or (lambda _: None)
     names = source.names()
     task = get_task(plan.task)
+    if plan.secure != "secagg" and dropout and dropout.count:
+        raise AicacheError("--secagg-dropouts needs --secure secagg")
+    if plan.secure == "secagg" and adversary and adversary.count:
+        raise AicacheError("--adversarial is not available with --secure secagg")
     federation = f"simulation: {source.describe()}"
     with ModelRegistry(registry_root) as registry:
         if resume:
@@ -180,12 +214,12 @@ def run(
             f"the privacy budget allows no round: {stop}",
             hint="Raise --noise-multiplier or --budget, or sample fewer clients per round.",
         ) from stop
-    stage("federated rounds")
-    if plan.secure != "secagg" and dropout and dropout.count:
-        raise AicacheError("--secagg-dropouts needs --secure secagg")
     if plan.secure == "secagg":
-        if adversary and adversary.count:
-            raise AicacheError("--adversarial is not available with --secure secagg")
+        stage("checking SecAgg+ capacity")
+        plan = replace(plan, secagg=_secagg_capacity(plan, provider, len(names)))
+        observer.plan = plan
+    stage("federated rounds")
+    if plan.secure == "secagg":
         server_app = make_secagg_server_app(plan, initial, observer, plan.secagg)
         client_app = make_secagg_client_app(
             provider, outer_mods=[dropout] if dropout and dropout.count else None
@@ -196,7 +230,12 @@ def run(
             provider, tamper=adversary if adversary and adversary.count else None
         )
     simulate(server_app, client_app, clients=len(names), cpus=cpus, verbose=verbose)
-    if plan.secure == "secagg" and plan.final_evaluation and observer.final_arrays is not None:
+    if (
+        plan.secure == "secagg"
+        and plan.final_evaluation
+        and observer.error is None
+        and observer.final_arrays is not None
+    ):
         stage("report arms")
         observer.final_clients = _arms_in_process(provider, plan, observer.final_arrays, len(names))
     with ModelRegistry(registry_root) as registry:
