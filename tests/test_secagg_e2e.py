@@ -121,7 +121,8 @@ def test_dropouts_below_the_threshold_fail_loudly(cli: Cli) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--secure", "he"), b"unknown secure mode 'he'"),
+        (("--secure", "quantum"), b"unknown secure mode 'quantum'"),
+        (("--secure", "he", "--strategy", "median"), b"--secure he runs FedAvg"),
         (("--secure", "secagg", "--secagg-shares", "4"), b"invalid num_shares 4"),
         (("--secure", "secagg", "--secagg-threshold", "0.4"), b"more than half of the shares"),
         (("--secure", "secagg", "--min-clients", "1"), b"at least 2 clients a round"),
@@ -136,3 +137,26 @@ def test_secure_flags_are_checked(cli: Cli, args: tuple[str, ...], message: byte
     result = cli.run("simulate", "--clients", "3", "--rounds", "1", *args, timeout=120)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr.replace(b"\n", b" ")
+
+
+def test_the_homomorphic_aggregate_equals_the_plain_one_within_ckks_error(cli: Cli) -> None:
+    # Execute: clients encrypt, the server adds ciphertexts with the public key only
+    result = cli.run(
+        "simulate",
+        "--clients",
+        str(CLIENTS),
+        "--rounds",
+        "1",
+        "--secure",
+        "he",
+        "--out",
+        str(cli.cwd / "r"),
+        timeout=300,
+    )
+    # Assert
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    expected, _ = _first_round_by_hand(list(range(CLIENTS)))
+    encrypted = _model(cli.home, 1)
+    error = max(float(np.abs(a - b).max()) for a, b in zip(encrypted, expected, strict=True))
+    assert error < 1e-6  # CKKS with a 2^40 scale: about 1e-8 per value
+    assert b"WARNING: The input does not fit" not in result.stderr + result.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -18,7 +19,8 @@ from flwr.clientapp.mod import fixedclipping_mod
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-from aicache.federation.validation import META, NUM_EXAMPLES
+from aicache.federation.validation import ENCRYPTED, META, NUM_EXAMPLES
+from aicache.privacy import ckks
 from aicache.tasks.base import AnyTask, FitConfig, get_task
 
 
@@ -87,7 +89,19 @@ def clip_if_requested(message: Message, context: Context, call_next: ClientAppCa
 Tamper = Callable[[int, list[Any]], list[Any]]
 
 
-def make_client_app(provider: DataProvider, *, tamper: Tamper | None = None) -> ClientApp:
+_SECRETS: dict[str, Any] = {}
+
+
+def _secret_context(path: str) -> Any:
+    """The federation's secret CKKS context, read once per process."""
+    if path not in _SECRETS:
+        _SECRETS[path] = ckks.load_context(Path(path).read_bytes())
+    return _SECRETS[path]
+
+
+def make_client_app(
+    provider: DataProvider, *, tamper: Tamper | None = None, secret_key_file: str | None = None
+) -> ClientApp:
     """A ClientApp that serves any registered task from ``provider``'s examples.
 
     Parameters
@@ -97,6 +111,9 @@ def make_client_app(provider: DataProvider, *, tamper: Tamper | None = None) -> 
     tamper
         Simulation only: turns some clients adversarial by rewriting the
         parameters they send (robust aggregation and validation experiments).
+    secret_key_file
+        The federation's secret CKKS context, for ``--secure he``: clients
+        encrypt their updates with it and decrypt the aggregate on request.
     """
     app = ClientApp()
 
@@ -112,6 +129,8 @@ def make_client_app(provider: DataProvider, *, tamper: Tamper | None = None) -> 
         # Under differential privacy every client weighs the same: the noise is
         # calibrated to the mean of clipped updates, not to an example-weighted one.
         weight = 1 if KEY_CLIPPING_NORM in config else result.num_examples
+        if config.get("secure") == "he":
+            return Message(_encrypted(sent, params, weight, task.name), reply_to=message)
         content = RecordDict(
             {
                 "arrays": ArrayRecord(sent),
@@ -120,6 +139,29 @@ def make_client_app(provider: DataProvider, *, tamper: Tamper | None = None) -> 
             }
         )
         return Message(content, reply_to=message)
+
+    @app.query("decrypt")
+    def decrypt(message: Message, context: Context) -> Message:
+        if secret_key_file is None:
+            raise RuntimeError("this client holds no secret key to decrypt with")
+        ciphertext = ckks.from_arrays(message.content.array_records[ENCRYPTED].to_numpy_ndarrays())
+        plain = ckks.decrypt(_secret_context(secret_key_file), ciphertext)
+        return Message(RecordDict({"arrays": ArrayRecord([plain])}), reply_to=message)
+
+    def _encrypted(
+        model: list[Any], reference: list[Any], weight: float, task_name: str
+    ) -> RecordDict:
+        if secret_key_file is None:
+            raise RuntimeError("the server asked for encrypted updates, but no key was given")
+        update = ckks.flatten(model) - ckks.flatten(reference)
+        ciphertext = ckks.encrypt(_secret_context(secret_key_file), weight * update)
+        return RecordDict(
+            {
+                ENCRYPTED: ArrayRecord(ckks.to_arrays(ciphertext)),
+                "metrics": MetricRecord({NUM_EXAMPLES: float(weight)}),
+                META: ConfigRecord({"task": task_name}),
+            }
+        )
 
     @app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:

@@ -81,6 +81,11 @@ class TrainingPlan:
             raise ValueError(
                 f"unknown secure mode {self.secure!r}: choose one of {', '.join(SECURE_MODES)}"
             )
+        if self.secure == "he" and (self.dp.enabled or self.strategy.name != "fedavg"):
+            raise ValueError(
+                "--secure he runs FedAvg without differential privacy in this version: the "
+                "server adds ciphertexts, so other rules and DP noise on them are not wired yet"
+            )
         if self.secure == "secagg" and self.selection.min_clients < 2:
             raise ValueError("--secure secagg needs at least 2 clients a round (--min-clients)")
         if self.secure == "secagg" and (self.dp.enabled or self.strategy.name != "fedavg"):

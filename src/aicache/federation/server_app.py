@@ -20,6 +20,7 @@ from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, R
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
 
+from aicache.federation.homomorphic import HomomorphicStrategy
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import build_strategy
 from aicache.federation.validation import NUM_EXAMPLES, ValidatedStrategy
@@ -228,9 +229,16 @@ def wait_for_clients(grid: Grid, count: int, timeout: float) -> None:
 
 
 def make_server_app(
-    plan: TrainingPlan, initial: list[np.ndarray], observer: RunObserver
+    plan: TrainingPlan,
+    initial: list[np.ndarray],
+    observer: RunObserver,
+    *,
+    public_context: bytes | None = None,
 ) -> ServerApp:
     """A ServerApp that runs ``plan`` from ``initial``, reporting to ``observer``.
+
+    With ``--secure he`` it aggregates with ``public_context`` (the federation's
+    CKKS context without its secret key) and never sees an update in the clear.
 
     Errors (a round without a valid aggregate, a timeout) are kept in
     ``observer.error`` for the caller to raise: the simulation engine would
@@ -252,12 +260,23 @@ def make_server_app(
                 clipping_norm=plan.dp.clip,
                 num_sampled_clients=plan.dp.sampling.size,
             )
-        strategy = ValidatedStrategy(
-            inner,
-            task=plan.task,
-            max_update_norm=plan.max_update_norm,
-            fixed_count=plan.dp.sampling.size if plan.dp.enabled else 0,
-        )
+        strategy: ValidatedStrategy
+        if plan.secure == "he":
+            if public_context is None:
+                raise ValueError("--secure he needs the federation's public CKKS context")
+            strategy = HomomorphicStrategy(
+                inner,
+                task=plan.task,
+                max_update_norm=plan.max_update_norm,
+                public_context=public_context,
+            )
+        else:
+            strategy = ValidatedStrategy(
+                inner,
+                task=plan.task,
+                max_update_norm=plan.max_update_norm,
+                fixed_count=plan.dp.sampling.size if plan.dp.enabled else 0,
+            )
         observer.bind(strategy)
         arrays = ArrayRecord(initial)
         try:

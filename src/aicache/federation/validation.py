@@ -21,6 +21,7 @@ logger = logging.getLogger("aicache.federation")
 
 NUM_EXAMPLES = "num-examples"
 META = "meta"
+ENCRYPTED = "encrypted"  # the record of a CKKS-encrypted update
 
 
 class NoValidAggregateError(RuntimeError):

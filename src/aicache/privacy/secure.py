@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-SECURE_MODES = ("off", "secagg")
+SECURE_MODES = ("off", "secagg", "he")
 
 
 @dataclass(frozen=True, slots=True)

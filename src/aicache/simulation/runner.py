@@ -4,6 +4,10 @@ the centralized reference beside it.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,6 +27,7 @@ from aicache.federation.server_app import (
     make_server_app,
 )
 from aicache.privacy.accounting import RunSpend, Sampling
+from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
 from aicache.privacy.secure import SecAggSettings
 from aicache.registry import ModelRegistry
 from aicache.simulation.adversary import Adversary, Dropout
@@ -94,6 +99,22 @@ def _secagg_capacity(
     # With the largest count as the bound, no weight is clipped, and the summed
     # weights (each at most the bound) overflow no sooner than the values do.
     return replace(plan.secagg, max_weight=float(max(max(counts), 1)))
+
+
+def _key_authority() -> tuple[Path, Path]:
+    """New CKKS keys made by a separate process: this one (the server's) reads only the
+    public context, so the secret key is never in its memory."""
+    directory = Path(tempfile.mkdtemp(prefix="aicache-keys-"))
+    done = subprocess.run(
+        [sys.executable, "-m", "aicache.privacy.key_authority", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise AicacheError(f"the key authority failed: {done.stderr.strip()[-500:]}")
+    return directory / FOR_CLIENTS, directory / FOR_SERVER
 
 
 def _arms_in_process(
@@ -219,17 +240,29 @@ def run(
         plan = replace(plan, secagg=_secagg_capacity(plan, provider, len(names)))
         observer.plan = plan
     stage("federated rounds")
+    keys: tuple[Path, Path] | None = None
     if plan.secure == "secagg":
         server_app = make_secagg_server_app(plan, initial, observer, plan.secagg)
         client_app = make_secagg_client_app(
             provider, outer_mods=[dropout] if dropout and dropout.count else None
         )
     else:
-        server_app = make_server_app(plan, initial, observer)
-        client_app = make_client_app(
-            provider, tamper=adversary if adversary and adversary.count else None
+        if plan.secure == "he":
+            stage("key authority")
+            keys = _key_authority()
+        server_app = make_server_app(
+            plan, initial, observer, public_context=None if keys is None else keys[1].read_bytes()
         )
-    simulate(server_app, client_app, clients=len(names), cpus=cpus, verbose=verbose)
+        client_app = make_client_app(
+            provider,
+            tamper=adversary if adversary and adversary.count else None,
+            secret_key_file=None if keys is None else str(keys[0]),
+        )
+    try:
+        simulate(server_app, client_app, clients=len(names), cpus=cpus, verbose=verbose)
+    finally:
+        if keys is not None:
+            shutil.rmtree(keys[0].parent, ignore_errors=True)
     if (
         plan.secure == "secagg"
         and plan.final_evaluation

@@ -1,0 +1,147 @@
+"""Homomorphic (CKKS) aggregation: the server adds encrypted updates it cannot read.
+
+Each client sends ``Enc(n_i · (w_i − w))``, its weighted update encrypted with
+the federation's public key, and its weight ``n_i``. The server holds only the
+public context: it adds the ciphertexts, asks one client (a holder of the
+secret key) to decrypt the sum, and applies ``Σ n_i Δ_i / Σ n_i``. What is
+decrypted is the aggregate, which the server learns under plain FedAvg too;
+no individual update is ever in the clear outside its client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from aicache.federation.validation import (
+    ENCRYPTED,
+    META,
+    NUM_EXAMPLES,
+    NoValidAggregateError,
+    ValidatedStrategy,
+    update_problem,
+)
+from aicache.privacy import ckks
+
+logger = logging.getLogger("aicache.federation")
+
+DECRYPT = "query.decrypt"
+
+
+class HomomorphicStrategy(ValidatedStrategy):
+    """Sample and evaluate like ``inner``; aggregate encrypted updates with CKKS.
+
+    Parameters
+    ----------
+    inner
+        The strategy that samples clients (its aggregation is not used).
+    task, max_update_norm
+        As for :class:`ValidatedStrategy`; the bound applies to the aggregate.
+    public_context
+        The serialised CKKS context without its secret key.
+
+    Raises
+    ------
+    ValueError
+        If ``public_context`` holds a secret key: the server must never have one.
+    """
+
+    def __init__(
+        self, inner: Strategy, *, task: str, max_update_norm: float, public_context: bytes
+    ) -> None:
+        super().__init__(inner, task=task, max_update_norm=max_update_norm)
+        if not ckks.is_public(public_context):
+            raise ValueError("the server was given a CKKS context with a secret key")
+        self.public_context = public_context
+        self._context = ckks.load_context(public_context)
+        self._grid: Grid | None = None
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Ask for encrypted updates (and remember the grid, to ask for a decryption)."""
+        self._grid = grid
+        config["secure"] = "he"
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Add the encrypted updates, have the sum decrypted, apply the weighted mean."""
+        ciphertexts, weights, senders = [], [], []
+        for message in replies:
+            try:
+                if message.has_error():
+                    raise ValueError(f"client error: {message.error.reason}")
+                content = message.content
+                if str(content.config_records[META]["task"]) != self.task:
+                    raise ValueError("trained another task")
+                weight = float(content.metric_records["metrics"][NUM_EXAMPLES])  # type: ignore[arg-type]
+                if not np.isfinite(weight) or weight <= 0:
+                    raise ValueError(f"invalid example count {weight!r}")
+                ciphertexts.append(
+                    ckks.from_arrays(content.array_records[ENCRYPTED].to_numpy_ndarrays())
+                )
+                weights.append(weight)
+                senders.append(message.metadata.src_node_id)
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("round %d: rejected an encrypted update: %s", server_round, exc)
+                self.log.rejected.append(str(exc))
+        self.log.accepted = len(ciphertexts)
+        if not ciphertexts:
+            raise NoValidAggregateError(f"round {server_round}: no encrypted update to aggregate")
+        try:
+            total = ckks.add(self._context, ciphertexts)
+        except ValueError as exc:
+            raise NoValidAggregateError(f"round {server_round}: {exc}") from exc
+        flat = self._decrypt(total, senders, server_round)
+        size = sum(a.size for a in self._reference)
+        if flat.size != size:
+            raise NoValidAggregateError(
+                f"round {server_round}: the sum has {flat.size} values, not {size}"
+            )
+        update = ckks.unflatten(flat / sum(weights), self._reference)
+        model = [ref + delta for ref, delta in zip(self._reference, update, strict=True)]
+        problem = update_problem(
+            model,
+            self._reference,
+            num_examples=1,
+            task=self.task,
+            expected_task=self.task,
+            max_update_norm=self.max_update_norm,
+        )
+        if problem is not None:
+            raise NoValidAggregateError(
+                f"round {server_round}: the aggregate is invalid: {problem}"
+            )
+        metrics = MetricRecord(
+            {"accepted-updates": len(ciphertexts), "rejected-updates": len(self.log.rejected)}
+        )
+        self.log.train_metrics = {
+            k: float(v) for k, v in metrics.items() if isinstance(v, int | float)
+        }
+        return ArrayRecord(model), metrics
+
+    def _decrypt(self, total: ckks.Ciphertext, senders: list[int], server_round: int) -> np.ndarray:
+        """Ask the clients that took part, one after another, to decrypt the sum."""
+        assert self._grid is not None
+        for node in senders:
+            request = Message(
+                RecordDict(
+                    {
+                        ENCRYPTED: ArrayRecord(ckks.to_arrays(total)),
+                        "config": ConfigRecord({"task": self.task}),
+                    }
+                ),
+                message_type=DECRYPT,
+                dst_node_id=node,
+            )
+            for reply in self._grid.send_and_receive([request], timeout=120):
+                if not reply.has_error():
+                    return reply.content.array_records["arrays"].to_numpy_ndarrays()[0]
+        raise NoValidAggregateError(f"round {server_round}: no client could decrypt the sum")
