@@ -63,6 +63,17 @@ class Cli:
 
 
 @pytest.fixture
+def flower_task() -> Iterator[None]:
+    """Flower builds messages only inside a task: pose as one, then restore the identity."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
+    yield
+    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
+
+
+@pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty aicache home for in-process tests."""
     path = tmp_path / "aicache-home"

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
-from flwr.supercore.task_identity import TaskIdentity
 
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import StrategySpec
@@ -71,14 +68,6 @@ def test_bad_dp_settings_are_named(build: object, message: str) -> None:
 def test_default_delta_is_below_one_over_the_population() -> None:
     for population in (10, 1000, 10**6):
         assert default_delta(population) < 1 / population
-
-
-@pytest.fixture
-def flower_task() -> Iterator[None]:
-    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
-    yield
-    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
 
 
 def _reply(value: float, weight: float = 1.0) -> Message:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
-from flwr.supercore.task_identity import TaskIdentity
 
 from aicache.federation.strategies import STRATEGIES, Selection, StrategySpec, build_strategy
 from aicache.federation.validation import NoValidAggregateError, ValidatedStrategy, update_problem
@@ -52,15 +49,6 @@ def test_bad_updates_are_rejected_with_their_reason(
 
 def test_the_norm_bound_can_be_turned_off() -> None:
     assert _check([np.full((2, 2), 1e6), np.ones(3)], max_update_norm=0.0) is None
-
-
-@pytest.fixture
-def flower_task() -> Iterator[None]:
-    """Messages can only be built inside a Flower task: pose as one, then restore."""
-    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
-    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
-    yield
-    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
 
 
 def _reply(arrays: list[np.ndarray], examples: int, task: str = "next-command") -> Message:
