@@ -160,6 +160,9 @@ def make_secagg_server_app(
             initial_parameters=ndarrays_to_parameters(initial),
             on_fit_config_fn=on_config,
             on_evaluate_config_fn=on_config,
+            # Clients send no training statistics; evaluation is summarised in the round log.
+            fit_metrics_aggregation_fn=lambda _: {},
+            evaluate_metrics_aggregation_fn=lambda _: {},
         )
         observer.bind(strategy)  # type: ignore[arg-type]
 
