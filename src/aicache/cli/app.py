@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from aicache import __version__
-from aicache.cli import admin, cache, imports, models, prefetch, privacy, simulate
+from aicache.cli import admin, cache, imports, models, prefetch, privacy, server, simulate
 from aicache.cli.console import print_error
 from aicache.errors import AicacheError
 from aicache.local.paths import aicache_home, store_path
@@ -49,6 +49,7 @@ models.register(app)
 prefetch.register(app)
 app.add_typer(imports.app, name="import")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(server.app, name="server")
 
 
 def run_app(args: list[str]) -> int:

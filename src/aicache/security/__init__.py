@@ -1,0 +1,1 @@
+"""Security: certificates, node keys, model-signing keys, rotation (all with ``cryptography``)."""

@@ -1,0 +1,104 @@
+"""The operator's federation directory: CA, server certificate, signing key, config."""
+
+from __future__ import annotations
+
+import socket
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from aicache.errors import AicacheError
+from aicache.security import signing
+from aicache.security.certificates import (
+    certificate_pem,
+    create_ca,
+    issue_server_certificate,
+    key_pem,
+    write_private,
+)
+
+CA_KEY, CA_CERT = "ca.key", "ca.pem"
+SERVER_KEY, SERVER_CERT = "server.key", "server.pem"
+SIGNING_KEY, SIGNING_PUB = "signing.key", "signing.pub"
+CONFIG = "aicache-server.toml"
+DEFAULT_PORT = 9092
+
+
+@dataclass(frozen=True, slots=True)
+class FederationFiles:
+    """Where each piece of a federation directory is."""
+
+    root: Path
+
+    def path(self, name: str) -> Path:
+        """The path of one of the files above."""
+        return self.root / name
+
+    def read_config(self) -> dict[str, Any]:
+        """The federation's configuration.
+
+        Raises
+        ------
+        AicacheError
+            If the directory was not made by ``aicache server init`` or the file is damaged.
+        """
+        path = self.path(CONFIG)
+        try:
+            return tomllib.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise AicacheError(
+                f"{self.root} is not a federation directory (no {CONFIG})",
+                hint="Create one with `aicache server init DIR`.",
+            ) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise AicacheError(f"{path} is not valid TOML: {exc}") from exc
+
+
+def default_names(extra: list[str]) -> list[str]:
+    """The names and addresses the server certificate covers: loopback, this host, ``extra``."""
+    names = ["localhost", "127.0.0.1", socket.gethostname(), *extra]
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def init_federation(
+    root: Path, *, name: str, hosts: list[str], port: int, force: bool = False
+) -> FederationFiles:
+    """Create the CA, server certificate, signing key and config in ``root``.
+
+    Raises
+    ------
+    AicacheError
+        If ``root`` already holds a federation and ``force`` is false.
+    """
+    files = FederationFiles(root)
+    if files.path(CONFIG).exists() and not force:
+        raise AicacheError(
+            f"{root} already holds a federation",
+            hint="Use another directory, or --force to replace its keys (enrolled clients "
+            "would need new bundles).",
+        )
+    if not 0 < port < 65536:
+        raise AicacheError(f"--port {port} is out of range: it must be between 1 and 65535")
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    root.chmod(0o700)
+    ca = create_ca(f"{name} CA")
+    server = issue_server_certificate(ca, default_names(hosts))
+    signing_key = signing.new_signing_key()
+    write_private(files.path(CA_KEY), key_pem(ca.key))
+    files.path(CA_CERT).write_bytes(certificate_pem(ca.certificate))
+    write_private(files.path(SERVER_KEY), key_pem(server.key))
+    files.path(SERVER_CERT).write_bytes(certificate_pem(server.certificate))
+    write_private(files.path(SIGNING_KEY), signing.private_pem(signing_key))
+    files.path(SIGNING_PUB).write_bytes(signing.public_pem(signing_key))
+    config = {
+        "federation": {"name": name, "address": f"{hosts[0] if hosts else 'localhost'}:{port}"},
+        "tls": {"ca": CA_CERT, "certificate": SERVER_CERT, "key": SERVER_KEY},
+        "signing": {"key": SIGNING_KEY, "public": SIGNING_PUB},
+        "training": {"tasks": ["next-command"], "strategy": "fedavg", "rounds": 10},
+        "privacy": {"dp": "central", "target_epsilon": 8.0, "clip": 1.0, "secure": "off"},
+    }
+    files.path(CONFIG).write_text(tomli_w.dumps(config))
+    return files
