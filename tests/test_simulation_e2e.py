@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -68,6 +69,7 @@ def test_a_simulation_learns_and_registers_every_round(cli: Cli, tmp_path: Path)
         assert (tmp_path / "report" / name).stat().st_size > 0
     versions = _versions(cli)
     assert [(v["version"], v["round"], v["parent"]) for v in versions] == [(1, 1, None), (2, 2, 1)]
+    assert stat.S_IMODE(cli.home.stat().st_mode) == 0o700  # the registry made the home private
     assert versions[-1]["privacy"] == {"dp": "off"}
 
     exported = cli.run("models", "export", str(tmp_path))

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from aicache.errors import AicacheError
-from aicache.local.paths import aicache_home
+from aicache.local.paths import aicache_home, ensure_private_dir
 from aicache.local.store import Store
 
 
@@ -62,8 +62,14 @@ TaskOption = Annotated[str, typer.Option("--task", help="The task.")]
 
 
 def registry_dir(registry: Path | None) -> Path:
-    """The registry directory: ``--registry`` or ``$AICACHE_HOME/registry``."""
-    return registry if registry is not None else aicache_home() / "registry"
+    """The registry directory: ``--registry`` or ``$AICACHE_HOME/registry``.
+
+    The aicache home is made owner-only first: creating the registry inside it
+    must not leave the home readable by others.
+    """
+    if registry is not None:
+        return registry
+    return ensure_private_dir(aicache_home()) / "registry"
 
 
 def checked(name: str, value: float, low: float, high: float | None = None) -> float:
