@@ -7,7 +7,9 @@ import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
+from aicache.cli.simulate import min_survivors
 from aicache.federation.plan import TrainingPlan
+from aicache.federation.secure_aggregation import noised_update
 from aicache.federation.strategies import StrategySpec
 from aicache.federation.validation import NoValidAggregateError, ValidatedStrategy
 from aicache.privacy.accounting import RunSpend, Sampling, composed_epsilon, epsilon
@@ -166,3 +168,37 @@ def test_good_secagg_settings_pass() -> None:
     assert SecAggSettings(5, 3).num_shares == 5
     assert SecAggSettings(0.5, 0.6).reconstruction_threshold == 0.6
     assert isinstance(SecAggSettings(clipping_range=8).clipping_range, float)
+
+
+def test_distributed_dp_accounts_for_the_fewest_survivors() -> None:
+    dp = DpPlan("distributed", 1.0, 2.0, 1e-5, "rdp", SAMPLING, min_survivors=6)
+    assert dp.effective_noise_multiplier == pytest.approx(2.0 * (6 / 10) ** 0.5)
+    assert dp.epsilon_after(5) == epsilon(dp.effective_noise_multiplier, SAMPLING, 5, 1e-5)
+    calibrated = DpPlan.calibrated(
+        target_epsilon=4.0,
+        rounds=5,
+        clip=1.0,
+        delta=1e-5,
+        accountant="rdp",
+        sampling=SAMPLING,
+        mode="distributed",
+        min_survivors=6,
+    )
+    assert 3.9 < calibrated.epsilon_after(5) <= 4.0
+    with pytest.raises(ValueError, match="fewest survivors"):
+        DpPlan("distributed", 1.0, 2.0, 1e-5, "rdp", SAMPLING, min_survivors=1)
+
+
+def test_a_clients_noise_share_is_clipped_update_plus_its_gaussian_share() -> None:
+    reference = [np.zeros(20_000)]
+    model = [np.full(20_000, 0.1)]  # an update of norm about 14
+    quiet = noised_update(model, reference, clip=1.0, std=0.0)
+    assert float(np.linalg.norm(quiet[0])) == pytest.approx(1.0)
+    noisy = noised_update(model, reference, clip=1.0, std=0.5)
+    assert float(np.std(noisy[0] - quiet[0])) == pytest.approx(0.5, rel=0.05)
+
+
+def test_the_fewest_survivors_follow_the_secagg_threshold() -> None:
+    assert min_survivors(SecAggSettings(1.0, 0.6), 10) == 6
+    assert min_survivors(SecAggSettings(1.0, 0.6), 3) == 2
+    assert min_survivors(SecAggSettings(5, 3), 10) == 3

@@ -10,6 +10,7 @@ import pytest
 
 from aicache.federation.client_app import client_seed, fit_config
 from aicache.federation.plan import TrainingPlan
+from aicache.privacy.accounting import Sampling, epsilon
 from aicache.privacy.secure import SecAggSettings
 from aicache.registry import ModelRegistry
 from aicache.simulation.sources import PartitionProvider, SyntheticSource
@@ -136,12 +137,42 @@ def test_dropouts_below_the_threshold_fail_loudly(cli: Cli) -> None:
         (("--secure", "secagg", "--min-clients", "1"), b"at least 2 clients a round"),
         (
             ("--secure", "secagg", "--dp", "central", "--noise-multiplier", "1"),
-            b"without differential privacy",
+            b"--dp off or distributed",
         ),
         (("--secagg-dropouts", "1"), b"--secagg-dropouts needs --secure secagg"),
+        (("--dp", "distributed", "--noise-multiplier", "1"), b"needs --secure secagg"),
     ],
 )
 def test_secure_flags_are_checked(cli: Cli, args: tuple[str, ...], message: bytes) -> None:
     result = cli.run("simulate", "--clients", "3", "--rounds", "1", *args, timeout=120)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr.replace(b"\n", b" ")
+
+
+def test_distributed_dp_noises_before_masking_and_is_accounted_for_dropouts(cli: Cli) -> None:
+    # Execute: 5 clients add their noise share, SecAgg+ masks, 2 drop out after key sharing
+    result = cli.run(
+        "simulate",
+        "--clients",
+        str(CLIENTS),
+        "--rounds",
+        "1",
+        "--secure",
+        "secagg",
+        "--dp",
+        "distributed",
+        "--noise-multiplier",
+        "2",
+        "--secagg-dropouts",
+        "2",
+        "--out",
+        str(cli.cwd / "r"),
+        timeout=300,
+    )
+    # Assert: accounted as if only the threshold's 3 clients had added noise
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    privacy = json.loads((cli.cwd / "r" / "metrics.json").read_text())["privacy"]
+    effective = 2.0 * (3 / CLIENTS) ** 0.5
+    assert privacy["effective_noise_multiplier"] == pytest.approx(effective)
+    sampling = Sampling("fixed", population=CLIENTS, size=CLIENTS)
+    assert privacy["epsilon"] == pytest.approx(epsilon(effective, sampling, 1, 1e-5))

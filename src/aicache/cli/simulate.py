@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +43,7 @@ def _dp_plan(
     population: int,
     selection: Any,
     rounds: int,
+    secagg: Any,
 ) -> Any:
     """The run's DP plan from the flags (errors name the flag)."""
     from aicache.privacy.accounting import Sampling
@@ -52,16 +54,17 @@ def _dp_plan(
     if mode == "off":
         if noise_multiplier is not None or target_epsilon is not None or budget is not None:
             raise AicacheError(
-                "--noise-multiplier, --target-epsilon and --budget need --dp central"
+                "--noise-multiplier, --target-epsilon and --budget need --dp central or distributed"
             )
         return DpPlan()
     if (noise_multiplier is None) == (target_epsilon is None):
         raise AicacheError(
-            "--dp central needs exactly one of --noise-multiplier or --target-epsilon"
+            f"--dp {mode} needs exactly one of --noise-multiplier or --target-epsilon"
         )
     size = max(int(population * selection.fraction), selection.min_clients)
     sampling = Sampling("fixed", population=population, size=min(size, population))
     chosen_delta = default_delta(population) if delta is None else delta
+    survivors = min_survivors(secagg, sampling.size) if mode == "distributed" else 0
     if target_epsilon is not None:
         return DpPlan.calibrated(
             target_epsilon=target_epsilon,
@@ -70,9 +73,26 @@ def _dp_plan(
             delta=chosen_delta,
             accountant=accountant,
             sampling=sampling,
+            mode=mode,
+            min_survivors=survivors,
         )
     assert noise_multiplier is not None
-    return DpPlan(mode, clip, noise_multiplier, chosen_delta, accountant, sampling, budget)
+    return DpPlan(
+        mode, clip, noise_multiplier, chosen_delta, accountant, sampling, budget, survivors
+    )
+
+
+def min_survivors(secagg: Any, sampled: int) -> int:
+    """The fewest clients a SecAgg+ round can complete with: its reconstruction threshold.
+
+    Rounded up from Flower's own arithmetic, so the accountant never assumes
+    more noise than the smallest completing round holds.
+    """
+    shares = secagg.num_shares
+    count = sampled if shares == 1.0 else int(shares) if shares > 1 else round(shares * sampled)
+    threshold = secagg.reconstruction_threshold
+    needed = int(threshold) if threshold > 1 else math.ceil(threshold * count)
+    return min(sampled, max(2, needed))
 
 
 def simulate(
@@ -118,7 +138,9 @@ def simulate(
         int, typer.Option("--adversarial", help="Clients that send corrupted models (experiments).")
     ] = 0,
     attack: Annotated[str, typer.Option("--attack", help="nan, scale or sign-flip.")] = "nan",
-    dp: Annotated[str, typer.Option("--dp", help="Differential privacy: off or central.")] = "off",
+    dp: Annotated[
+        str, typer.Option("--dp", help="Differential privacy: off, central or distributed.")
+    ] = "off",
     clip: Annotated[float, typer.Option("--clip", help="L2 bound C on each update.")] = 1.0,
     noise_multiplier: Annotated[
         float | None, typer.Option("--noise-multiplier", help="Noise z (std z·C on the sum).")
@@ -184,6 +206,7 @@ def simulate(
         settings = {"proximal_mu": mu} if mu is not None else {}
         spec = StrategySpec(strategy, settings)
         selection = Selection(fraction, min(min_clients, len(names)), min_available=len(names))
+        secagg_settings = SecAggSettings(secagg_shares, secagg_threshold)
         dp_plan = _dp_plan(
             dp,
             clip,
@@ -195,6 +218,7 @@ def simulate(
             population=len(names),
             selection=selection,
             rounds=rounds,
+            secagg=secagg_settings,
         )
         plan = TrainingPlan(
             task=task,
@@ -205,7 +229,7 @@ def simulate(
             max_update_norm=max_update_norm,
             dp=dp_plan,
             secure=secure,
-            secagg=SecAggSettings(secagg_shares, secagg_threshold),
+            secagg=secagg_settings,
         )
         # Unset flags keep the plan's defaults, so the two never drift apart.
         if learning_rate is not None:

@@ -88,18 +88,24 @@ class TrainingPlan:
             )
         if self.secure == "secagg" and self.selection.min_clients < 2:
             raise ValueError("--secure secagg needs at least 2 clients a round (--min-clients)")
-        if self.secure == "secagg" and (self.dp.enabled or self.strategy.name != "fedavg"):
+        if self.secure == "secagg" and (
+            self.dp.mode == "central" or self.strategy.name != "fedavg"
+        ):
             raise ValueError(
-                "--secure secagg runs FedAvg without differential privacy in this version: "
-                "its sum is all the server sees, so median, Krum and DP noise on top of it "
-                "are not wired yet"
+                "--secure secagg runs FedAvg, with --dp off or distributed: its sum is all the "
+                "server sees, so median, Krum and server-side (central) noise do not apply"
+            )
+        if self.dp.mode == "distributed" and self.secure != "secagg":
+            raise ValueError(
+                "--dp distributed needs --secure secagg: without masking the server would see "
+                "each client's update with only its small share of the noise"
             )
         if self.dp.enabled and self.strategy.name not in DP_STRATEGIES:
             raise ValueError(
                 f"--dp {self.dp.mode} works with {' or '.join(DP_STRATEGIES)} only: the noise is "
                 f"calibrated to a mean of clipped updates, and {self.strategy.name} is not one"
             )
-        if self.dp.enabled and 0 < self.max_update_norm < self.dp.clip:
+        if self.dp.mode == "central" and 0 < self.max_update_norm < self.dp.clip:
             raise ValueError(
                 f"the update norm bound {self.max_update_norm:g} is below the clipping norm "
                 f"{self.dp.clip:g}: every clipped update could be rejected"

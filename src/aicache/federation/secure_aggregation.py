@@ -143,11 +143,17 @@ def make_secagg_server_app(
 
     def on_config(server_round: int) -> dict[str, Scalar]:
         config = {k: v for k, v in plan.train_config().items() if isinstance(v, int | float | str)}
+        if plan.dp.mode == "distributed":  # each client's share of the noise, before masking
+            config[DP_CLIP] = plan.dp.clip
+            config[DP_NOISE_STD] = (
+                plan.dp.noise_multiplier * plan.dp.clip / plan.dp.sampling.size**0.5
+            )
         return {**config, "server-round": server_round}
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        random.seed(plan.seed + plan.start_round)
+        # Under DP the sample must be unpredictable (see make_server_app).
+        random.seed(None if plan.dp.enabled else plan.seed + plan.start_round)
         fraction = plan.selection.fraction
         strategy = _RecordingFedAvg(
             plan,
@@ -194,6 +200,27 @@ def make_secagg_server_app(
             observer.error = exc
 
     return app
+
+
+DP_CLIP = "dp-clip"
+DP_NOISE_STD = "dp-noise-std"
+
+
+def noised_update(
+    model: list[np.ndarray], reference: list[np.ndarray], *, clip: float, std: float
+) -> list[np.ndarray]:
+    """``reference`` plus the update clipped to L2 norm ``clip`` plus this client's noise share.
+
+    The noise comes from the system's entropy: nobody can replay it.
+    """
+    update = [m.astype(np.float64) - r for m, r in zip(model, reference, strict=True)]
+    norm = float(np.sqrt(sum(np.sum(u**2) for u in update)))
+    scale = min(1.0, clip / norm) if norm > 0 else 1.0
+    rng = np.random.default_rng()
+    return [
+        r + u * scale + rng.normal(0.0, std, u.shape)
+        for r, u in zip(reference, update, strict=True)
+    ]
 
 
 class _TaskClient(NumPyClient):

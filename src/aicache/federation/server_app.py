@@ -158,7 +158,7 @@ class RunObserver:
     def spent(self, rounds: int) -> float:
         """ε spent on this federation after ``rounds`` rounds of this run and all earlier runs."""
         dp = self.plan.dp
-        spend = RunSpend(dp.noise_multiplier, dp.sampling, rounds)
+        spend = RunSpend(dp.effective_noise_multiplier, dp.sampling, rounds)
         return composed_epsilon([*self.prior, spend], dp.delta, dp.accountant)
 
     def privacy_after(self, rounds: int) -> dict[str, Any]:
@@ -253,7 +253,7 @@ def make_server_app(
         # amplification by sampling the accountant counts on would not hold.
         random.seed(None if plan.dp.enabled else plan.seed + plan.start_round)
         inner = build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean)
-        if plan.dp.enabled:
+        if plan.dp.mode == "central":
             inner = DifferentialPrivacyClientSideFixedClipping(
                 inner,
                 noise_multiplier=plan.dp.noise_multiplier,
@@ -275,7 +275,7 @@ def make_server_app(
                 inner,
                 task=plan.task,
                 max_update_norm=plan.max_update_norm,
-                fixed_count=plan.dp.sampling.size if plan.dp.enabled else 0,
+                fixed_count=plan.dp.sampling.size if plan.dp.mode == "central" else 0,
             )
         observer.bind(strategy)
         arrays = ArrayRecord(initial)

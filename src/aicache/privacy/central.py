@@ -5,6 +5,14 @@ Central DP-FedAvg: each sampled client clips its update to L2 norm ``C``
 standard deviation ``z * C`` to the sum of the clipped updates (Flower's
 ``DifferentialPrivacyClientSideFixedClipping`` adds ``z * C / m`` to their
 mean of ``m``). Clients weigh equally, as the sensitivity analysis assumes.
+
+Distributed DP, for a server that is not trusted with an un-noised sum: each
+of the ``m`` sampled clients clips its update and adds its share of the
+noise, ``N(0, z²C²/m)``, before SecAgg+ masks it, so the server only ever
+sees a sum that already holds ``N(0, z²C²)``. A client that drops out takes
+its share with it: with ``k`` survivors the noise is ``z·sqrt(k/m)·C``. The
+accountant therefore uses the fewest survivors a round can complete with
+(the SecAgg+ reconstruction threshold ``t``): ``z_eff = z·sqrt(t/m)``.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from aicache.privacy.accounting import (
     epsilon,
 )
 
-DP_MODES = ("off", "central")
+DP_MODES = ("off", "central", "distributed")
 
 
 def default_delta(population: int) -> float:
@@ -47,6 +55,8 @@ class DpPlan:
         How clients are sampled each round (accounted with the matching event).
     budget
         The largest ε the run may reach (``None``: no limit but the plan's rounds).
+    min_survivors
+        Distributed DP only: the fewest clients a round can complete with.
     """
 
     mode: str = "off"
@@ -56,6 +66,7 @@ class DpPlan:
     accountant: str = "rdp"
     sampling: Sampling = field(default_factory=Sampling)
     budget: float | None = None
+    min_survivors: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in DP_MODES:
@@ -76,6 +87,11 @@ class DpPlan:
                 raise ValueError(f"invalid delta {self.delta}: it must be in (0, 1)")
             if self.budget is not None and self.budget <= 0:
                 raise ValueError(f"invalid budget {self.budget}: it must be > 0")
+            if self.mode == "distributed" and not 2 <= self.min_survivors <= self.sampling.size:
+                raise ValueError(
+                    f"distributed DP needs the fewest survivors of a round (2 to "
+                    f"{self.sampling.size}), got {self.min_survivors}"
+                )
             if self.sampling.kind == "fixed" and self.accountant == "pld":
                 raise ValueError(
                     "the pld accountant cannot account sampling without replacement: use rdp"
@@ -91,21 +107,33 @@ class DpPlan:
         delta: float,
         accountant: str,
         sampling: Sampling,
+        mode: str = "central",
+        min_survivors: int = 0,
     ) -> DpPlan:
         """The plan whose noise just meets ``target_epsilon`` after ``rounds`` rounds."""
         z = calibrate_noise_multiplier(target_epsilon, sampling, rounds, delta, accountant)
-        return cls("central", clip, z, delta, accountant, sampling, budget=target_epsilon)
+        if mode == "distributed":  # calibrated for the fewest survivors, then spread over m
+            z = z * (sampling.size / min_survivors) ** 0.5
+        return cls(mode, clip, z, delta, accountant, sampling, target_epsilon, min_survivors)
 
     @property
     def enabled(self) -> bool:
         """Whether the run adds noise."""
         return self.mode != "off"
 
+    @property
+    def effective_noise_multiplier(self) -> float:
+        """The noise over the sensitivity that the accountant may count on."""
+        if self.mode == "distributed":
+            return float(self.noise_multiplier * (self.min_survivors / self.sampling.size) ** 0.5)
+        return self.noise_multiplier
+
     def epsilon_after(self, rounds: int) -> float:
-        """ε at :attr:`delta` after ``rounds`` rounds (0 when DP is off and nothing is claimed)."""
+        """ε at :attr:`delta` after ``rounds`` rounds (``inf`` when DP is off)."""
         if not self.enabled:
             return float("inf") if rounds else 0.0
-        return epsilon(self.noise_multiplier, self.sampling, rounds, self.delta, self.accountant)
+        z = self.effective_noise_multiplier
+        return epsilon(z, self.sampling, rounds, self.delta, self.accountant)
 
     def record(self, rounds: int) -> dict[str, Any]:
         """The privacy fields stored with a model version made after ``rounds`` rounds."""
@@ -115,6 +143,7 @@ class DpPlan:
             "dp": self.mode,
             "mechanism": "gaussian",
             "noise_multiplier": self.noise_multiplier,
+            "effective_noise_multiplier": self.effective_noise_multiplier,
             "clip": self.clip,
             "sampling": {**asdict(self.sampling), "rate": self.sampling.expected_rate},
             "rounds": rounds,

@@ -27,6 +27,7 @@ from aicache.federation.server_app import (
     make_server_app,
 )
 from aicache.privacy.accounting import RunSpend, Sampling
+from aicache.privacy.central import DpPlan
 from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
 from aicache.privacy.secure import SecAggSettings
 from aicache.registry import ModelRegistry
@@ -94,6 +95,8 @@ def _secagg_capacity(
             f"(at most {MODULUS_RANGE // QUANTIZATION_RANGE - 1})",
             hint="Lower --fraction.",
         )
+    if plan.dp.enabled:  # every client weighs 1 under DP: no precision spent on weights
+        return replace(plan.secagg, max_weight=1.0)
     task = get_task(plan.task)
     counts = [task.num_examples(provider.client_data(task, c).train) for c in range(clients)]
     # With the largest count as the bound, no weight is clipped, and the summed
@@ -209,7 +212,7 @@ def run(
             run_id = registry.start_run(plan.task, spec)
         prior = [
             RunSpend(
-                row["spend"]["noise_multiplier"],
+                DpPlan.from_dict(row["spend"]).effective_noise_multiplier,
                 Sampling(**row["spend"]["sampling"]),
                 row["rounds"],
             )
