@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,6 +58,22 @@ class Cli:
             cwd=self.cwd,
             start_new_session=True,
         )
+
+    def simulate(
+        self, flags: str, *, out: Path | None = None, timeout: float = 300
+    ) -> tuple[dict[str, Any], bytes]:
+        """Run ``aicache simulate FLAGS``, require success; its metrics.json and its output."""
+        report = out or self.cwd / "report"
+        result = self.run("simulate", *flags.split(), "--out", str(report), timeout=timeout)
+        assert result.returncode == 0, result.stderr.decode()[-3000:]
+        metrics = json.loads((report / "metrics.json").read_text())
+        return metrics, (result.stdout + result.stderr).replace(b"\n", b" ")
+
+    def versions(self) -> list[dict[str, Any]]:
+        """The registered model versions (``aicache models list --json``)."""
+        listed = self.run("models", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        return list(json.loads(listed.stdout))
 
     def invocations(self) -> int:
         """How many times the fake AI CLI has really started."""

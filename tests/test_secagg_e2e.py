@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -46,32 +45,17 @@ def _first_round_by_hand(clients: list[int]) -> tuple[list[np.ndarray], float]:
     mean = [
         np.average(np.stack(layer), axis=0, weights=weights) for layer in zip(*models, strict=True)
     ]
-    settings = SecAggSettings()
-    step = 2 * settings.clipping_range / 2**22  # one quantisation step, in weighted units
-    bound = 2 * len(clients) * step / (sum(weights) / settings.max_weight)
+    # The simulation bounds weights by its largest client's example count.
+    max_weight = max(task.num_examples(provider.client_data(task, c).train) for c in range(CLIENTS))
+    step = 2 * SecAggSettings().clipping_range / 2**22  # one quantisation step, weighted units
+    bound = 2 * len(clients) * step / (sum(weights) / max_weight)
     return mean, bound
-
-
-def _one_round(cli: Cli, *args: str) -> bytes:
-    result = cli.run(
-        "simulate",
-        "--clients",
-        str(CLIENTS),
-        "--rounds",
-        "1",
-        *args,
-        "--out",
-        str(cli.cwd / "r"),
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
-    return result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("mode", ["secagg", "he"])
 def test_the_secure_aggregate_equals_the_plain_one_within_its_error(cli: Cli, mode: str) -> None:
     # Execute: SecAgg+ masks quantised updates; CKKS adds ciphertexts with the public key only
-    output = _one_round(cli, "--secure", mode)
+    metrics, output = cli.simulate(f"--clients {CLIENTS} --rounds 1 --secure {mode}")
     # Assert
     expected, quantisation_bound = _first_round_by_hand(list(range(CLIENTS)))
     secure = _model(cli.home, 1)
@@ -81,50 +65,23 @@ def test_the_secure_aggregate_equals_the_plain_one_within_its_error(cli: Cli, mo
     else:
         assert error < 1e-6  # CKKS with a 2^40 scale: about 1e-8 per value
         assert b"WARNING: The input does not fit" not in output
-    metrics = json.loads((cli.cwd / "r" / "metrics.json").read_text())
     assert metrics["per_round"][0]["accepted_updates"] == CLIENTS
 
 
 def test_dropouts_above_the_threshold_still_give_the_survivors_aggregate(cli: Cli) -> None:
     # 5 shares, threshold round(0.6 * 5) = 3: two of five may vanish after sharing keys.
-    result = cli.run(
-        "simulate",
-        "--clients",
-        str(CLIENTS),
-        "--rounds",
-        "1",
-        "--secure",
-        "secagg",
-        "--secagg-dropouts",
-        "2",
-        "--out",
-        str(cli.cwd / "r"),
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    cli.simulate(f"--clients {CLIENTS} --rounds 1 --secure secagg --secagg-dropouts 2")
     expected, bound = _first_round_by_hand([2, 3, 4])
     secure = _model(cli.home, 1)
     assert max(float(np.abs(a - b).max()) for a, b in zip(secure, expected, strict=True)) <= bound
 
 
 def test_dropouts_below_the_threshold_fail_loudly(cli: Cli) -> None:
-    result = cli.run(
-        "simulate",
-        "--clients",
-        str(CLIENTS),
-        "--rounds",
-        "2",
-        "--secure",
-        "secagg",
-        "--secagg-dropouts",
-        "3",
-        "--out",
-        str(cli.cwd / "r"),
-        timeout=300,
-    )
+    flags = f"--clients {CLIENTS} --rounds 2 --secure secagg --secagg-dropouts 3"
+    result = cli.run("simulate", *flags.split(), timeout=300)
     assert result.returncode == 1
     assert b"secure aggregation halted" in result.stderr
-    assert json.loads(cli.run("models", "list", "--json").stdout) == []
+    assert cli.versions() == []
 
 
 @pytest.mark.parametrize(
@@ -151,27 +108,12 @@ def test_secure_flags_are_checked(cli: Cli, args: tuple[str, ...], message: byte
 
 def test_distributed_dp_noises_before_masking_and_is_accounted_for_dropouts(cli: Cli) -> None:
     # Execute: 5 clients add their noise share, SecAgg+ masks, 2 drop out after key sharing
-    result = cli.run(
-        "simulate",
-        "--clients",
-        str(CLIENTS),
-        "--rounds",
-        "1",
-        "--secure",
-        "secagg",
-        "--dp",
-        "distributed",
-        "--noise-multiplier",
-        "2",
-        "--secagg-dropouts",
-        "2",
-        "--out",
-        str(cli.cwd / "r"),
-        timeout=300,
+    metrics, _ = cli.simulate(
+        f"--clients {CLIENTS} --rounds 1 --secure secagg --dp distributed --noise-multiplier 2 "
+        "--secagg-dropouts 2"
     )
     # Assert: accounted as if only the threshold's 3 clients had added noise
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
-    privacy = json.loads((cli.cwd / "r" / "metrics.json").read_text())["privacy"]
+    privacy = metrics["privacy"]
     effective = 2.0 * (3 / CLIENTS) ** 0.5
     assert privacy["effective_noise_multiplier"] == pytest.approx(effective)
     sampling = Sampling("fixed", population=CLIENTS, size=CLIENTS)

@@ -37,27 +37,10 @@ def no_leftover_processes() -> Iterator[None]:
     assert _ray_processes() - before == set(), "Ray processes outlived the command"
 
 
-def _versions(cli: Cli) -> list[dict[str, object]]:
-    listed = cli.run("models", "list", "--json")
-    assert listed.returncode == 0, listed.stderr
-    return list(json.loads(listed.stdout))
-
-
 def test_a_simulation_learns_and_registers_every_round(cli: Cli, tmp_path: Path) -> None:
     # Execute
-    result = cli.run(
-        "simulate",
-        "--clients",
-        "4",
-        "--rounds",
-        "2",
-        "--out",
-        str(tmp_path / "report"),
-        timeout=300,
-    )
+    metrics, _ = cli.simulate("--clients 4 --rounds 2", out=tmp_path / "report")
     # Assert
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
-    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert (metrics["task"], metrics["clients"], metrics["rounds"]) == ("next-command", 4, 2)
     for arm in ("federated", "local_only", "centralized", "personalized"):
         assert len(metrics[arm]["per_client"]) == 4
@@ -67,7 +50,7 @@ def test_a_simulation_learns_and_registers_every_round(cli: Cli, tmp_path: Path)
     assert all(r["accepted_updates"] == 4 for r in metrics["per_round"])
     for name in ("index.html", "learning_curve.png", "clients.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
-    versions = _versions(cli)
+    versions = cli.versions()
     assert [(v["version"], v["round"], v["parent"]) for v in versions] == [(1, 1, None), (2, 2, 1)]
     assert stat.S_IMODE(cli.home.stat().st_mode) == 0o700  # the registry made the home private
     assert versions[-1]["privacy"] == {"dp": "off"}
@@ -115,50 +98,23 @@ def test_a_simulation_learns_and_registers_every_round(cli: Cli, tmp_path: Path)
     assert entry["expires_at"] > time.time()
 
 
-def test_an_invalid_update_is_rejected_and_the_round_completes(cli: Cli, tmp_path: Path) -> None:
-    result = cli.run(
-        "simulate",
-        "--clients",
-        "4",
-        "--rounds",
-        "1",
-        "--adversarial",
-        "1",
-        "--attack",
-        "nan",
-        "--out",
-        str(tmp_path / "report"),
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
-    per_round = json.loads((tmp_path / "report" / "metrics.json").read_text())["per_round"]
+def test_an_invalid_update_is_rejected_and_the_round_completes(cli: Cli) -> None:
+    metrics, _ = cli.simulate("--clients 4 --rounds 1 --adversarial 1 --attack nan")
+    per_round = metrics["per_round"]
     assert (per_round[0]["accepted_updates"], per_round[0]["rejected_updates"]) == (3, 1)
-    assert [v["num_clients"] for v in _versions(cli)] == [3]
+    assert [v["num_clients"] for v in cli.versions()] == [3]
 
 
-def test_a_round_with_no_valid_update_fails_loudly_and_registers_nothing(
-    cli: Cli, tmp_path: Path
-) -> None:
+def test_a_round_with_no_valid_update_fails_loudly_and_registers_nothing(cli: Cli) -> None:
     result = cli.run(
-        "simulate",
-        "--clients",
-        "3",
-        "--rounds",
-        "2",
-        "--adversarial",
-        "3",
-        "--attack",
-        "scale",
-        "--out",
-        str(tmp_path / "report"),
-        timeout=300,
+        "simulate", *"--clients 3 --rounds 2 --adversarial 3 --attack scale".split(), timeout=300
     )
     assert result.returncode == 1
     message = result.stderr.decode()
     assert "none of 3 replies could be aggregated" in message
     assert "exceeds the bound" in message
     assert "Traceback" not in message
-    assert _versions(cli) == []
+    assert cli.versions() == []
 
 
 def test_a_killed_run_resumes_from_the_newest_version(cli: Cli, tmp_path: Path) -> None:
@@ -168,27 +124,23 @@ def test_a_killed_run_resumes_from_the_newest_version(cli: Cli, tmp_path: Path) 
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        if len(_versions(cli)) >= 2:
+        if len(cli.versions()) >= 2:
             break
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGKILL)
     process.communicate(timeout=30)
-    before = _versions(cli)
+    before = cli.versions()
     assert 2 <= len(before) < 25, "the run must be killed mid-way"
     # Execute
     other_data = cli.run("simulate", "--resume", "--clients", "4", "--out", str(tmp_path / "r"))
-    resumed = cli.run(
-        "simulate", "--resume", "--clients", "3", "--out", str(tmp_path / "r"), timeout=400
-    )
+    metrics, _ = cli.simulate("--resume --clients 3", out=tmp_path / "r", timeout=400)
     # Assert
     assert other_data.returncode == 2
     assert b"Resume with the same --data, --clients and --seed" in other_data.stderr
-    assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
-    after = _versions(cli)
+    after = cli.versions()
     assert [v["round"] for v in after] == list(range(1, 26))
     assert len({v["run_id"] for v in after}) == 1
     assert after[len(before)]["parent"] == before[-1]["version"]
-    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["per_round"][0]["round"] == len(before) + 1
 
 

@@ -121,17 +121,13 @@ class _RecordingFedAvg(LegacyFedAvg):
         results: list[tuple[ClientProxy, EvaluateRes]],
         failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
     ) -> tuple[float | None, dict[str, Scalar]]:
-        per_client = {
-            int(res.metrics.get("client", 0)): {
-                k: float(v) for k, v in res.metrics.items() if isinstance(v, int | float)
-            }
+        # The macro average over clients, as the Message-API strategies report it.
+        clients = [
+            {k: float(v) for k, v in res.metrics.items() if isinstance(v, int | float)}
             for _, res in results
-        }
-        self.log.per_client = per_client
-        keys = set.intersection(*(set(m) for m in per_client.values())) if per_client else set()
-        self.log.evaluate_metrics = {
-            k: float(np.mean([m[k] for m in per_client.values()])) for k in keys if k != "client"
-        }
+        ]
+        keys = set.intersection(*(set(m) for m in clients)) - {"client"} if clients else set()
+        self.log.evaluate_metrics = {k: float(np.mean([m[k] for m in clients])) for k in keys}
         return super().aggregate_evaluate(server_round, results, failures)
 
 

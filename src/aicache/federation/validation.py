@@ -107,7 +107,6 @@ class RoundLog:
     rejected: list[str] = field(default_factory=list)
     train_metrics: dict[str, float] = field(default_factory=dict)
     evaluate_metrics: dict[str, float] = field(default_factory=dict)
-    per_client: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
 def _plain(record: MetricRecord | None) -> dict[str, float]:
@@ -217,13 +216,7 @@ class ValidatedStrategy(Strategy):
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
-        """Aggregate evaluation metrics, keeping each client's for the report."""
-        replies = list(replies)
-        for message in replies:
-            if not message.has_error() and "metrics" in message.content.metric_records:
-                values = _plain(message.content.metric_records["metrics"])
-                client = int(values.get("client", message.metadata.src_node_id))
-                self.log.per_client[client] = values
+        """Aggregate evaluation metrics and keep them for the round's report."""
         metrics = self.inner.aggregate_evaluate(server_round, replies)
         self.log.evaluate_metrics = _plain(metrics)
         return metrics

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 SECURE_MODES = ("off", "secagg", "he")
 
@@ -62,7 +61,3 @@ class SecAggSettings:
         object.__setattr__(self, "clipping_range", float(self.clipping_range))
         if self.clipping_range <= 0 or self.max_weight <= 0:
             raise ValueError("the clipping range and the maximum weight must be > 0")
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return asdict(self)
