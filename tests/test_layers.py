@@ -11,6 +11,21 @@ PACKAGE = Path(aicache.__file__).parent
 # Which layers each layer may import (besides itself and the shared modules).
 ALLOWED = {
     "cli": {
+        "deploy",
+        "simulation",
+        "federation",
+        "privacy",
+        "registry",
+        "security",
+        "tasks",
+        "features",
+        "local",
+    },
+    # Beyond the design's table, the SuperLink/SuperNode launchers live in their own
+    # layer above federation: a deployed ClientApp reads the developer's store (local)
+    # and the operator's commands supervise processes and the registry. It shares the
+    # simulation's quiet Flower environment and model-compatibility check.
+    "deploy": {
         "simulation",
         "federation",
         "privacy",

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from aicache import __version__
-from aicache.cli import admin, cache, imports, models, prefetch, privacy, server, simulate
+from aicache.cli import admin, cache, imports, models, node, prefetch, privacy, server, simulate
 from aicache.cli.console import print_error
 from aicache.errors import AicacheError
 from aicache.local.paths import aicache_home, store_path
@@ -47,6 +47,7 @@ admin.register(app)
 simulate.register(app)
 models.register(app)
 prefetch.register(app)
+node.register(app)
 app.add_typer(imports.app, name="import")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(server.app, name="server")

@@ -28,6 +28,8 @@ def suggest(
 ) -> None:
     """The commands you are likely to type next, from your own history and the global model."""
     from aicache.cli.common import open_store
+    from aicache.deploy.distribution import check_version
+    from aicache.deploy.node import NodeHome
     from aicache.features.history_items import items_from_store
     from aicache.local.importer import directory_hash
     from aicache.registry import ModelRegistry
@@ -44,6 +46,7 @@ def suggest(
                 hint="Run `aicache simulate` (or join a federation) to get one.",
             )
         params = reg.load(version)
+        check_version(reg, version, NodeHome().signing_key())
     ensure_compatible(task.name, params)
     with open_store() as store:
         history = items_from_store(store.conn)
@@ -190,6 +193,94 @@ def models_rollback(
     out.print(
         f"{task}: version {created.version} now serves the model of version {target.version}."
     )
+
+
+@models_app.command("pull")
+def models_pull(registry: RegistryOption = None, as_json: JsonOption = False) -> None:
+    """Install the newest model the federation delivered, after verifying its signature."""
+    from aicache.deploy.distribution import Inbox, pull
+    from aicache.deploy.node import NodeHome
+    from aicache.registry import ModelRegistry
+
+    node = NodeHome()
+    key = node.signing_key()
+    if key is None:
+        raise AicacheError(
+            "this machine has not joined a federation: there is no key to verify models with",
+            hint="Join one with `aicache join BUNDLE`.",
+        )
+    with ModelRegistry(registry_dir(registry)) as reg:
+        results = pull(Inbox(node.inbox), reg, key)
+    if as_json:
+        emit_json([_pulled(r) for r in results])
+    elif not results:
+        out.print("No model delivered yet: a node receives one at the end of each run it is in.")
+    for result in results if not as_json else []:
+        if result.status == "installed":
+            out.print(
+                f"{result.task}: installed version {result.server_version} of the federation "
+                f"(local version {result.local_version}); signature verified."
+            )
+        elif result.status == "current":
+            out.print(f"{result.task}: version {result.server_version} is already in use.")
+        else:
+            out.print(f"[bold red]{result.task}: refused[/]: {result.problem}")
+    refused = [r for r in results if r.status == "refused"]
+    if refused:
+        raise AicacheError(
+            f"{len(refused)} delivered model(s) failed verification and were not installed",
+            hint="The previous model stays in use.",
+            exit_code=1,
+        )
+
+
+def _pulled(result: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(result)
+
+
+@models_app.command("verify")
+def models_verify(registry: RegistryOption = None, as_json: JsonOption = False) -> None:
+    """Re-check every model pulled from the federation against its signature."""
+    from aicache.deploy.distribution import PULLED_NOTE, check_version
+    from aicache.deploy.node import NodeHome
+    from aicache.registry import ModelRegistry
+
+    key = NodeHome().signing_key()
+    rows: list[dict[str, Any]] = []
+    with ModelRegistry(registry_dir(registry)) as reg:
+        for version in reg.versions():
+            signed = reg.signature(version.task, version.version) is not None
+            if not signed and not version.note.startswith(PULLED_NOTE):
+                continue  # trained here (a simulation): nothing to verify against
+            try:
+                check_version(reg, version, key)
+                rows.append({"task": version.task, "version": version.version, "ok": True})
+            except AicacheError as exc:
+                rows.append(
+                    {
+                        "task": version.task,
+                        "version": version.version,
+                        "ok": False,
+                        "problem": exc.message,
+                    }
+                )
+    if as_json:
+        emit_json(rows)
+    else:
+        for row in rows:
+            mark = "ok" if row["ok"] else f"[bold red]FAILED[/]: {row['problem']}"
+            out.print(f"{row['task']} version {row['version']}: {mark}")
+        if not rows:
+            out.print("No pulled models to verify.")
+    bad = [r for r in rows if not r["ok"]]
+    if bad:
+        raise AicacheError(
+            f"{len(bad)} model(s) do not match their signatures",
+            hint="Pull them again.",
+            exit_code=1,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,15 +1,48 @@
-"""Operator commands: ``aicache server ...`` (initialisation so far)."""
+"""Operator commands: ``aicache server init|start|stop|enroll|nodes|revoke|run|rotate-certs``.
+
+Every command but ``init`` takes the federation directory as ``DIR`` or
+``--dir`` (default: the current directory).
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from aicache.cli.console import out
+from aicache.cli.common import JsonOption, checked, emit_json
+from aicache.cli.console import out, when
+from aicache.errors import AicacheError
+
+if TYPE_CHECKING:
+    from aicache.deploy.server import ServerDirectory
 
 app = typer.Typer(help="Run a federation server (operator commands).", no_args_is_help=True)
+
+DirArgument = Annotated[
+    Path | None,
+    typer.Argument(help="The federation directory [current directory].", show_default=False),
+]
+DirOption = Annotated[
+    Path | None, typer.Option("--dir", help="The federation directory (same as DIR).")
+]
+
+
+def _server(directory: Path | None, option: Path | None) -> ServerDirectory:
+    from aicache.simulation.engine import QUIET_ENVIRONMENT
+
+    os.environ.update(QUIET_ENVIRONMENT)  # before anything here imports Flower
+    from aicache.deploy.server import ServerDirectory
+
+    if directory is not None and option is not None and directory != option:
+        raise AicacheError(f"two federation directories given: {directory} and --dir {option}")
+    return ServerDirectory(directory or option or Path.cwd())
 
 
 @app.command("init")
@@ -29,3 +62,280 @@ def init(
     files = init_federation(directory, name=name, hosts=host or [], port=port, force=force)
     out.print(f"Federation {name!r} initialised in {files.root} (keys owner-only).")
     out.print(f"Edit {files.path(CONFIG)} for its tasks, strategy and privacy settings.")
+
+
+@app.command("start")
+def start(
+    directory: DirArgument = None,
+    dir_option: DirOption = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Run in the background (stop: `server stop`).")
+    ] = False,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Without TLS or node authentication (testing only).")
+    ] = False,
+    listen: Annotated[
+        str | None,
+        typer.Option("--listen", help="Address to listen on [the config's, else 127.0.0.1]."),
+    ] = None,
+) -> None:
+    """Start the SuperLink: TLS, node authentication, persistent state, telemetry off."""
+    server = _server(directory, dir_option)
+    if insecure:
+        out.print(
+            "[bold red]INSECURE:[/] the SuperLink runs without TLS and without node "
+            "authentication; updates travel in plaintext and anyone can join."
+        )
+    pid = server.start(insecure=insecure, listen=listen)
+    out.print(f"SuperLink of {server.name!r} running (pid {pid}) on port {server.port}.")
+    out.print(f"Log: {server.log_file}")
+    if detach:
+        return
+    out.print("Press Ctrl-C to stop it.")
+    try:
+        while server.superlink.running():
+            time.sleep(0.5)
+        out.print(f"The SuperLink exited: {server.log_tail()}")
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        server.stop()
+        out.print("SuperLink stopped.")
+
+
+@app.command("stop")
+def stop(directory: DirArgument = None, dir_option: DirOption = None) -> None:
+    """Stop the SuperLink and every process it started."""
+    server = _server(directory, dir_option)
+    if server.stop():
+        out.print("SuperLink stopped.")
+    else:
+        out.print(f"The SuperLink of {server.root} was not running.")
+
+
+@app.command("enroll")
+def enroll(
+    name: Annotated[str, typer.Argument(help="The node's name (a developer or machine).")],
+    directory: DirOption = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="The bundle file [NAME.bundle].")
+    ] = None,
+) -> None:
+    """Register a node's key with the SuperLink and write its bundle (keep it secret)."""
+    server = _server(None, directory)
+    target = output or Path.cwd() / f"{name}.bundle"
+    bundle = server.enroll(name, target)
+    out.print(f"Enrolled {name!r} as node {bundle.node_id}. Bundle (owner-only): {target}")
+    out.print(f"On the developer's machine: aicache join {target.name}")
+
+
+@app.command("nodes")
+def nodes(
+    directory: DirArgument = None, dir_option: DirOption = None, as_json: JsonOption = False
+) -> None:
+    """Enrolled nodes, their status, and when each last took part."""
+    rows = _server(directory, dir_option).node_list()
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        out.print("No nodes enrolled yet (`aicache server enroll NAME`).")
+        return
+    table = Table("name", "node id", "status", "enrolled", "last round", "last seen")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            str(row["node_id"]),
+            row["status"],
+            when(row["enrolled_at"]),
+            "-" if row["last_round"] is None else f"{row['last_round']} ({row['last_run']})",
+            "-" if row["last_seen"] is None else when(row["last_seen"]),
+        )
+    out.print(table)
+
+
+@app.command("revoke")
+def revoke(
+    name: Annotated[str, typer.Argument(help="The node to remove.")],
+    directory: DirOption = None,
+) -> None:
+    """Remove a node: it is refused at its next connection."""
+    record = _server(None, directory).revoke(name)
+    out.print(f"Revoked {name!r} (node {record.node_id}).")
+
+
+@app.command("rotate-certs")
+def rotate_certs(
+    directory: DirArgument = None,
+    dir_option: DirOption = None,
+    ca: Annotated[
+        bool, typer.Option("--ca", help="Also roll the CA (old bundles keep working meanwhile).")
+    ] = False,
+    end_overlap: Annotated[
+        bool, typer.Option("--end-overlap", help="End a CA roll: drop the old CA.")
+    ] = False,
+    days: Annotated[int, typer.Option("--days", help="Validity of the new certificate.")] = 365,
+) -> None:
+    """Issue a new server certificate; clients keep trusting the CA, no re-enrolment."""
+    checked("--days", days, 1, 3650)
+    for line in _server(directory, dir_option).rotate(
+        days=days, roll_ca=ca, end_overlap=end_overlap
+    ):
+        out.print(line)
+
+
+def _deploy_plan(values: dict[str, Any], population: int) -> Any:  # -> TrainingPlan
+    from aicache.cli.simulate import _dp_plan
+    from aicache.federation.plan import TrainingPlan
+    from aicache.federation.strategies import Selection, StrategySpec
+    from aicache.privacy.secure import SecAggSettings
+    from aicache.tasks.base import task_names
+
+    if values["task"] not in task_names():
+        raise AicacheError(
+            f"--task: unknown task {values['task']!r}: choose one of {', '.join(task_names())}"
+        )
+    if values["secure"] != "off":
+        raise AicacheError(
+            f"--secure {values['secure']} is not available on a deployed federation yet",
+            hint="Use it in `aicache simulate`; deployed runs use TLS and --dp for now.",
+        )
+    try:
+        dp_enabled = values["dp"] != "off"
+        # Under DP the sample must be m of all N enrolled nodes, as the accountant assumes:
+        # the run waits for every enrolled node before its first round.
+        selection = Selection(
+            values["fraction"],
+            values["min_clients"],
+            min_available=population if dp_enabled else values["min_clients"],
+        )
+        dp_plan = _dp_plan(
+            values["dp"],
+            values["clip"],
+            values["noise_multiplier"],
+            values["target_epsilon"],
+            values["delta"],
+            values["accountant"],
+            values["budget"],
+            population=population,
+            selection=selection,
+            rounds=values["rounds"],
+            secagg=SecAggSettings(),
+        )
+        plan = TrainingPlan(
+            task=values["task"],
+            rounds=values["rounds"],
+            strategy=StrategySpec(values["strategy"], {}),
+            selection=selection,
+            seed=values["seed"],
+            dp=dp_plan,
+            round_timeout=values["round_timeout"],
+            final_evaluation=False,
+        )
+        if values["learning_rate"] is not None:
+            plan = replace(plan, learning_rate=values["learning_rate"])
+        if values["local_epochs"] is not None:
+            plan = replace(plan, local_epochs=values["local_epochs"])
+    except ValueError as exc:
+        raise AicacheError(str(exc)) from exc
+    return plan
+
+
+@app.command("run")
+def run(
+    directory: DirArgument = None,
+    dir_option: DirOption = None,
+    task: Annotated[str, typer.Option("--task", help="The task to train.")] = "next-command",
+    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 10,
+    strategy: Annotated[str, typer.Option("--strategy", help="Aggregation rule.")] = "fedavg",
+    fraction: Annotated[float, typer.Option("--fraction", help="Share of nodes per round.")] = 1.0,
+    min_clients: Annotated[
+        int, typer.Option("--min-clients", help="Fewest nodes per round (waits for them).")
+    ] = 2,
+    local_epochs: Annotated[
+        int | None, typer.Option("--local-epochs", help="Epochs per round [2].")
+    ] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", help="Local step size [0.01].")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the initial model.")] = 0,
+    dp: Annotated[str, typer.Option("--dp", help="Differential privacy: off or central.")] = "off",
+    clip: Annotated[float, typer.Option("--clip", help="L2 bound C on each update.")] = 1.0,
+    noise_multiplier: Annotated[
+        float | None, typer.Option("--noise-multiplier", help="Noise z (std z·C on the sum).")
+    ] = None,
+    target_epsilon: Annotated[
+        float | None, typer.Option("--target-epsilon", help="Calibrate z to end at this ε.")
+    ] = None,
+    delta: Annotated[
+        float | None, typer.Option("--delta", help="δ of the guarantee [min(1e-5, 0.1/N)].")
+    ] = None,
+    accountant: Annotated[str, typer.Option("--accountant", help="rdp or pld.")] = "rdp",
+    budget: Annotated[
+        float | None, typer.Option("--budget", help="Stop before a round would pass this ε.")
+    ] = None,
+    secure: Annotated[str, typer.Option("--secure", help="Secure aggregation: off.")] = "off",
+    round_timeout: Annotated[
+        float, typer.Option("--round-timeout", help="Seconds a round waits for replies.")
+    ] = 120.0,
+    wait: Annotated[
+        float, typer.Option("--wait", help="Give up following the run after this many seconds.")
+    ] = 3600.0,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue this task's interrupted run.")
+    ] = False,
+) -> None:
+    """Start a federated run on the connected nodes and follow it; versions land in DIR/registry."""
+    from aicache.deploy import runs
+
+    server = _server(directory, dir_option)
+    checked("--rounds", rounds, 1)
+    checked("--min-clients", min_clients, 1)
+    checked("--round-timeout", round_timeout, 1)
+    server.require_running()
+    with server.nodes() as book:
+        population = sum(1 for n in book.all() if n.revoked_at is None)
+    if population == 0:
+        raise AicacheError(
+            "no nodes are enrolled", hint="Enrol some with `aicache server enroll NAME`."
+        )
+    plan = _deploy_plan(dict(locals()), population)
+    submitted = runs.submit(server, plan, resume=resume)
+    plan = submitted.plan
+    out.print(
+        f"[bold]{plan.task}[/]: run {submitted.run_id} (Flower run {submitted.flower_run_id}), "
+        f"{plan.rounds} rounds"
+        + (f", resuming after round {submitted.resumed_after}" if submitted.resumed_after else "")
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=out,
+    ) as progress:
+        bar = progress.add_task(
+            f"waiting for {plan.selection.min_available} node(s)",
+            total=plan.rounds,
+            completed=submitted.resumed_after,
+        )
+
+        def on_version(version: Any) -> None:
+            top1 = version.metrics.get("eval.top1", float("nan"))
+            eps = version.privacy.get("epsilon")
+            privacy = f", ε {eps:.2f}" if isinstance(eps, float) else ""
+            progress.update(
+                bar,
+                completed=version.round,
+                description=f"round {version.round}: top-1 {top1:.3f} "
+                f"({version.num_clients} nodes{privacy}, v{version.version})",
+            )
+
+        result = runs.follow(server, submitted, timeout=wait, on_version=on_version)
+    if result.versions:
+        last = result.versions[-1]
+        out.print(
+            f"Done: versions {result.versions[0].version}–{last.version} in {server.registry}, "
+            f"signed; the newest was sent to the connected nodes."
+        )
+    if result.message:
+        out.print(result.message)

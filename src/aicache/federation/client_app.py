@@ -16,11 +16,10 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
-from flwr.clientapp.typing import ClientAppCallable
+from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from aicache.federation.validation import ENCRYPTED, META, NUM_EXAMPLES
-from aicache.privacy import ckks
 from aicache.tasks.base import AnyTask, FitConfig, get_task
 
 
@@ -94,13 +93,19 @@ _SECRETS: dict[str, Any] = {}
 
 def _secret_context(path: str) -> Any:
     """The federation's secret CKKS context, read once per process."""
+    from aicache.privacy import ckks  # TenSEAL is heavy: only for --secure he
+
     if path not in _SECRETS:
         _SECRETS[path] = ckks.load_context(Path(path).read_bytes())
     return _SECRETS[path]
 
 
 def make_client_app(
-    provider: DataProvider, *, tamper: Tamper | None = None, secret_key_file: str | None = None
+    provider: DataProvider,
+    *,
+    tamper: Tamper | None = None,
+    secret_key_file: str | None = None,
+    mods: list[Mod] | None = None,
 ) -> ClientApp:
     """A ClientApp that serves any registered task from ``provider``'s examples.
 
@@ -114,8 +119,10 @@ def make_client_app(
     secret_key_file
         The federation's secret CKKS context, for ``--secure he``: clients
         encrypt their updates with it and decrypt the aggregate on request.
+    mods
+        Flower mods around every handler (deployment: noting what leaves the machine).
     """
-    app = ClientApp()
+    app = ClientApp(mods=mods)
 
     @app.train(mods=[clip_if_requested])
     def train(message: Message, context: Context) -> Message:
@@ -142,6 +149,8 @@ def make_client_app(
 
     @app.query("decrypt")
     def decrypt(message: Message, context: Context) -> Message:
+        from aicache.privacy import ckks
+
         if secret_key_file is None:
             raise RuntimeError("this client holds no secret key to decrypt with")
         ciphertext = ckks.from_arrays(message.content.array_records[ENCRYPTED].to_numpy_ndarrays())
@@ -151,6 +160,8 @@ def make_client_app(
     def _encrypted(
         model: list[Any], reference: list[Any], weight: float, task_name: str
     ) -> RecordDict:
+        from aicache.privacy import ckks
+
         if secret_key_file is None:
             raise RuntimeError("the server asked for encrypted updates, but no key was given")
         update = ckks.flatten(model) - ckks.flatten(reference)

@@ -24,7 +24,8 @@ from aicache.federation.homomorphic import HomomorphicStrategy
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import build_strategy
 from aicache.federation.validation import NUM_EXAMPLES, ValidatedStrategy
-from aicache.privacy.accounting import RunSpend, composed_epsilon
+from aicache.privacy.accounting import RunSpend, Sampling, composed_epsilon
+from aicache.privacy.central import DpPlan
 from aicache.registry import ModelRegistry, ModelVersion
 
 
@@ -185,6 +186,21 @@ class RunObserver:
                 f"stopped before round {next_round}: it would bring ε to {would:.3f}, "
                 f"over the budget of {budget:g} (δ = {self.plan.dp.delta:g})"
             )
+
+
+def prior_spends(
+    registry: ModelRegistry, task: str, federation: str, run_id: str
+) -> list[RunSpend]:
+    """What runs other than ``run_id`` spent on ``federation``'s data for ``task``."""
+    return [
+        RunSpend(
+            DpPlan.from_dict(row["spend"]).effective_noise_multiplier,
+            Sampling(**row["spend"]["sampling"]),
+            row["rounds"],
+        )
+        for row in registry.ledger(task, federation)
+        if row["run_id"] != run_id
+    ]
 
 
 def final_evaluation(

@@ -59,6 +59,13 @@ CREATE TABLE IF NOT EXISTS privacy_ledger (
     epsilon REAL NOT NULL,
     delta REAL NOT NULL,
     updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signatures (
+    task TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    manifest TEXT NOT NULL,
+    signature BLOB NOT NULL,
+    PRIMARY KEY (task, version)
 )
 """
 _VERSION_COLUMNS = (
@@ -217,6 +224,23 @@ class ModelRegistry:
                 (status, time.time(), message, run_id),
             )
 
+    def run(self, run_id: str) -> RunRecord:
+        """The run ``run_id``.
+
+        Raises
+        ------
+        AicacheError
+            If the registry has no such run.
+        """
+        row = self._conn.execute(
+            "SELECT run_id, task, spec, status, started_at, finished_at, message FROM runs "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise AicacheError(f"no run {run_id!r} in the registry at {self.root}")
+        return RunRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+
     def unfinished_run(self, task: str) -> RunRecord | None:
         """The newest run of ``task`` that never finished (crashed or killed), if any."""
         row = self._conn.execute(
@@ -364,6 +388,25 @@ class ModelRegistry:
             privacy=to.privacy,
             note=f"rollback to version {to.version}",
         )
+
+    # Signatures -----------------------------------------------------------
+
+    def add_signature(self, task: str, version: int, manifest: bytes, signature: bytes) -> None:
+        """Keep the signed manifest of ``version`` (what clients verify before use)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO signatures (task, version, manifest, signature) "
+                "VALUES (?, ?, ?, ?)",
+                (task, version, manifest.decode(), signature),
+            )
+
+    def signature(self, task: str, version: int) -> tuple[bytes, bytes] | None:
+        """The signed manifest and signature of ``version``, if it has them."""
+        row = self._conn.execute(
+            "SELECT manifest, signature FROM signatures WHERE task = ? AND version = ?",
+            (task, version),
+        ).fetchone()
+        return None if row is None else (row[0].encode(), bytes(row[1]))
 
     # Privacy ledger -------------------------------------------------------
 

@@ -56,7 +56,7 @@ def create_ca(common_name: str, *, days: int = DEFAULT_CA_DAYS) -> Issued:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -118,6 +118,63 @@ def issue_server_certificate(
         .sign(ca.key, hashes.SHA384())
     )
     return Issued(key, certificate)
+
+
+def cross_certify(
+    new_ca: Issued, old_ca: Issued, *, days: int = DEFAULT_SERVER_DAYS
+) -> x509.Certificate:
+    """``new_ca``'s name and key, vouched for by ``old_ca``: the bridge of a CA roll.
+
+    A server presenting its certificate followed by this one is trusted both
+    by clients that know only the old CA (through the bridge) and by clients
+    that know the new one (directly), for as long as the bridge is valid.
+    """
+    now = _now()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(new_ca.certificate.subject)
+        .issuer_name(old_ca.certificate.subject)
+        .public_key(new_ca.key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(new_ca.key.public_key()), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(old_ca.key.public_key()),
+            critical=False,
+        )
+        .sign(old_ca.key, hashes.SHA384())
+    )
+
+
+def certificate_names(certificate: x509.Certificate) -> list[str]:
+    """The DNS names and IP addresses a server certificate covers."""
+    try:
+        alternatives = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+    except x509.ExtensionNotFound:
+        return []
+    names: list[str] = list(alternatives.get_values_for_type(x509.DNSName))
+    names += [str(a) for a in alternatives.get_values_for_type(x509.IPAddress)]
+    return names
 
 
 def certificate_pem(certificate: x509.Certificate) -> bytes:

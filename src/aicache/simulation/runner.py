@@ -25,9 +25,8 @@ from aicache.federation.server_app import (
     RoundReport,
     RunObserver,
     make_server_app,
+    prior_spends,
 )
-from aicache.privacy.accounting import RunSpend, Sampling
-from aicache.privacy.central import DpPlan
 from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
 from aicache.privacy.secure import SecAggSettings
 from aicache.registry import ModelRegistry
@@ -210,15 +209,7 @@ def run(
             ensure_compatible(plan.task, initial)
             spec = {"plan": plan.as_dict(), "federation": federation, "parent": parent}
             run_id = registry.start_run(plan.task, spec)
-        prior = [
-            RunSpend(
-                DpPlan.from_dict(row["spend"]).effective_noise_multiplier,
-                Sampling(**row["spend"]["sampling"]),
-                row["rounds"],
-            )
-            for row in registry.ledger(plan.task, federation)
-            if row["run_id"] != run_id
-        ]
+        prior = prior_spends(registry, plan.task, federation, run_id)
     provider = PartitionProvider(source)
     observer = RunObserver(
         registry_root=registry_root,

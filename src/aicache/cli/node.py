@@ -1,0 +1,91 @@
+"""Developer commands: ``aicache join``, ``aicache leave``, ``aicache status``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aicache.cli.common import JsonOption, emit_json
+from aicache.cli.console import out, when
+
+
+def join(
+    bundle: Annotated[Path, typer.Argument(help="The bundle from the federation's operator.")],
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Keep the node running in the background.")
+    ] = False,
+) -> None:
+    """Join a federation: a SuperNode trains aicache's tasks on this machine's own store."""
+    from aicache.deploy.node import NodeHome
+
+    node = NodeHome()
+    pid = node.join(bundle)
+    joined = node.joined()
+    assert joined is not None
+    out.print(
+        f"Joined {joined.federation!r} at {joined.address} as {joined.name!r} (pid {pid}). "
+        "Only model updates leave this machine."
+    )
+    if detach:
+        out.print("Running in the background; `aicache leave` stops it.")
+        return
+    out.print("Press Ctrl-C to leave.")
+    try:
+        while node.supernode.running():
+            time.sleep(0.5)
+        out.print(f"The node exited; its log is {node.log_file}.")
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        node.leave()
+        out.print("Left the federation.")
+
+
+def leave() -> None:
+    """Stop this machine's node (the bundle stays, `aicache join` with it rejoins)."""
+    from aicache.deploy.node import NodeHome
+
+    if NodeHome().leave():
+        out.print("Left the federation.")
+    else:
+        out.print("No node was running.")
+
+
+def status(as_json: JsonOption = False) -> None:
+    """Whether this machine's node runs and is connected, its last round, the model in use."""
+    from aicache.cli.common import registry_dir
+    from aicache.deploy.node import NodeHome
+    from aicache.registry import ModelRegistry
+
+    state = NodeHome().status()
+    with ModelRegistry(registry_dir(None)) as registry:
+        latest = registry.latest("next-command")
+    state["model_version"] = None if latest is None else latest.version
+    state["model_note"] = None if latest is None else latest.note
+    if as_json:
+        emit_json(state)
+        return
+    if not state["joined"]:
+        out.print("Not part of a federation (`aicache join BUNDLE`).")
+        return
+    connection = "connected" if state["connected"] else "running" if state["running"] else "stopped"
+    out.print(f"{state['name']} in {state['federation']!r} at {state['address']}: {connection}")
+    last = state["last_round"]
+    out.print(
+        "Last round: none yet"
+        if last is None
+        else f"Last round: {last['round']} of run {last['run']} "
+        f"({last['task']}, {when(last['at'])})"
+    )
+    out.print(f"Updates sent: {state['updates_sent']} ({state['bytes_sent']} bytes)")
+    model = state["model_version"]
+    out.print(f"Model in use: {'none' if model is None else f'version {model}'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the developer commands to ``app``."""
+    app.command("join")(join)
+    app.command("leave")(leave)
+    app.command("status")(status)

@@ -1,0 +1,104 @@
+"""The client bundle: one owner-only file that lets a developer's machine join a federation.
+
+It holds the SuperLink's address, the CA certificate(s) to trust, the
+model-signing public key, the node's name and id, and the node's private
+authentication key: treat it like an SSH private key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from aicache.errors import AicacheError
+from aicache.security import signing
+from aicache.security.node_keys import public_from_private
+
+BUNDLE_FORMAT = "aicache-bundle/1"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid node name.
+
+    Raises
+    ------
+    AicacheError
+        If it is not 1-63 letters, digits, dots, dashes or underscores.
+    """
+    if not NAME_PATTERN.match(name):
+        raise AicacheError(
+            f"invalid node name {name!r}",
+            hint="Use 1-63 letters, digits, '.', '-' or '_', starting with a letter or digit.",
+        )
+    return name
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by the owner only from the first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    temporary.replace(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """What a node needs to join: where, whom to trust, and who it is."""
+
+    federation: str
+    name: str
+    node_id: int
+    address: str
+    ca_pem: str
+    signing_public_pem: str
+    node_private_key: str
+    insecure: bool = False
+    format: str = BUNDLE_FORMAT
+
+    def write(self, path: Path) -> Path:
+        """Write the bundle (owner-only)."""
+        write_private_text(path, json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> Bundle:
+        """Read and check a bundle.
+
+        Raises
+        ------
+        AicacheError
+            If the file is missing, not a bundle, or any key or certificate in it is damaged.
+        """
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise AicacheError(
+                f"bundle {path} does not exist",
+                hint="Ask the federation's operator for one (`aicache server enroll NAME`).",
+            ) from exc
+        except (ValueError, OSError) as exc:
+            raise AicacheError(f"{path} is not an aicache bundle: {exc}") from exc
+        if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+            raise AicacheError(
+                f"{path} is not an aicache bundle (format {BUNDLE_FORMAT} expected)",
+                hint="Ask the federation's operator for a new one.",
+            )
+        try:
+            bundle = cls(**data)
+            x509.load_pem_x509_certificates(bundle.ca_pem.encode())
+            signing.load_public(bundle.signing_public_pem.encode())
+            public_from_private(bundle.node_private_key.encode())
+            check_name(bundle.name)
+        except (TypeError, ValueError) as exc:
+            raise AicacheError(
+                f"bundle {path} is damaged: {exc}", hint="Ask the operator for a new one."
+            ) from exc
+        return bundle

@@ -1,0 +1,209 @@
+"""Submitting a federated run to the SuperLink and following it through the registry.
+
+The run is registered in the federation's registry first (its plan, the
+model it starts from); Flower gets aicache's Flower App with two run-config
+values naming the directory and that run. Progress is read back from the
+registry, where the ServerApp registers and signs each round's model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+
+from aicache import __version__
+from aicache.deploy.server import CONNECTION, ServerDirectory
+from aicache.deploy.server_app import DIR_KEY, RUN_KEY
+from aicache.errors import AicacheError
+from aicache.federation.plan import TrainingPlan
+from aicache.registry import ModelRegistry, ModelVersion
+from aicache.simulation.evaluation import ensure_compatible
+
+# Two shims, so a node's ClientApp process never imports the server side.
+SERVER_MODULE, CLIENT_MODULE = "aicache_serverapp", "aicache_clientapp"
+_SHIMS = {
+    SERVER_MODULE: '''"""aicache's ServerApp, from the installed aicache package."""
+
+from aicache.deploy.server_app import server_app as app
+
+__all__ = ["app"]
+''',
+    CLIENT_MODULE: '''"""aicache's ClientApp, from the installed aicache package."""
+
+from aicache.deploy.client_app import client_app as app
+
+__all__ = ["app"]
+''',
+}
+
+
+def write_app(folder: Path) -> Path:
+    """Write aicache's Flower App (a pyproject and two shim modules) into ``folder``."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    pyproject = {
+        "build-system": {"requires": ["setuptools"], "build-backend": "setuptools.build_meta"},
+        "project": {
+            "name": "aicache-federation",
+            "version": __version__,
+            "description": "aicache's federated tasks (needs aicache installed on every node)",
+            "dependencies": [],
+        },
+        "tool": {
+            "flwr": {
+                "app": {
+                    "publisher": "aicache",
+                    "components": {
+                        "serverapp": f"{SERVER_MODULE}:app",
+                        "clientapp": f"{CLIENT_MODULE}:app",
+                    },
+                    "config": {DIR_KEY: "", RUN_KEY: ""},
+                }
+            }
+        },
+    }
+    (folder / "pyproject.toml").write_text(tomli_w.dumps(pyproject))
+    for module, text in _SHIMS.items():
+        (folder / f"{module}.py").write_text(text)
+    return folder
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A run the SuperLink accepted."""
+
+    run_id: str
+    flower_run_id: int
+    plan: TrainingPlan
+    resumed_after: int
+
+
+def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False) -> Submitted:
+    """Register the run and hand it to the SuperLink.
+
+    With ``resume`` the newest unfinished run of the task is submitted again
+    and continues after its last registered round.
+
+    Raises
+    ------
+    AicacheError
+        If there is nothing to resume, or the SuperLink refuses the run.
+    """
+    federation = f"deployment: {server.name}"
+    with ModelRegistry(server.registry) as registry:
+        if resume:
+            record = registry.unfinished_run(plan.task)
+            if record is None:
+                raise AicacheError(
+                    f"no interrupted run of {plan.task} to resume in {server.registry}",
+                    hint="Start a new run without --resume.",
+                )
+            run_id = record.run_id
+            plan = TrainingPlan.from_dict(record.spec["plan"])
+            done = registry.run_versions(run_id)
+            resumed_after = done[-1].round if done else 0
+        else:
+            latest = registry.latest(plan.task)
+            if latest is not None:
+                ensure_compatible(plan.task, registry.load(latest))
+            spec = {
+                "plan": plan.as_dict(),
+                "federation": federation,
+                "parent": latest.version if latest else None,
+            }
+            run_id = registry.start_run(plan.task, spec)
+            resumed_after = 0
+    app = write_app(server.root / "app")
+    overrides = server.root / "app" / "run-config.toml"
+    overrides.write_text(tomli_w.dumps({DIR_KEY: str(server.root), RUN_KEY: run_id}))
+    try:
+        answer = server.flwr("run", str(app), CONNECTION, "--run-config", str(overrides))
+    except AicacheError:
+        with ModelRegistry(server.registry) as registry:
+            registry.finish_run(run_id, "failed", "the SuperLink refused the run")
+        raise
+    return Submitted(run_id, int(answer["run-id"]), plan, resumed_after)
+
+
+def flower_status(server: ServerDirectory, flower_run_id: int) -> str:
+    """Flower's status of a run (``pending``, ``running``, ``finished:completed`` ...)."""
+    answer = server.flwr("list", CONNECTION, "--run-id", str(flower_run_id))
+    runs = answer.get("runs", [])
+    return str(runs[0].get("status", "unknown")) if runs else "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a followed run has done so far."""
+
+    status: str
+    versions: list[ModelVersion]
+    message: str | None
+
+
+def follow(
+    server: ServerDirectory,
+    submitted: Submitted,
+    *,
+    timeout: float,
+    on_version: Callable[[ModelVersion], None] | None = None,
+    interval: float = 0.5,
+) -> Progress:
+    """Wait for the run to end, reporting each new version; Flower is asked every few seconds.
+
+    Raises
+    ------
+    AicacheError
+        If the run fails, Flower ends it without a result, or ``timeout`` passes.
+    """
+    deadline = time.monotonic() + timeout
+    seen: set[int] = set()
+    next_flower_check = time.monotonic() + 5.0
+    for progress in _poll(server, submitted.run_id, interval):
+        for version in progress.versions:
+            if version.version not in seen:
+                seen.add(version.version)
+                if on_version is not None:
+                    on_version(version)
+        if progress.status == "finished":
+            return progress
+        if progress.status == "failed":
+            raise AicacheError(
+                f"the run failed: {progress.message}",
+                hint="Versions of completed rounds stay registered; `--resume` continues it.",
+                exit_code=1,
+            )
+        now = time.monotonic()
+        if now > deadline:
+            raise AicacheError(
+                f"the run did not finish within {timeout:g} s",
+                hint="It goes on on the server; `aicache server run --resume` picks it up "
+                "if it was interrupted.",
+                exit_code=1,
+            )
+        if now > next_flower_check:
+            next_flower_check = now + 5.0
+            status = flower_status(server, submitted.flower_run_id)
+            if status.startswith("finished") and progress.status == "running":
+                time.sleep(1.0)  # the registry is written before Flower marks the end
+                last = next(_poll(server, submitted.run_id, interval))
+                if last.status == "running":
+                    raise AicacheError(
+                        f"Flower ended the run ({status}) before it finished its rounds",
+                        hint=f"The SuperLink's log says why: {server.log_file}. "
+                        "`aicache server run --resume` continues it.",
+                        exit_code=1,
+                    )
+    raise AssertionError("unreachable")
+
+
+def _poll(server: ServerDirectory, run_id: str, interval: float) -> Iterator[Progress]:
+    while True:
+        with ModelRegistry(server.registry) as registry:
+            record = registry.run(run_id)
+            versions = registry.run_versions(run_id)
+        yield Progress(record.status, versions, record.message)
+        time.sleep(interval)

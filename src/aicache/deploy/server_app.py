@@ -1,0 +1,185 @@
+"""aicache's ServerApp for Flower's deployment runtime (loaded by name from aicache's FAB).
+
+The run config carries two keys, the federation directory and the registry
+run: the plan, the starting model and the privacy ledger are read from the
+server's registry, so a run that is submitted again after the server went
+away resumes after its last registered round. Each round's model is signed
+as it is registered; at the end the newest is sent to every connected node.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid, ServerApp
+from flwr.supercore.run import Run
+
+from aicache.deploy.client_app import INSTALL
+from aicache.deploy.distribution import Delivery, delivery_for, sign_version
+from aicache.federation.plan import TrainingPlan
+from aicache.federation.server_app import RoundReport, RunObserver, make_server_app, prior_spends
+from aicache.registry import ModelRegistry
+from aicache.security import signing
+from aicache.tasks.base import get_task
+
+DIR_KEY, RUN_KEY = "aicache-dir", "aicache-run"
+POLL_SECONDS = 0.1  # the ServerApp's wait between asks for replies (Flower's default: 3 s)
+
+
+class PollingGrid(Grid):
+    """Flower's grid, asking for replies every ``interval`` seconds instead of every 3 s,
+    and noting which nodes replied to a training round."""
+
+    def __init__(self, inner: Grid, interval: float, on_replies: Any = None) -> None:
+        self._inner = inner
+        self._interval = interval
+        self._on_replies = on_replies
+
+    def set_run(self, run: Run) -> None:
+        self._inner.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        return self._inner.run
+
+    def create_message(self, *args: Any, **kwargs: Any) -> Message:
+        return self._inner.create_message(*args, **kwargs)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self._inner.get_node_ids()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self._inner.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self._inner.pull_messages(message_ids)
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """Push ``messages`` and collect the replies until all came or ``timeout`` passed."""
+        messages = list(messages)
+        pending = set(self.push_messages(messages))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        replies: list[Message] = []
+        while pending:
+            got = list(self.pull_messages(pending))
+            replies.extend(got)
+            pending -= {m.metadata.reply_to_message_id for m in got}
+            if not pending or (deadline is not None and time.monotonic() >= deadline):
+                break
+            time.sleep(self._interval)
+        if self._on_replies is not None:
+            self._on_replies(messages, replies)
+        return replies
+
+
+def server_round(messages: list[Message]) -> int | None:
+    """The run's round a batch of messages belongs to (from the config strategies send)."""
+    for message in messages:
+        config = message.content.config_records.get("config")
+        value = None if config is None else config.get("server-round")
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _config(context: Context, key: str) -> str:
+    value = context.run_config.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"the run config has no {key!r}: submit runs with `aicache server run`")
+    return value
+
+
+def _server_main(grid: Grid, context: Context) -> None:
+    from aicache.deploy.server import ServerDirectory
+
+    server = ServerDirectory(Path(_config(context, DIR_KEY)))
+    run_id = _config(context, RUN_KEY)
+    federation = f"deployment: {server.name}"
+
+    def on_replies(sent: list[Message], replies: list[Message]) -> None:
+        trained = [m for m in replies if m.metadata.message_type == MessageType.TRAIN]
+        round_number = server_round(sent)
+        if trained and round_number is not None:
+            with server.nodes() as book:
+                nodes = [m.metadata.src_node_id for m in trained if not m.has_error()]
+                book.took_part(nodes, run_id, round_number)
+
+    grid = PollingGrid(grid, POLL_SECONDS, on_replies)
+    with ModelRegistry(server.registry) as registry:
+        record = registry.run(run_id)
+        done = registry.run_versions(run_id)
+        plan = TrainingPlan.from_dict(
+            {**record.spec["plan"], "start_round": done[-1].round if done else 0}
+        )
+        task = get_task(plan.task)
+        parent: int | None
+        if done:
+            initial, parent = registry.load(done[-1]), done[-1].version
+        else:
+            parent = record.spec.get("parent")
+            initial = (
+                registry.load(registry.resolve(plan.task, str(parent)))
+                if parent
+                else task.init_params(plan.seed)
+            )
+        prior = prior_spends(registry, plan.task, federation, run_id)
+    key = signing.load_private(server.signing_key_path().read_bytes())
+
+    def on_round(report: RoundReport) -> None:
+        with ModelRegistry(server.registry) as reg:
+            version = reg.resolve(plan.task, str(report.version))
+            sign_version(reg, version, key, server.name)
+
+    observer = RunObserver(
+        registry_root=server.registry,
+        run_id=run_id,
+        plan=plan,
+        federation=federation,
+        prior=prior,
+        parent=parent,
+        on_round=on_round,
+    )
+    make_server_app(plan, initial, observer)(grid, context)
+    with ModelRegistry(server.registry) as registry:
+        if observer.error is not None:
+            registry.finish_run(run_id, "failed", str(observer.error))
+            raise RuntimeError(f"the run failed: {observer.error}") from observer.error
+        if observer.stopped is None and len(observer.rounds) != plan.rounds - plan.start_round:
+            registry.finish_run(run_id, "failed", "the run ended early")
+            raise RuntimeError("the run ended early")
+        latest = registry.latest(plan.task)
+        delivery = delivery_for(registry, latest) if latest is not None else None
+        registry.finish_run(run_id, "finished", observer.stopped)
+    if delivery is not None:
+        publish(grid, delivery, timeout=min(plan.round_timeout, 60.0))
+
+
+def publish(grid: Grid, delivery: Delivery, *, timeout: float) -> int:
+    """Send ``delivery`` to every connected node; returns how many confirmed it."""
+    content = RecordDict(
+        {
+            "delivery": ConfigRecord(
+                {
+                    "manifest": delivery.manifest.decode(),
+                    "signature": delivery.signature.hex(),
+                    "artifact": delivery.artifact.hex(),
+                }
+            )
+        }
+    )
+    messages = [
+        Message(content, message_type=f"{MessageType.QUERY}.{INSTALL}", dst_node_id=node)
+        for node in grid.get_node_ids()
+    ]
+    replies = grid.send_and_receive(messages, timeout=timeout)
+    return sum(1 for reply in replies if not reply.has_error())
+
+
+server_app = ServerApp()
+server_app.main()(_server_main)
