@@ -1,0 +1,266 @@
+"""Deployment end to end on loopback: a real SuperLink with TLS and node authentication,
+three real SuperNodes on their own stores, two rounds, a signed model pulled and verified
+on a client, then every refusal the issue lists. Every process started is ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.conftest import SHARED_DATA, Cli
+
+NODES = ("alice", "bob", "carol")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _flower_processes() -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if "flower-super" in line or "flwr-" in line or "aicache.deploy.supernode" in line:
+            found.append(process)
+    return found
+
+
+@dataclass
+class Federation:
+    """The operator's directory and three developers' homes, driven through the real CLI."""
+
+    cli: Cli
+    root: Path
+    work: Path
+
+    def server(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+        return self.cli.run("server", *args, timeout=timeout)
+
+    def node(
+        self, name: str, *args: str, timeout: float = 90
+    ) -> subprocess.CompletedProcess[bytes]:
+        return self.cli.run(*args, timeout=timeout, AICACHE_HOME=str(self.work / f"home-{name}"))
+
+    def home(self, name: str) -> Path:
+        return self.work / f"home-{name}"
+
+    def bundle(self, name: str) -> Path:
+        return self.work / f"{name}.bundle"
+
+    def forged(self, name: str, **changes: Any) -> Path:
+        data = json.loads(self.bundle("alice").read_text())
+        data.update(changes)
+        path = self.work / f"{name}.bundle"
+        path.write_text(json.dumps(data))
+        return path
+
+
+def _fill_store(federation: Federation, name: str, index: int) -> None:
+    greenberg = SHARED_DATA / "greenberg"
+    if greenberg.is_dir():
+        users = sorted(p.name for p in greenberg.iterdir())
+        result = federation.node(name, "import", "greenberg", str(greenberg / users[index]))
+    else:  # the embedded generator, as a bash history
+        from aicache.simulation.sources import SyntheticSource
+
+        history = federation.work / f"{name}.history"
+        items = SyntheticSource(seed=7, clients=3).history(index)
+        history.write_text("".join(f"{item.command}\n" for item in items))
+        result = federation.node(name, "import", "history", str(history), "--shell", "bash")
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def _text(result: subprocess.CompletedProcess[bytes]) -> str:
+    return " ".join((result.stdout + result.stderr).decode().split())
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    base = tmp_path_factory.mktemp("deploy")
+    (base / "user").mkdir()
+    (base / "work").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AICACHE_", "XDG_"))}
+    env.update(AICACHE_HOME=str(base / "operator-home"), HOME=str(base / "user"))
+    cli = Cli(home=base / "operator-home", env=env, counter=base / "count", cwd=base / "work")
+    fed = Federation(cli=cli, root=base / "fed", work=base / "work")
+    port = _free_port()
+    created = fed.server("init", str(fed.root), "--host", "127.0.0.1", "--port", str(port))
+    assert created.returncode == 0, created.stderr.decode()
+    try:
+        started = fed.server("start", str(fed.root), "--detach")
+        assert started.returncode == 0, started.stderr.decode()
+        for index, name in enumerate(NODES):
+            enrolled = fed.server("enroll", name, "--dir", str(fed.root))
+            assert enrolled.returncode == 0, enrolled.stderr.decode()
+            _fill_store(fed, name, index)
+            joined = fed.node(name, "join", str(fed.bundle(name)), "--detach")
+            assert joined.returncode == 0, _text(joined)
+        yield fed
+    finally:
+        for name in NODES:
+            fed.node(name, "leave")
+        fed.server("stop", str(fed.root))
+        psutil.wait_procs(_flower_processes(), timeout=15)
+        left = [p for p in _flower_processes() if str(fed.root) in " ".join(p.cmdline())]
+        assert not left, f"processes left running: {left}"
+
+
+def test_bundle_and_keys_are_owner_only(federation: Federation) -> None:
+    assert federation.bundle("alice").stat().st_mode & 0o777 == 0o600
+    assert (federation.root / "nodes" / "alice.key").stat().st_mode & 0o777 == 0o600
+    node_key = federation.home("alice") / "federation" / "node.key"
+    assert node_key.stat().st_mode & 0o777 == 0o600
+
+
+def test_two_rounds_land_signed_in_the_registry(federation: Federation) -> None:
+    ran = federation.server(
+        "run",
+        str(federation.root),
+        "--rounds",
+        "2",
+        "--min-clients",
+        "3",
+        "--round-timeout",
+        "120",
+        "--wait",
+        "600",
+        timeout=700,
+    )
+    assert ran.returncode == 0, _text(ran)
+    assert "round 2" in _text(ran)
+    listed = federation.cli.run(
+        "models", "list", "--json", "--registry", str(federation.root / "registry")
+    )
+    versions = json.loads(listed.stdout)
+    assert [v["round"] for v in versions] == [1, 2]
+    assert all(v["num_clients"] == 3 for v in versions)
+    assert all(0.0 < v["metrics"]["eval.top1"] <= 1.0 for v in versions)
+    with sqlite3.connect(federation.root / "registry" / "registry.db") as db:
+        signed = db.execute("SELECT count(*) FROM signatures").fetchone()[0]
+    assert signed == 2
+    nodes = json.loads(federation.server("nodes", str(federation.root), "--json").stdout)
+    assert {n["name"]: n["last_round"] for n in nodes} == {name: 2 for name in NODES}
+    assert all(n["status"] == "online" for n in nodes)
+
+
+def test_client_pulls_verifies_and_uses_the_model(federation: Federation) -> None:
+    status = json.loads(federation.node("alice", "status", "--json").stdout)
+    assert status["connected"] and status["last_round"]["round"] == 2
+    assert status["updates_sent"] == 2 and status["bytes_sent"] > 0
+    pulled = federation.node("alice", "models", "pull")
+    assert pulled.returncode == 0, _text(pulled)
+    assert "installed version 2" in _text(pulled) and "signature verified" in _text(pulled)
+    again = federation.node("alice", "models", "pull")
+    assert "already in use" in _text(again)
+    verified = federation.node("alice", "models", "verify", "--json")
+    assert verified.returncode == 0 and json.loads(verified.stdout) == [
+        {"task": "next-command", "version": 1, "ok": True}
+    ]
+    suggested = federation.node("alice", "suggest", "--json")
+    assert suggested.returncode == 0, _text(suggested)
+    assert len(json.loads(suggested.stdout)["suggestions"]) == 3
+
+
+def test_tampered_delivery_is_refused_and_the_previous_model_stays(
+    federation: Federation,
+) -> None:
+    inbox = federation.home("bob") / "federation" / "inbox" / "next-command" / "v2.json"
+    first = federation.node("bob", "models", "pull")
+    assert first.returncode == 0, _text(first)
+    delivery = json.loads(inbox.read_text())
+    manifest = json.loads(delivery["manifest"])
+    manifest["version"] = 3
+    manifest["privacy"] = {"dp": "central", "epsilon": 0.1}  # a better privacy claim
+    forged = federation.home("bob") / "federation" / "inbox" / "next-command" / "v3.json"
+    forged.write_text(json.dumps({**delivery, "manifest": json.dumps(manifest)}))
+    refused = federation.node("bob", "models", "pull")
+    assert refused.returncode == 1
+    assert "does not match its signature" in _text(refused)
+    assert "previous model stays in use" in _text(refused)
+    versions = json.loads(federation.node("bob", "models", "list", "--json").stdout)
+    assert len(versions) == 1 and versions[0]["privacy"].get("dp") == "off"
+
+
+def test_altered_installed_model_fails_verification_and_is_not_used(
+    federation: Federation,
+) -> None:
+    pulled = federation.node("carol", "models", "pull")
+    assert pulled.returncode == 0, _text(pulled)
+    registry = federation.home("carol") / "registry" / "registry.db"
+    with sqlite3.connect(registry) as db:
+        db.execute("UPDATE signatures SET signature = zeroblob(64)")
+    verified = federation.node("carol", "models", "verify")
+    assert verified.returncode == 1 and "FAILED" in _text(verified)
+    suggested = federation.node("carol", "suggest")
+    assert suggested.returncode != 0 and "does not match its signature" in _text(suggested)
+    assert "Traceback" not in _text(suggested)
+
+
+def test_unregistered_key_is_refused(federation: Federation) -> None:
+    from aicache.security.node_keys import new_node_key
+
+    bundle = federation.forged("mallory", node_private_key=new_node_key()[0].decode())
+    joined = federation.node("mallory", "join", str(bundle), "--detach")
+    assert joined.returncode == 2
+    assert "refused this node's key" in _text(joined)
+
+
+def test_plaintext_client_is_refused(federation: Federation) -> None:
+    joined = federation.node("plain", "join", str(federation.forged("plain", insecure=True)))
+    assert joined.returncode == 2
+    assert "requires TLS" in _text(joined) and "plaintext" in _text(joined)
+
+
+def test_wrong_ca_is_refused(federation: Federation) -> None:
+    from aicache.security.certificates import certificate_pem, create_ca
+
+    other = certificate_pem(create_ca("another federation").certificate).decode()
+    joined = federation.node("stranger", "join", str(federation.forged("stranger", ca_pem=other)))
+    assert joined.returncode == 2
+    assert "not signed by the CA in the bundle" in _text(joined)
+
+
+def test_revoked_node_is_refused_at_its_next_connection(federation: Federation) -> None:
+    revoked = federation.server("revoke", "carol", "--dir", str(federation.root))
+    assert revoked.returncode == 0, _text(revoked)
+    federation.node("carol", "leave")
+    joined = federation.node("carol", "join", str(federation.bundle("carol")), "--detach")
+    assert joined.returncode == 2
+    assert "refused this node's key" in _text(joined)
+    nodes = json.loads(federation.server("nodes", str(federation.root), "--json").stdout)
+    assert {n["name"]: n["status"] for n in nodes}["carol"] == "revoked"
+
+
+def test_expired_server_certificate_is_refused(federation: Federation) -> None:
+    import datetime as dt
+
+    from aicache.security import certificates as certs
+
+    ca = certs.load_issued(federation.root / "ca.key", federation.root / "ca.pem")
+    expired = certs.issue_server_certificate(
+        ca,
+        ["localhost", "127.0.0.1"],
+        days=1,
+        valid_from=dt.datetime.now(dt.UTC) - dt.timedelta(days=3),
+    )
+    certs.write_private(federation.root / "server.key", certs.key_pem(expired.key))
+    (federation.root / "server.pem").write_bytes(certs.certificate_pem(expired.certificate))
+    assert federation.server("stop", str(federation.root)).returncode == 0
+    assert federation.server("start", str(federation.root), "--detach").returncode == 0
+    federation.node("alice", "leave")
+    joined = federation.node("alice", "join", str(federation.bundle("alice")), "--detach")
+    assert joined.returncode == 2
+    assert "certificate has expired" in _text(joined)
