@@ -50,7 +50,8 @@ def wrap(
         str, typer.Argument(help="The command to route through the cache, e.g. claude.")
     ],
     bin_dir: Annotated[
-        Path | None, typer.Option("--bin-dir", help="Where to put the shim [~/.local/bin].")
+        Path | None,
+        typer.Option("--bin-dir", help="Where to put the shim (default: ~/.local/bin)."),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace a file that is not a shim.")
@@ -74,7 +75,7 @@ def wrap(
 def unwrap(
     tool: Annotated[str, typer.Argument(help="The command whose shim to remove.")],
     bin_dir: Annotated[
-        Path | None, typer.Option("--bin-dir", help="Where the shim is [~/.local/bin].")
+        Path | None, typer.Option("--bin-dir", help="Where the shim is (default: ~/.local/bin).")
     ] = None,
 ) -> None:
     """Remove the shim of TOOL (the real program is never touched)."""
@@ -231,7 +232,8 @@ def clear(yes: YesOption = False) -> None:
 
 def prune(
     max_age: Annotated[
-        str | None, typer.Option("--max-age", help="Retention window [setting max-age, 30d].")
+        str | None,
+        typer.Option("--max-age", help="Retention window (default: setting max-age, 30d)."),
     ] = None,
 ) -> None:
     """Delete expired entries, and prompts and answers older than the retention window."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -56,7 +56,9 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for con
 
 RegistryOption = Annotated[
     Path | None,
-    typer.Option("--registry", help="The model registry directory [$AICACHE_HOME/registry]."),
+    typer.Option(
+        "--registry", help="The model registry directory (default: $AICACHE_HOME/registry)."
+    ),
 ]
 TaskOption = Annotated[str, typer.Option("--task", help="The task.")]
 
@@ -70,6 +72,21 @@ def registry_dir(registry: Path | None) -> Path:
     if registry is not None:
         return registry
     return ensure_private_dir(aicache_home()) / "registry"
+
+
+def load_model(registry: Any, version: Any) -> Any:
+    """A version's arrays for use; a model pulled from a federation is verified first.
+
+    Raises
+    ------
+    AicacheError
+        If a pulled model no longer matches its signature (it is not used).
+    """
+    from aicache.deploy.distribution import check_version
+    from aicache.deploy.node import NodeHome
+
+    check_version(registry, version, NodeHome().signing_key())
+    return registry.load(version)
 
 
 def checked(name: str, value: float, low: float, high: float | None = None) -> float:

@@ -37,10 +37,10 @@ def _read(path: Path) -> str:
 @app.command("history")
 def history(
     file: Annotated[
-        Path | None, typer.Argument(help="The history file [the shell's default].")
+        Path | None, typer.Argument(help="The history file (default: the shell's default).")
     ] = None,
     shell: Annotated[
-        str | None, typer.Option("--shell", help="bash, zsh or fish [from $SHELL].")
+        str | None, typer.Option("--shell", help="bash, zsh or fish (default: from $SHELL).")
     ] = None,
 ) -> None:
     """Import a shell history (bash, zsh or fish) as commands."""

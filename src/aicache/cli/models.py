@@ -15,6 +15,7 @@ from aicache.cli.common import (
     TaskOption,
     checked,
     emit_json,
+    load_model,
     registry_dir,
 )
 from aicache.cli.console import out, when
@@ -28,8 +29,6 @@ def suggest(
 ) -> None:
     """The commands you are likely to type next, from your own history and the global model."""
     from aicache.cli.common import open_store
-    from aicache.deploy.distribution import check_version
-    from aicache.deploy.node import NodeHome
     from aicache.features.history_items import items_from_store
     from aicache.local.importer import directory_hash
     from aicache.registry import ModelRegistry
@@ -45,8 +44,7 @@ def suggest(
                 f"there is no {task.name} model yet in {registry_dir(registry)}",
                 hint="Run `aicache simulate` (or join a federation) to get one.",
             )
-        params = reg.load(version)
-        check_version(reg, version, NodeHome().signing_key())
+        params = load_model(reg, version)
     ensure_compatible(task.name, params)
     with open_store() as store:
         history = items_from_store(store.conn)
@@ -162,7 +160,7 @@ def models_export(
 
     with ModelRegistry(registry_dir(registry)) as reg:
         found = reg.resolve(task, version)
-        reg.load(found)  # checks the artifact against its hash first
+        load_model(reg, found)  # the artifact against its hash (and signature) first
         data = artifact_path(reg.artifacts, found.sha256).read_bytes()
     if destination.is_dir() or str(destination).endswith("/"):
         target = destination / f"{task}-v{found.version}.npz"

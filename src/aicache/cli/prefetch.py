@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from aicache.cli.common import RegistryOption, checked, open_store, registry_dir
+from aicache.cli.common import RegistryOption, checked, load_model, open_store, registry_dir
 from aicache.cli.console import out
 from aicache.errors import AicacheError
 from aicache.local import cache as cache_ops
@@ -32,7 +32,7 @@ def predicted_tools(k: int, registry: Path | None) -> frozenset[str]:
         version = reg.latest(task.name)
         if version is None:
             return frozenset()
-        params = reg.load(version)
+        params = load_model(reg, version)
     ensure_compatible(task.name, params)
     with open_store() as store:
         history = items_from_store(store.conn)

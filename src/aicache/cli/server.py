@@ -27,7 +27,9 @@ app = typer.Typer(help="Run a federation server (operator commands).", no_args_i
 
 DirArgument = Annotated[
     Path | None,
-    typer.Argument(help="The federation directory [current directory].", show_default=False),
+    typer.Argument(
+        help="The federation directory (default: current directory).", show_default=False
+    ),
 ]
 DirOption = Annotated[
     Path | None, typer.Option("--dir", help="The federation directory (same as DIR).")
@@ -76,7 +78,9 @@ def start(
     ] = False,
     listen: Annotated[
         str | None,
-        typer.Option("--listen", help="Address to listen on [the config's, else 127.0.0.1]."),
+        typer.Option(
+            "--listen", help="Address to listen on (default: the config's, else 127.0.0.1)."
+        ),
     ] = None,
 ) -> None:
     """Start the SuperLink: TLS, node authentication, persistent state, telemetry off."""
@@ -117,7 +121,7 @@ def enroll(
     name: Annotated[str, typer.Argument(help="The node's name (a developer or machine).")],
     directory: DirOption = None,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="The bundle file [NAME.bundle].")
+        Path | None, typer.Option("-o", "--output", help="The bundle file (default: NAME.bundle).")
     ] = None,
 ) -> None:
     """Register a node's key with the SuperLink and write its bundle (keep it secret)."""
@@ -174,12 +178,14 @@ def rotate_certs(
         bool, typer.Option("--end-overlap", help="End a CA roll: drop the old CA.")
     ] = False,
     days: Annotated[int, typer.Option("--days", help="Validity of the new certificate.")] = 365,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rotate even while a run is going on (it ends).")
+    ] = False,
 ) -> None:
     """Issue a new server certificate; clients keep trusting the CA, no re-enrolment."""
     checked("--days", days, 1, 3650)
-    for line in _server(directory, dir_option).rotate(
-        days=days, roll_ca=ca, end_overlap=end_overlap
-    ):
+    server = _server(directory, dir_option)
+    for line in server.rotate(days=days, roll_ca=ca, end_overlap=end_overlap, force=force):
         out.print(line)
 
 
@@ -193,6 +199,11 @@ def _deploy_plan(values: dict[str, Any], population: int) -> Any:  # -> Training
     if values["task"] not in task_names():
         raise AicacheError(
             f"--task: unknown task {values['task']!r}: choose one of {', '.join(task_names())}"
+        )
+    if values["dp"] not in ("off", "central"):
+        raise AicacheError(
+            f"--dp {values['dp']} is not available on a deployed federation: use off or central",
+            hint="Distributed DP needs secure aggregation, which deployed runs lack so far.",
         )
     if values["secure"] != "off":
         raise AicacheError(
@@ -230,6 +241,7 @@ def _deploy_plan(values: dict[str, Any], population: int) -> Any:  # -> Training
             dp=dp_plan,
             round_timeout=values["round_timeout"],
             final_evaluation=False,
+            evaluate_every=values["evaluate_every"],
         )
         if values["learning_rate"] is not None:
             plan = replace(plan, learning_rate=values["learning_rate"])
@@ -244,22 +256,34 @@ def _deploy_plan(values: dict[str, Any], population: int) -> Any:  # -> Training
 def run(
     directory: DirArgument = None,
     dir_option: DirOption = None,
-    task: Annotated[str, typer.Option("--task", help="The task to train.")] = "next-command",
-    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 10,
-    strategy: Annotated[str, typer.Option("--strategy", help="Aggregation rule.")] = "fedavg",
+    task: Annotated[
+        str | None, typer.Option("--task", help="The task to train (default: the config's).")
+    ] = None,
+    rounds: Annotated[
+        int | None, typer.Option("--rounds", help="Federated rounds (default: the config's).")
+    ] = None,
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", help="Aggregation rule (default: the config's).")
+    ] = None,
     fraction: Annotated[float, typer.Option("--fraction", help="Share of nodes per round.")] = 1.0,
     min_clients: Annotated[
         int, typer.Option("--min-clients", help="Fewest nodes per round (waits for them).")
     ] = 2,
     local_epochs: Annotated[
-        int | None, typer.Option("--local-epochs", help="Epochs per round [2].")
+        int | None, typer.Option("--local-epochs", help="Epochs per round (default: 2).")
     ] = None,
     learning_rate: Annotated[
-        float | None, typer.Option("--learning-rate", help="Local step size [0.01].")
+        float | None, typer.Option("--learning-rate", help="Local step size (default: 0.01).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the initial model.")] = 0,
-    dp: Annotated[str, typer.Option("--dp", help="Differential privacy: off or central.")] = "off",
-    clip: Annotated[float, typer.Option("--clip", help="L2 bound C on each update.")] = 1.0,
+    dp: Annotated[
+        str | None,
+        typer.Option("--dp", help="Differential privacy: off or central (default: the config's)."),
+    ] = None,
+    clip: Annotated[
+        float | None,
+        typer.Option("--clip", help="L2 bound C on each update (default: the config's)."),
+    ] = None,
     noise_multiplier: Annotated[
         float | None, typer.Option("--noise-multiplier", help="Noise z (std z·C on the sum).")
     ] = None,
@@ -267,7 +291,8 @@ def run(
         float | None, typer.Option("--target-epsilon", help="Calibrate z to end at this ε.")
     ] = None,
     delta: Annotated[
-        float | None, typer.Option("--delta", help="δ of the guarantee [min(1e-5, 0.1/N)].")
+        float | None,
+        typer.Option("--delta", help="δ of the guarantee (default: min(1e-5, 0.1/N))."),
     ] = None,
     accountant: Annotated[str, typer.Option("--accountant", help="rdp or pld.")] = "rdp",
     budget: Annotated[
@@ -277,6 +302,12 @@ def run(
     round_timeout: Annotated[
         float, typer.Option("--round-timeout", help="Seconds a round waits for replies.")
     ] = 120.0,
+    evaluate_every: Annotated[
+        int,
+        typer.Option(
+            "--evaluate-every", help="Evaluate every N rounds and after the last (saves latency)."
+        ),
+    ] = 1,
     wait: Annotated[
         float, typer.Option("--wait", help="Give up following the run after this many seconds.")
     ] = 3600.0,
@@ -288,9 +319,19 @@ def run(
     from aicache.deploy import runs
 
     server = _server(directory, dir_option)
+    training = server.config.get("training", {})
+    privacy = server.config.get("privacy", {})
+    task = task or str(training.get("task", "next-command"))
+    rounds = rounds if rounds is not None else int(training.get("rounds", 10))
+    strategy = strategy or str(training.get("strategy", "fedavg"))
+    dp = dp or str(privacy.get("dp", "off"))
+    clip = clip if clip is not None else float(privacy.get("clip", 1.0))
+    if delta is None and "delta" in privacy:
+        delta = float(privacy["delta"])
     checked("--rounds", rounds, 1)
     checked("--min-clients", min_clients, 1)
     checked("--round-timeout", round_timeout, 1)
+    checked("--evaluate-every", evaluate_every, 1)
     server.require_running()
     with server.nodes() as book:
         population = sum(1 for n in book.all() if n.revoked_at is None)
@@ -320,13 +361,14 @@ def run(
         )
 
         def on_version(version: Any) -> None:
-            top1 = version.metrics.get("eval.top1", float("nan"))
+            top1 = version.metrics.get("eval.top1")
+            quality = "not evaluated" if top1 is None else f"top-1 {top1:.3f}"
             eps = version.privacy.get("epsilon")
             privacy = f", ε {eps:.2f}" if isinstance(eps, float) else ""
             progress.update(
                 bar,
                 completed=version.round,
-                description=f"round {version.round}: top-1 {top1:.3f} "
+                description=f"round {version.round}: {quality} "
                 f"({version.num_clients} nodes{privacy}, v{version.version})",
             )
 

@@ -18,6 +18,7 @@ from aicache.cli.common import (
     TaskOption,
     checked,
     emit_json,
+    load_model,
     registry_dir,
 )
 from aicache.cli.console import out
@@ -111,10 +112,10 @@ def simulate(
         int, typer.Option("--min-clients", help="Fewest clients per round.")
     ] = 2,
     local_epochs: Annotated[
-        int | None, typer.Option("--local-epochs", help="Epochs per round [2].")
+        int | None, typer.Option("--local-epochs", help="Epochs per round (default: 2).")
     ] = None,
     learning_rate: Annotated[
-        float | None, typer.Option("--learning-rate", help="Local step size [0.01].")
+        float | None, typer.Option("--learning-rate", help="Local step size (default: 0.01).")
     ] = None,
     max_update_norm: Annotated[
         float,
@@ -150,7 +151,8 @@ def simulate(
         typer.Option("--target-epsilon", help="Calibrate z so the run ends at this ε."),
     ] = None,
     delta: Annotated[
-        float | None, typer.Option("--delta", help="δ of the guarantee [min(1e-5, 0.1/N)].")
+        float | None,
+        typer.Option("--delta", help="δ of the guarantee (default: min(1e-5, 0.1/N))."),
     ] = None,
     accountant: Annotated[str, typer.Option("--accountant", help="rdp or pld.")] = "rdp",
     budget: Annotated[
@@ -307,7 +309,9 @@ def evaluate(
     model: Annotated[str, typer.Option("--model", help="latest or a version number.")] = "latest",
     data: Annotated[
         Path | None,
-        typer.Option("--data", help="Users to evaluate on [a fresh synthetic population]."),
+        typer.Option(
+            "--data", help="Users to evaluate on (default: a fresh synthetic population)."
+        ),
     ] = None,
     data_format: Annotated[str, typer.Option("--format", help="Format of --data.")] = "greenberg",
     cold_start: Annotated[
@@ -330,7 +334,7 @@ def evaluate(
     checked("--cold-start", cold_start, 1)
     with ModelRegistry(registry_dir(registry)) as reg:
         version = reg.resolve(task, model)
-        params = reg.load(version)
+        params = load_model(reg, version)
     source = GreenbergSource(str(data)) if data is not None else SyntheticSource(seed, clients)
     result = summary(evaluate_unseen(task, params, source, cold_start=cold_start))
     result.update(task=task, version=version.version, data=source.describe(), cold_start=cold_start)

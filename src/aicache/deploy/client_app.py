@@ -24,7 +24,7 @@ from flwr.clientapp.typing import ClientAppCallable
 from aicache.deploy.distribution import Delivery, Inbox
 from aicache.federation.client_app import ClientData, make_client_app
 from aicache.federation.validation import NUM_EXAMPLES
-from aicache.local.paths import aicache_home, ensure_private_dir
+from aicache.local.paths import aicache_home, ensure_private_dir, federation_dir
 from aicache.tasks.base import AnyTask
 
 INSTALL = "install"  # the query that hands a signed model to a node
@@ -87,7 +87,7 @@ class StoreProvider:
 
 def node_dir() -> Path:
     """Where a joined node keeps its bundle, keys, inbox and status."""
-    return aicache_home() / "federation"
+    return federation_dir(aicache_home())
 
 
 def _record_sent(message: Message, context: Context, call_next: ClientAppCallable) -> Message:

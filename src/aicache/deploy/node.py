@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from aicache.deploy.bundle import Bundle, write_private_text
 from aicache.deploy.processes import Supervised, flower_env, wait_until
 from aicache.errors import AicacheError
-from aicache.local.paths import aicache_home, ensure_private_dir
+from aicache.local.paths import aicache_home, ensure_private_dir, federation_dir
 from aicache.security import signing
 
 JOIN_TIMEOUT = 30.0
@@ -57,6 +57,7 @@ _REFUSALS = (
     ),
 )
 _CONNECTED = re.compile(r"SuperNode ID:")
+_LOST = re.compile(r"Connection attempt failed|connection .* (refused|reset|closed)", re.I)
 
 
 def preflight(bundle: Bundle, timeout: float = 5.0) -> None:
@@ -128,7 +129,7 @@ class NodeHome:
 
     def __init__(self, home: Path | None = None) -> None:
         self.home = home or aicache_home()
-        self.root = self.home / "federation"
+        self.root = federation_dir(self.home)
         self.bundle_file = self.root / "bundle.json"
         self.key_file = self.root / "node.key"
         self.ca_file = self.root / "ca.pem"
@@ -203,6 +204,7 @@ class NodeHome:
         preflight(bundle)
         self.install(bundle)
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        (self.root / "joined-at").write_text(str(offset))
         env = flower_env(self.flwr_home, {"AICACHE_HOME": str(self.home)})
         process = self.supernode.start(
             self.command(bundle, _free_port()), env=env, log_file=self.log_file, cwd=self.root
@@ -248,6 +250,13 @@ class NodeHome:
         except FileNotFoundError:
             return ""
 
+    def _joined_at(self) -> int:
+        """Where the current SuperNode's part of the log begins."""
+        try:
+            return int((self.root / "joined-at").read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
+
     def leave(self) -> bool:
         """Stop the SuperNode; ``False`` if none was running. The bundle stays installed."""
         return self.supernode.stop()
@@ -270,8 +279,10 @@ class NodeHome:
         running = self.supernode.running()
         sent = self.sent_entries()
         last = sent[-1] if sent else None
-        log = self._log_since(0)
-        connected = running and bool(_CONNECTED.search(log))
+        log = self._log_since(self._joined_at())
+        last_ok = max((m.end() for m in _CONNECTED.finditer(log)), default=-1)
+        last_failure = max((m.end() for m in _LOST.finditer(log)), default=-1)
+        connected = running and last_ok > last_failure
         return {
             "joined": bundle is not None,
             "federation": bundle.federation if bundle else None,

@@ -93,9 +93,16 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
         If there is nothing to resume, or the SuperLink refuses the run.
     """
     federation = f"deployment: {server.name}"
+    active = server.active_runs()
+    if active:
+        raise AicacheError(
+            f"a run is still going on the server (Flower run {active[0]}): one at a time",
+            hint="Wait for it to end; `aicache server stop` and `start` end it at once "
+            "(`--resume` then continues it).",
+        )
     with ModelRegistry(server.registry) as registry:
         if resume:
-            record = registry.unfinished_run(plan.task)
+            record = registry.resumable_run(plan.task)
             if record is None:
                 raise AicacheError(
                     f"no interrupted run of {plan.task} to resume in {server.registry}",
@@ -105,6 +112,7 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
             plan = TrainingPlan.from_dict(record.spec["plan"])
             done = registry.run_versions(run_id)
             resumed_after = done[-1].round if done else 0
+            registry.reopen_run(run_id)
         else:
             latest = registry.latest(plan.task)
             if latest is not None:

@@ -72,6 +72,10 @@ class NodeRecord:
     last_seen: float | None
 
 
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _record(row: tuple[Any, ...]) -> NodeRecord:
     return NodeRecord(row[0], int(row[1]), *row[2:])
 
@@ -172,9 +176,9 @@ class ServerDirectory:
         except (FileNotFoundError, ValueError):
             return False
 
-    def _write_flower_config(self, insecure: bool) -> None:
+    def _write_flower_config(self, insecure: bool, host: str) -> None:
         self.flwr_home.mkdir(mode=0o700, exist_ok=True)
-        connection = f'address = "127.0.0.1:{self.port}"\n'
+        connection = f'address = "{_bracketed(host)}:{self.port}"\n'
         if insecure:
             connection += "insecure = true\n"
         else:
@@ -222,14 +226,14 @@ class ServerDirectory:
                 str(self.path(SERVER_KEY)),
                 "--enable-supernode-auth",
             ]
-        self._write_flower_config(insecure)
+        wildcard = host in ("0.0.0.0", "::")  # noqa: S104 - the operator's choice, probed locally
+        probe = "127.0.0.1" if wildcard else host
+        self._write_flower_config(insecure, probe)
         self.runtime.write_text(json.dumps({"insecure": insecure, "host": host}))
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         process = self.superlink.start(
             command, env=flower_env(self.flwr_home), log_file=self.log_file, cwd=self.root
         )
-        wildcard = host in ("0.0.0.0", "::")  # noqa: S104 - the operator's choice, probed locally
-        probe = "127.0.0.1" if wildcard else host
 
         def listening() -> bool:
             if not process.is_running():
@@ -308,6 +312,15 @@ class ServerDirectory:
             message = " ".join(str(answer.get("error-message", answer)).split())
             raise AicacheError(f"the SuperLink refused `flwr {' '.join(args[:2])}`: {message}")
         return answer
+
+    def active_runs(self) -> list[int]:
+        """Flower runs of this SuperLink that have not finished."""
+        runs = self.flwr("list", CONNECTION).get("runs", [])
+        return [
+            int(run["run-id"])
+            for run in runs
+            if not str(run.get("status", "")).startswith("finished")
+        ]
 
     # Nodes ----------------------------------------------------------------
 
@@ -403,7 +416,9 @@ class ServerDirectory:
 
     # Certificates -----------------------------------------------------------
 
-    def rotate(self, *, days: int, roll_ca: bool = False, end_overlap: bool = False) -> list[str]:
+    def rotate(
+        self, *, days: int, roll_ca: bool = False, end_overlap: bool = False, force: bool = False
+    ) -> list[str]:
         """Issue a new server certificate (and with ``roll_ca`` a new CA); restart if running.
 
         Rolling the CA keeps the old one trusted: the server presents its new
@@ -426,6 +441,12 @@ class ServerDirectory:
 
         if roll_ca and end_overlap:
             raise AicacheError("--ca and --end-overlap are separate steps: run them one at a time")
+        if self.superlink.running() and not force and (active := self.active_runs()):
+            raise AicacheError(
+                f"a run is going on (Flower run {active[0]}): restarting the SuperLink with the "
+                "new certificate would end it",
+                hint="Rotate after it ends, or pass --force (then `server run --resume`).",
+            )
         done: list[str] = []
         current = certs.load_issued(self.path(SERVER_KEY), self.path(SERVER_CERT))
         names = certs.certificate_names(current.certificate)

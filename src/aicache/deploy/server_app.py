@@ -9,6 +9,7 @@ as it is registered; at the end the newest is sent to every connected node.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +29,15 @@ from aicache.tasks.base import get_task
 
 DIR_KEY, RUN_KEY = "aicache-dir", "aicache-run"
 POLL_SECONDS = 0.1  # the ServerApp's wait between asks for replies (Flower's default: 3 s)
+
+
+def poll_seconds() -> float:
+    """The reply poll: ``AICACHE_SERVER_POLL`` seconds (0.01-3), else :data:`POLL_SECONDS`."""
+    try:
+        value = float(os.environ.get("AICACHE_SERVER_POLL", POLL_SECONDS))
+    except ValueError:
+        return POLL_SECONDS
+    return min(max(value, 0.01), 3.0)
 
 
 class PollingGrid(Grid):
@@ -110,7 +120,7 @@ def _server_main(grid: Grid, context: Context) -> None:
                 nodes = [m.metadata.src_node_id for m in trained if not m.has_error()]
                 book.took_part(nodes, run_id, round_number)
 
-    grid = PollingGrid(grid, POLL_SECONDS, on_replies)
+    grid = PollingGrid(grid, poll_seconds(), on_replies)
     with ModelRegistry(server.registry) as registry:
         record = registry.run(run_id)
         done = registry.run_versions(run_id)

@@ -47,6 +47,8 @@ class TrainingPlan:
         Differential privacy of the run.
     secure, secagg
         Secure aggregation (``off`` or ``secagg``) and its protocol settings.
+    evaluate_every
+        Evaluate the global model every this many rounds (and after the last).
     """
 
     task: str
@@ -67,6 +69,7 @@ class TrainingPlan:
     dp: DpPlan = field(default_factory=DpPlan)
     secure: str = "off"
     secagg: SecAggSettings = field(default_factory=SecAggSettings)
+    evaluate_every: int = 1
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -75,6 +78,8 @@ class TrainingPlan:
             raise ValueError(f"invalid start round {self.start_round} for {self.rounds} rounds")
         if self.learning_rate <= 0 or self.local_epochs < 1 or self.batch_size < 1:
             raise ValueError("learning rate > 0, local epochs >= 1 and batch size >= 1 are needed")
+        if self.evaluate_every < 1:
+            raise ValueError(f"invalid evaluation interval {self.evaluate_every}: it must be >= 1")
         if self.max_update_norm < 0:
             raise ValueError(f"invalid update norm bound {self.max_update_norm}: it must be >= 0")
         if self.secure not in SECURE_MODES:

@@ -292,6 +292,13 @@ def make_server_app(
                 task=plan.task,
                 max_update_norm=plan.max_update_norm,
                 fixed_count=plan.dp.sampling.size if plan.dp.mode == "central" else 0,
+                evaluate_every=plan.evaluate_every,
+                round_offset=plan.start_round,
+                last_round=plan.rounds - plan.start_round,
+                availability=(
+                    max(plan.selection.min_available, plan.selection.min_clients),
+                    plan.round_timeout,
+                ),
             )
         observer.bind(strategy)
         arrays = ArrayRecord(initial)

@@ -9,6 +9,7 @@ into an error instead of a silently unchanged model.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -131,15 +132,38 @@ class ValidatedStrategy(Strategy):
         invalid or missing one counting as a zero update. The mean then stays
         the sum over a fixed divisor, which is what the noise is calibrated to;
         dropping the update instead would shrink the divisor and under-noise it.
+    evaluate_every, round_offset, last_round
+        Evaluate the global model only in rounds whose run-wide number
+        (``round_offset`` + the strategy's round) is a multiple of
+        ``evaluate_every``, and in the strategy's ``last_round``; other rounds
+        register no evaluation metrics. Each evaluation is a message exchange,
+        which a deployed federation pays for in latency.
+    availability
+        ``(count, seconds)``: before each round, wait at most ``seconds`` for
+        ``count`` connected clients, then fail the round loudly (Flower's own
+        sampler would wait forever for a client that left).
     """
 
     def __init__(
-        self, inner: Strategy, *, task: str, max_update_norm: float, fixed_count: int = 0
+        self,
+        inner: Strategy,
+        *,
+        task: str,
+        max_update_norm: float,
+        fixed_count: int = 0,
+        evaluate_every: int = 1,
+        round_offset: int = 0,
+        last_round: int = 0,
+        availability: tuple[int, float] | None = None,
     ) -> None:
         self.inner = inner
         self.task = task
         self.max_update_norm = max_update_norm
         self.fixed_count = fixed_count
+        self.evaluate_every = evaluate_every
+        self.round_offset = round_offset
+        self.last_round = last_round
+        self.availability = availability
         self.log = RoundLog()
         self._reference: list[np.ndarray] = []
 
@@ -153,6 +177,16 @@ class ValidatedStrategy(Strategy):
         """Remember the global model sent, then let the inner strategy sample clients."""
         self._reference = [a.astype(np.float64) for a in arrays.to_numpy_ndarrays()]
         self.log = RoundLog()
+        if self.availability is not None:
+            count, seconds = self.availability
+            deadline = time.monotonic() + seconds
+            while (connected := len(list(grid.get_node_ids()))) < count:
+                if time.monotonic() > deadline:
+                    raise NoValidAggregateError(
+                        f"round {self.round_offset + server_round}: only {connected} of the "
+                        f"{count} clients it needs were connected after {seconds:g} s"
+                    )
+                time.sleep(0.2)
         messages = list(self.inner.configure_train(server_round, arrays, config, grid))
         if self.fixed_count and len(messages) != self.fixed_count:
             raise NoValidAggregateError(
@@ -210,7 +244,10 @@ class ValidatedStrategy(Strategy):
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """Delegate to the inner strategy."""
+        """Delegate to the inner strategy in the rounds that evaluate (see the class)."""
+        scheduled = (self.round_offset + server_round) % self.evaluate_every == 0
+        if not scheduled and server_round != self.last_round:
+            return []
         return self.inner.configure_evaluate(server_round, arrays, config, grid)
 
     def aggregate_evaluate(

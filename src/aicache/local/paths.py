@@ -7,6 +7,7 @@ from pathlib import Path
 
 STORE_FILENAME = "store.db"
 MODELS_DIRNAME = "models"
+FEDERATION_DIRNAME = "federation"
 
 
 def aicache_home() -> Path:
@@ -37,6 +38,11 @@ def ensure_private_dir(path: Path) -> Path:
 def store_path(home: Path | None = None) -> Path:
     """Return the path of the SQLite store inside ``home`` (default: :func:`aicache_home`)."""
     return (home or aicache_home()) / STORE_FILENAME
+
+
+def federation_dir(home: Path | None = None) -> Path:
+    """Return the directory of a joined federation's node state inside ``home``."""
+    return (home or aicache_home()) / FEDERATION_DIRNAME
 
 
 def models_dir(home: Path | None = None) -> Path:

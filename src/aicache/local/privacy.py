@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aicache import __version__
-from aicache.local.paths import models_dir, store_path
+from aicache.local.paths import federation_dir, models_dir, store_path
 from aicache.local.schema import DATA_TABLES
 from aicache.local.settings import Settings
 from aicache.local.store import Store
@@ -113,4 +113,10 @@ def forget(home: Path) -> list[Path]:
     if models.exists():
         shutil.rmtree(models)
         removed.append(models)
+    # A joined node's features extracted from the store (its key and bundle stay:
+    # they are the federation's, not the user's data).
+    examples = federation_dir(home) / "examples"
+    if examples.exists():
+        shutil.rmtree(examples)
+        removed.append(examples)
     return removed

@@ -241,6 +241,26 @@ class ModelRegistry:
             raise AicacheError(f"no run {run_id!r} in the registry at {self.root}")
         return RunRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
 
+    def resumable_run(self, task: str) -> RunRecord | None:
+        """The newest run of ``task`` that did not finish: interrupted, or failed mid-way."""
+        row = self._conn.execute(
+            "SELECT run_id, task, spec, status, started_at, finished_at, message FROM runs "
+            "WHERE task = ? AND status IN ('running', 'failed') ORDER BY started_at DESC LIMIT 1",
+            (task,),
+        ).fetchone()
+        if row is None:
+            return None
+        return RunRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+
+    def reopen_run(self, run_id: str) -> None:
+        """Mark a resumed run ``running`` again."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL, message = NULL "
+                "WHERE run_id = ?",
+                (run_id,),
+            )
+
     def unfinished_run(self, task: str) -> RunRecord | None:
         """The newest run of ``task`` that never finished (crashed or killed), if any."""
         row = self._conn.execute(

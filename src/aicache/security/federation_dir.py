@@ -97,8 +97,9 @@ def init_federation(
         "federation": {"name": name, "address": f"{hosts[0] if hosts else 'localhost'}:{port}"},
         "tls": {"ca": CA_CERT, "certificate": SERVER_CERT, "key": SERVER_KEY},
         "signing": {"key": SIGNING_KEY, "public": SIGNING_PUB},
-        "training": {"tasks": ["next-command"], "strategy": "fedavg", "rounds": 10},
-        "privacy": {"dp": "central", "target_epsilon": 8.0, "clip": 1.0, "secure": "off"},
+        # Defaults of `aicache server run` (its flags override them).
+        "training": {"task": "next-command", "strategy": "fedavg", "rounds": 10},
+        "privacy": {"dp": "off", "clip": 1.0, "delta": 1e-5},
     }
     files.path(CONFIG).write_text(tomli_w.dumps(config))
     return files
