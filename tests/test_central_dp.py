@@ -46,7 +46,7 @@ def test_a_plan_survives_the_round_trip_through_the_registry() -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: DpPlan("local"), "unknown DP mode 'local'"),
+        (lambda: DpPlan("laplace"), "unknown DP mode 'laplace'"),
         (lambda: DpPlan("central", clip=0.0, noise_multiplier=1.0), "invalid clipping norm"),
         (lambda: DpPlan("central", noise_multiplier=0.0), "invalid noise multiplier"),
         (lambda: DpPlan("central", noise_multiplier=1.0, delta=1.0), "invalid delta"),

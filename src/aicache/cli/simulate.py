@@ -54,7 +54,8 @@ def _dp_plan(
     if mode == "off":
         if noise_multiplier is not None or target_epsilon is not None or budget is not None:
             raise AicacheError(
-                "--noise-multiplier, --target-epsilon and --budget need --dp central or distributed"
+                "--noise-multiplier, --target-epsilon and --budget need --dp central, "
+                "distributed or local"
             )
         return DpPlan()
     if (noise_multiplier is None) == (target_epsilon is None):
@@ -139,7 +140,8 @@ def simulate(
     ] = 0,
     attack: Annotated[str, typer.Option("--attack", help="nan, scale or sign-flip.")] = "nan",
     dp: Annotated[
-        str, typer.Option("--dp", help="Differential privacy: off, central or distributed.")
+        str,
+        typer.Option("--dp", help="Differential privacy: off, central, distributed or local."),
     ] = "off",
     clip: Annotated[float, typer.Option("--clip", help="L2 bound C on each update.")] = 1.0,
     noise_multiplier: Annotated[
@@ -178,6 +180,8 @@ def simulate(
     With [bold]--dp central[/], each sampled client clips its update to C and the
     server adds Gaussian noise z·C to their sum; ε is accounted with dp-accounting
     for the exact sampling used (a fixed share of clients each round, --fraction).
+    With [bold]--dp local[/], each client clips and noises its own update (z·C) before
+    sending it; ε is per client and sampling does not amplify it.
     """
     _quiet_flower()
     from aicache.federation.plan import TrainingPlan

@@ -19,6 +19,7 @@ from flwr.clientapp.mod import fixedclipping_mod
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
+from aicache.federation.local_dp import local_dp_mod
 from aicache.federation.validation import ENCRYPTED, META, NUM_EXAMPLES
 from aicache.privacy import ckks
 from aicache.tasks.base import AnyTask, FitConfig, get_task
@@ -117,7 +118,7 @@ def make_client_app(
     """
     app = ClientApp()
 
-    @app.train(mods=[clip_if_requested])
+    @app.train(mods=[local_dp_mod, clip_if_requested])
     def train(message: Message, context: Context) -> Message:
         config = message.content.config_records["config"]
         task = get_task(str(config["task"]))

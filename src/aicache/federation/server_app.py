@@ -25,6 +25,7 @@ from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import build_strategy
 from aicache.federation.validation import NUM_EXAMPLES, ValidatedStrategy
 from aicache.privacy.accounting import RunSpend, composed_epsilon
+from aicache.privacy.noise import noisy_update_bound
 from aicache.registry import ModelRegistry, ModelVersion
 
 
@@ -158,8 +159,7 @@ class RunObserver:
     def spent(self, rounds: int) -> float:
         """ε spent on this federation after ``rounds`` rounds of this run and all earlier runs."""
         dp = self.plan.dp
-        spend = RunSpend(dp.effective_noise_multiplier, dp.sampling, rounds)
-        return composed_epsilon([*self.prior, spend], dp.delta, dp.accountant)
+        return composed_epsilon([*self.prior, dp.spend(rounds)], dp.delta, dp.accountant)
 
     def privacy_after(self, rounds: int) -> dict[str, Any]:
         """The privacy fields of a version made after ``rounds`` rounds."""
@@ -228,6 +228,19 @@ def wait_for_clients(grid: Grid, count: int, timeout: float) -> None:
         time.sleep(0.1)
 
 
+def update_norm_bound(plan: TrainingPlan, initial: list[np.ndarray]) -> float:
+    """The largest update norm the server accepts (0: no bound).
+
+    Under local DP an honest update carries its noise: the bound widens by what
+    that noise exceeds only with negligible probability.
+    """
+    if plan.dp.mode != "local" or plan.max_update_norm == 0:
+        return plan.max_update_norm
+    dimension = sum(int(a.size) for a in initial)
+    std = plan.dp.noise_multiplier * plan.dp.clip
+    return max(plan.max_update_norm, noisy_update_bound(plan.dp.clip, std, dimension))
+
+
 def make_server_app(
     plan: TrainingPlan,
     initial: list[np.ndarray],
@@ -274,7 +287,7 @@ def make_server_app(
             strategy = ValidatedStrategy(
                 inner,
                 task=plan.task,
-                max_update_norm=plan.max_update_norm,
+                max_update_norm=update_norm_bound(plan, initial),
                 fixed_count=plan.dp.sampling.size if plan.dp.mode == "central" else 0,
             )
         observer.bind(strategy)

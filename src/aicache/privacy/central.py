@@ -13,6 +13,15 @@ sees a sum that already holds ``N(0, z²C²)``. A client that drops out takes
 its share with it: with ``k`` survivors the noise is ``z·sqrt(k/m)·C``. The
 accountant therefore uses the fewest survivors a round can complete with
 (the SecAgg+ reconstruction threshold ``t``): ``z_eff = z·sqrt(t/m)``.
+
+Local DP, for completeness: each sampled client clips its update to ``C`` and
+adds ``N(0, z²C²)`` to it alone before sending, so the server never sees an
+update with less than the whole noise. The guarantee is per client against
+the server and everyone after it: neighbours replace that client's data, the
+released update moves by up to ``2C`` (sensitivity ``2C``, multiplier
+``z / 2`` per round), and since the server chooses and sees who takes part,
+sampling does not amplify it. A version's ε composes all its rounds, the
+worst case of a client sampled in every one.
 """
 
 from __future__ import annotations
@@ -22,12 +31,13 @@ from typing import Any
 
 from aicache.privacy.accounting import (
     ACCOUNTANTS,
+    RunSpend,
     Sampling,
     calibrate_noise_multiplier,
     epsilon,
 )
 
-DP_MODES = ("off", "central", "distributed")
+DP_MODES = ("off", "central", "distributed", "local")
 
 
 def default_delta(population: int) -> float:
@@ -42,7 +52,7 @@ class DpPlan:
     Attributes
     ----------
     mode
-        ``off`` or ``central``.
+        ``off``, ``central``, ``distributed`` or ``local``.
     clip
         The L2 bound ``C`` on each client's update.
     noise_multiplier
@@ -92,7 +102,7 @@ class DpPlan:
                     f"distributed DP needs the fewest survivors of a round (2 to "
                     f"{self.sampling.size}), got {self.min_survivors}"
                 )
-            if self.sampling.kind == "fixed" and self.accountant == "pld":
+            if self.sampling.kind == "fixed" and self.accountant == "pld" and self.mode != "local":
                 raise ValueError(
                     "the pld accountant cannot account sampling without replacement: use rdp"
                 )
@@ -111,7 +121,9 @@ class DpPlan:
         min_survivors: int = 0,
     ) -> DpPlan:
         """The plan whose noise just meets ``target_epsilon`` after ``rounds`` rounds."""
-        z = calibrate_noise_multiplier(target_epsilon, sampling, rounds, delta, accountant)
+        z = calibrate_noise_multiplier(
+            target_epsilon, sampling, rounds, delta, accountant, local=mode == "local"
+        )
         if mode == "distributed":  # calibrated for the fewest survivors, then spread over m
             z = z * (sampling.size / min_survivors) ** 0.5
         return cls(mode, clip, z, delta, accountant, sampling, target_epsilon, min_survivors)
@@ -128,12 +140,45 @@ class DpPlan:
             return float(self.noise_multiplier * (self.min_survivors / self.sampling.size) ** 0.5)
         return self.noise_multiplier
 
+    def spend(self, rounds: int) -> RunSpend:
+        """The accountant's view of ``rounds`` rounds of this plan."""
+        return RunSpend(
+            self.effective_noise_multiplier if self.enabled else 0.0,
+            self.sampling,
+            rounds,
+            local=self.mode == "local",
+        )
+
     def epsilon_after(self, rounds: int) -> float:
         """ε at :attr:`delta` after ``rounds`` rounds (``inf`` when DP is off)."""
         if not self.enabled:
             return float("inf") if rounds else 0.0
         z = self.effective_noise_multiplier
-        return epsilon(z, self.sampling, rounds, self.delta, self.accountant)
+        return epsilon(
+            z, self.sampling, rounds, self.delta, self.accountant, local=self.mode == "local"
+        )
+
+    def guarantee(self) -> dict[str, Any]:
+        """Who ε protects, against which neighbours, with what sensitivity."""
+        spend = self.spend(0)
+        sensitivity = 2 * self.clip if spend.relation == "replace-one" else self.clip
+        if self.mode == "local":
+            return {
+                "protects": "each client's data, from the server and everyone after it",
+                "neighbouring": "replace one client's data",
+                "released": "each sampled client's own clipped, noised update",
+                "sensitivity": sensitivity,
+                "noise_std": self.noise_multiplier * self.clip,
+                "amplification": "none: the server chooses and sees who takes part",
+            }
+        return {
+            "protects": "each client's participation and data, in the released models",
+            "neighbouring": f"{spend.relation.replace('-', ' ')} client",
+            "released": "the noised sum of the sampled clients' clipped updates",
+            "sensitivity": sensitivity,
+            "noise_std": self.noise_multiplier * self.clip,
+            "amplification": f"{self.sampling.kind} sampling",
+        }
 
     def record(self, rounds: int) -> dict[str, Any]:
         """The privacy fields stored with a model version made after ``rounds`` rounds."""
@@ -151,6 +196,7 @@ class DpPlan:
             "delta": self.delta,
             "accountant": self.accountant,
             "budget": self.budget,
+            **self.guarantee(),
             "covers": "the model parameters; evaluation metrics are not covered by epsilon",
         }
 

@@ -26,7 +26,6 @@ from aicache.federation.server_app import (
     RunObserver,
     make_server_app,
 )
-from aicache.privacy.accounting import RunSpend, Sampling
 from aicache.privacy.central import DpPlan
 from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
 from aicache.privacy.secure import SecAggSettings
@@ -211,11 +210,7 @@ def run(
             spec = {"plan": plan.as_dict(), "federation": federation, "parent": parent}
             run_id = registry.start_run(plan.task, spec)
         prior = [
-            RunSpend(
-                DpPlan.from_dict(row["spend"]).effective_noise_multiplier,
-                Sampling(**row["spend"]["sampling"]),
-                row["rounds"],
-            )
+            DpPlan.from_dict(row["spend"]).spend(row["rounds"])
             for row in registry.ledger(plan.task, federation)
             if row["run_id"] != run_id
         ]
