@@ -38,7 +38,9 @@ def test_calibration_meets_the_target_for_the_planned_rounds() -> None:
 
 
 def test_a_plan_survives_the_round_trip_through_the_registry() -> None:
-    dp = DpPlan("central", 1.0, 2.0, 1e-5, "pld", Sampling("poisson", 0.2), budget=8.0)
+    dp = DpPlan(
+        "central", 1.0, 2.0, 1e-5, "pld", Sampling("poisson", 0.2, population=50), budget=8.0
+    )
     plan = TrainingPlan(task="next-command", rounds=3, dp=dp)
     assert TrainingPlan.from_dict(plan.as_dict()) == plan
 
@@ -57,7 +59,10 @@ def test_a_plan_survives_the_round_trip_through_the_registry() -> None:
         ),
         (
             lambda: TrainingPlan(
-                task="t", rounds=1, max_update_norm=0.5, dp=DpPlan("central", 1.0, 1.0)
+                task="t",
+                rounds=1,
+                max_update_norm=0.5,
+                dp=DpPlan("central", 1.0, 1.0, sampling=SAMPLING),
             ),
             "below the clipping norm",
         ),
@@ -133,7 +138,10 @@ def test_dp_is_refused_with_a_strategy_that_is_not_a_mean() -> None:
     for name in ("median", "trimmed-mean", "krum", "fedadam"):
         with pytest.raises(ValueError, match="works with fedavg or fedprox only"):
             TrainingPlan(
-                task="t", rounds=1, strategy=StrategySpec(name), dp=DpPlan("central", 1.0, 1.0)
+                task="t",
+                rounds=1,
+                strategy=StrategySpec(name),
+                dp=DpPlan("central", 1.0, 1.0, sampling=SAMPLING),
             )
 
 

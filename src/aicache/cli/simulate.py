@@ -44,6 +44,7 @@ def _dp_plan(
     selection: Any,
     rounds: int,
     secagg: Any,
+    sample_rate: float | None = None,
 ) -> Any:
     """The run's DP plan from the flags (errors name the flag)."""
     from aicache.privacy.accounting import Sampling
@@ -62,8 +63,11 @@ def _dp_plan(
         raise AicacheError(
             f"--dp {mode} needs exactly one of --noise-multiplier or --target-epsilon"
         )
-    size = max(int(population * selection.fraction), selection.min_clients)
-    sampling = Sampling("fixed", population=population, size=min(size, population))
+    if sample_rate is not None:
+        sampling = Sampling("poisson", rate=sample_rate, population=population)
+    else:
+        size = max(int(population * selection.fraction), selection.min_clients)
+        sampling = Sampling("fixed", population=population, size=min(size, population))
     chosen_delta = default_delta(population) if delta is None else delta
     survivors = min_survivors(secagg, sampling.size) if mode == "distributed" else 0
     if target_epsilon is not None:
@@ -81,6 +85,37 @@ def _dp_plan(
     return DpPlan(
         mode, clip, noise_multiplier, chosen_delta, accountant, sampling, budget, survivors
     )
+
+
+def _selection(
+    fraction: float | None,
+    min_clients: int | None,
+    sample_rate: float | None,
+    dp: str,
+    *,
+    population: int,
+) -> Any:
+    """Who trains each round: a fixed share (``--fraction``) or a Poisson sample."""
+    from aicache.federation.strategies import Selection
+
+    if sample_rate is None:
+        share = 1.0 if fraction is None else fraction
+        fewest = 2 if min_clients is None else min_clients
+        return Selection(share, min(fewest, population), min_available=population)
+    if fraction is not None or min_clients is not None:
+        raise AicacheError(
+            "--sample-rate (Poisson sampling) and --fraction/--min-clients (a fixed number "
+            "of clients a round) exclude each other: give one"
+        )
+    if dp != "central":
+        raise AicacheError(
+            "--sample-rate needs --dp central: it is the sampling the central DP accountant "
+            "amplifies with (use --fraction otherwise)"
+        )
+    if not 0.0 < sample_rate <= 1.0:
+        raise AicacheError(f"--sample-rate: invalid rate {sample_rate}: it must be in (0, 1]")
+    # Only training is Poisson-sampled; evaluation asks about the same share, at least one.
+    return Selection(sample_rate, 1, min_available=population)
 
 
 def min_survivors(secagg: Any, sampled: int) -> int:
@@ -106,11 +141,18 @@ def simulate(
     ] = "fedavg",
     mu: Annotated[float | None, typer.Option("--mu", help="FedProx's proximal μ.")] = None,
     fraction: Annotated[
-        float, typer.Option("--fraction", help="Share of clients per round.")
-    ] = 1.0,
+        float | None, typer.Option("--fraction", help="Share of clients per round [1.0].")
+    ] = None,
     min_clients: Annotated[
-        int, typer.Option("--min-clients", help="Fewest clients per round.")
-    ] = 2,
+        int | None, typer.Option("--min-clients", help="Fewest clients per round [2].")
+    ] = None,
+    sample_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--sample-rate",
+            help="Poisson sampling: each client joins a round with this chance (--dp central).",
+        ),
+    ] = None,
     local_epochs: Annotated[
         int | None, typer.Option("--local-epochs", help="Epochs per round [2].")
     ] = None,
@@ -185,7 +227,7 @@ def simulate(
     """
     _quiet_flower()
     from aicache.federation.plan import TrainingPlan
-    from aicache.federation.strategies import Selection, StrategySpec
+    from aicache.federation.strategies import StrategySpec
     from aicache.privacy.secure import SecAggSettings
     from aicache.simulation import runner
     from aicache.simulation.adversary import Adversary, Dropout
@@ -209,7 +251,7 @@ def simulate(
     try:
         settings = {"proximal_mu": mu} if mu is not None else {}
         spec = StrategySpec(strategy, settings)
-        selection = Selection(fraction, min(min_clients, len(names)), min_available=len(names))
+        selection = _selection(fraction, min_clients, sample_rate, dp, population=len(names))
         secagg_settings = SecAggSettings(secagg_shares, secagg_threshold)
         dp_plan = _dp_plan(
             dp,
@@ -223,6 +265,7 @@ def simulate(
             selection=selection,
             rounds=rounds,
             secagg=secagg_settings,
+            sample_rate=sample_rate,
         )
         plan = TrainingPlan(
             task=task,

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
+from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, Strategy
 
 from aicache.federation.homomorphic import HomomorphicStrategy
 from aicache.federation.plan import TrainingPlan
+from aicache.federation.poisson_sampling import PoissonSampling
 from aicache.federation.strategies import build_strategy
 from aicache.federation.validation import NUM_EXAMPLES, ValidatedStrategy
 from aicache.privacy.accounting import RunSpend, composed_epsilon
@@ -241,6 +242,50 @@ def update_norm_bound(plan: TrainingPlan, initial: list[np.ndarray]) -> float:
     return max(plan.max_update_norm, noisy_update_bound(plan.dp.clip, std, dimension))
 
 
+def private_strategy(plan: TrainingPlan, inner: Strategy) -> Strategy:
+    """``inner`` with central DP's sampling and noise around it, if the plan has them.
+
+    Fixed-size sampling: Flower's wrapper adds ``z·C/m`` to the mean of ``m``
+    clipped updates. Poisson sampling: :class:`PoissonSampling` draws the
+    clients and the mean must be over ``qN``, which need not be whole while
+    Flower's wrapper takes a whole count; it is given the population ``N``
+    and the multiplier ``z/q`` instead, whose noise ``(z/q)·C/N = z·C/(qN)``
+    is the same.
+    """
+    if plan.dp.mode != "central":
+        return inner
+    sampling = plan.dp.sampling
+    if sampling.kind == "poisson":
+        return DifferentialPrivacyClientSideFixedClipping(
+            PoissonSampling(inner, rate=sampling.rate),
+            noise_multiplier=plan.dp.noise_multiplier / sampling.rate,
+            clipping_norm=plan.dp.clip,
+            num_sampled_clients=sampling.population,
+        )
+    return DifferentialPrivacyClientSideFixedClipping(
+        inner,
+        noise_multiplier=plan.dp.noise_multiplier,
+        clipping_norm=plan.dp.clip,
+        num_sampled_clients=sampling.size,
+    )
+
+
+def validated_strategy(
+    plan: TrainingPlan, inner: Strategy, initial: list[np.ndarray]
+) -> ValidatedStrategy:
+    """``inner`` behind update validation, with the fixed divisor central DP needs."""
+    central, sampling = plan.dp.mode == "central", plan.dp.sampling
+    return ValidatedStrategy(
+        inner,
+        task=plan.task,
+        max_update_norm=update_norm_bound(plan, initial),
+        fixed_count=sampling.size if central and sampling.kind == "fixed" else 0,
+        expected_count=sampling.rate * sampling.population
+        if central and sampling.kind == "poisson"
+        else 0.0,
+    )
+
+
 def make_server_app(
     plan: TrainingPlan,
     initial: list[np.ndarray],
@@ -265,14 +310,10 @@ def make_server_app(
         # reproducible; with DP the sample must be unpredictable, or the
         # amplification by sampling the accountant counts on would not hold.
         random.seed(None if plan.dp.enabled else plan.seed + plan.start_round)
-        inner = build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean)
-        if plan.dp.mode == "central":
-            inner = DifferentialPrivacyClientSideFixedClipping(
-                inner,
-                noise_multiplier=plan.dp.noise_multiplier,
-                clipping_norm=plan.dp.clip,
-                num_sampled_clients=plan.dp.sampling.size,
-            )
+        inner = private_strategy(
+            plan,
+            build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean),
+        )
         strategy: ValidatedStrategy
         if plan.secure == "he":
             if public_context is None:
@@ -284,12 +325,7 @@ def make_server_app(
                 public_context=public_context,
             )
         else:
-            strategy = ValidatedStrategy(
-                inner,
-                task=plan.task,
-                max_update_norm=update_norm_bound(plan, initial),
-                fixed_count=plan.dp.sampling.size if plan.dp.mode == "central" else 0,
-            )
+            strategy = validated_strategy(plan, inner, initial)
         observer.bind(strategy)
         arrays = ArrayRecord(initial)
         try:

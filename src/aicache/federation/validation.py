@@ -131,15 +131,27 @@ class ValidatedStrategy(Strategy):
         invalid or missing one counting as a zero update. The mean then stays
         the sum over a fixed divisor, which is what the noise is calibrated to;
         dropping the update instead would shrink the divisor and under-noise it.
+    expected_count
+        With differential privacy and Poisson sampling: aggregate the sum of the
+        valid updates over this fixed divisor (``qN``), however many clients the
+        round sampled. A round that sampled nobody aggregates a zero update (the
+        noise is still added outside), so its output does not reveal the count.
     """
 
     def __init__(
-        self, inner: Strategy, *, task: str, max_update_norm: float, fixed_count: int = 0
+        self,
+        inner: Strategy,
+        *,
+        task: str,
+        max_update_norm: float,
+        fixed_count: int = 0,
+        expected_count: float = 0.0,
     ) -> None:
         self.inner = inner
         self.task = task
         self.max_update_norm = max_update_norm
         self.fixed_count = fixed_count
+        self.expected_count = expected_count
         self.log = RoundLog()
         self._reference: list[np.ndarray] = []
 
@@ -178,7 +190,9 @@ class ValidatedStrategy(Strategy):
                 )
                 self.log.rejected.append(problem)
         self.log.accepted = len(valid)
-        if self.fixed_count and valid:
+        if self.expected_count and (valid or not replies):
+            valid = [self._slot(m) for m in self._over_expected_count(valid)]
+        elif self.fixed_count and valid:
             # Under DP every slot is rebuilt with weight 1 and no client metrics: a
             # client cannot weigh itself up, and no noise-free statistic leaves the round.
             models = [m.content.array_records["arrays"].to_numpy_ndarrays() for m in valid]
@@ -199,6 +213,24 @@ class ValidatedStrategy(Strategy):
         metrics["rejected-updates"] = len(self.log.rejected)
         self.log.train_metrics = _plain(metrics)
         return arrays, metrics
+
+    def _over_expected_count(self, valid: list[Message]) -> list[list[np.ndarray]]:
+        """Models whose plain mean is the reference plus the sum of updates over ``qN``.
+
+        Each of the ``k`` updates is scaled by ``k / qN``; with none, the one
+        model is the reference itself (a zero update).
+        """
+        if not valid:
+            return [self._reference]
+        scale = len(valid) / self.expected_count
+        models = [m.content.array_records["arrays"].to_numpy_ndarrays() for m in valid]
+        return [
+            [
+                r + (a.astype(np.float64) - r) * scale
+                for a, r in zip(model, self._reference, strict=True)
+            ]
+            for model in models
+        ]
 
     @staticmethod
     def _slot(model: list[np.ndarray]) -> Message:

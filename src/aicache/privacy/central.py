@@ -97,6 +97,16 @@ class DpPlan:
                 raise ValueError(f"invalid delta {self.delta}: it must be in (0, 1)")
             if self.budget is not None and self.budget <= 0:
                 raise ValueError(f"invalid budget {self.budget}: it must be > 0")
+            if self.sampling.kind == "poisson" and self.mode != "central":
+                raise ValueError(
+                    f"Poisson sampling (--sample-rate) is for --dp central; --dp {self.mode} "
+                    "samples a fixed share of clients (--fraction)"
+                )
+            if self.sampling.kind == "poisson" and self.sampling.population < 1:
+                raise ValueError(
+                    "Poisson sampling needs the population size: the noise is calibrated to "
+                    "the expected count q·N"
+                )
             if self.mode == "distributed" and not 2 <= self.min_survivors <= self.sampling.size:
                 raise ValueError(
                     f"distributed DP needs the fewest survivors of a round (2 to "
