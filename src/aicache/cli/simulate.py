@@ -45,6 +45,8 @@ def _dp_plan(
     rounds: int,
     secagg: Any,
     sample_rate: float | None = None,
+    adaptive_clip: float | None = None,
+    clip_count_noise: float | None = None,
 ) -> Any:
     """The run's DP plan from the flags (errors name the flag)."""
     from aicache.privacy.accounting import Sampling
@@ -70,6 +72,15 @@ def _dp_plan(
         sampling = Sampling("fixed", population=population, size=min(size, population))
     chosen_delta = default_delta(population) if delta is None else delta
     survivors = min_survivors(secagg, sampling.size) if mode == "distributed" else 0
+    quantile, count_noise = 0.0, 0.0
+    if adaptive_clip is not None:
+        if mode != "central":
+            raise AicacheError("--adaptive-clip is an option of --dp central")
+        # Andrew et al.'s default: a twentieth of the clients a round.
+        quantile = adaptive_clip
+        count_noise = sampling.size / 20 if clip_count_noise is None else clip_count_noise
+    elif clip_count_noise is not None:
+        raise AicacheError("--clip-count-noise needs --adaptive-clip")
     if target_epsilon is not None:
         return DpPlan.calibrated(
             target_epsilon=target_epsilon,
@@ -80,10 +91,21 @@ def _dp_plan(
             sampling=sampling,
             mode=mode,
             min_survivors=survivors,
+            target_quantile=quantile,
+            clipped_count_stddev=count_noise,
         )
     assert noise_multiplier is not None
     return DpPlan(
-        mode, clip, noise_multiplier, chosen_delta, accountant, sampling, budget, survivors
+        mode,
+        clip,
+        noise_multiplier,
+        chosen_delta,
+        accountant,
+        sampling,
+        budget,
+        survivors,
+        quantile,
+        count_noise,
     )
 
 
@@ -185,7 +207,22 @@ def simulate(
         str,
         typer.Option("--dp", help="Differential privacy: off, central, distributed or local."),
     ] = "off",
-    clip: Annotated[float, typer.Option("--clip", help="L2 bound C on each update.")] = 1.0,
+    clip: Annotated[
+        float, typer.Option("--clip", help="L2 bound C on each update (initial, if adaptive).")
+    ] = 1.0,
+    adaptive_clip: Annotated[
+        float | None,
+        typer.Option(
+            "--adaptive-clip",
+            help="Adapt C to this quantile of the update norms (--dp central, Andrew et al.).",
+        ),
+    ] = None,
+    clip_count_noise: Annotated[
+        float | None,
+        typer.Option(
+            "--clip-count-noise", help="Noise σ_b on the clipped count [clients a round / 20]."
+        ),
+    ] = None,
     noise_multiplier: Annotated[
         float | None, typer.Option("--noise-multiplier", help="Noise z (std z·C on the sum).")
     ] = None,
@@ -266,6 +303,8 @@ def simulate(
             rounds=rounds,
             secagg=secagg_settings,
             sample_rate=sample_rate,
+            adaptive_clip=adaptive_clip,
+            clip_count_noise=clip_count_noise,
         )
         plan = TrainingPlan(
             task=task,

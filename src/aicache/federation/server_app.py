@@ -20,6 +20,7 @@ from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, R
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, Strategy
 
+from aicache.federation.adaptive_clipping import RoundNormAdaptiveClipping
 from aicache.federation.homomorphic import HomomorphicStrategy
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.poisson_sampling import PoissonSampling
@@ -262,6 +263,15 @@ def private_strategy(plan: TrainingPlan, inner: Strategy) -> Strategy:
             clipping_norm=plan.dp.clip,
             num_sampled_clients=sampling.population,
         )
+    if plan.dp.adaptive:
+        return RoundNormAdaptiveClipping(
+            inner,
+            noise_multiplier=plan.dp.noise_multiplier,  # Flower derives z_Δ from it
+            num_sampled_clients=sampling.size,
+            initial_clipping_norm=plan.dp.clip,
+            target_clipped_quantile=plan.dp.target_quantile,
+            clipped_count_stddev=plan.dp.clipped_count_stddev,
+        )
     return DifferentialPrivacyClientSideFixedClipping(
         inner,
         noise_multiplier=plan.dp.noise_multiplier,
@@ -280,6 +290,7 @@ def validated_strategy(
         task=plan.task,
         max_update_norm=update_norm_bound(plan, initial),
         fixed_count=sampling.size if central and sampling.kind == "fixed" else 0,
+        clipped_bits=central and plan.dp.adaptive,
         expected_count=sampling.rate * sampling.population
         if central and sampling.kind == "poisson"
         else 0.0,

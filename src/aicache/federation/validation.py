@@ -16,6 +16,7 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
+from flwr.supercore.differential_privacy import KEY_NORM_BIT
 
 logger = logging.getLogger("aicache.federation")
 
@@ -115,6 +116,11 @@ def _plain(record: MetricRecord | None) -> dict[str, float]:
     return {k: float(v) for k, v in record.items() if isinstance(v, int | float)}
 
 
+def _clipped_bit(message: Message) -> int:
+    """A reply's clipped bit, forced to 0 or 1 so no client can count for more than one."""
+    return int(bool(message.content.metric_records["metrics"].get(KEY_NORM_BIT, 0)))
+
+
 class ValidatedStrategy(Strategy):
     """Wrap ``inner`` so that only valid updates are aggregated.
 
@@ -136,6 +142,9 @@ class ValidatedStrategy(Strategy):
         valid updates over this fixed divisor (``qN``), however many clients the
         round sampled. A round that sampled nobody aggregates a zero update (the
         noise is still added outside), so its output does not reveal the count.
+    clipped_bits
+        With adaptive clipping: each slot keeps its client's clipped bit (0 or 1;
+        0 for a missing or invalid update, which counts as a zero update).
     """
 
     def __init__(
@@ -146,12 +155,14 @@ class ValidatedStrategy(Strategy):
         max_update_norm: float,
         fixed_count: int = 0,
         expected_count: float = 0.0,
+        clipped_bits: bool = False,
     ) -> None:
         self.inner = inner
         self.task = task
         self.max_update_norm = max_update_norm
         self.fixed_count = fixed_count
         self.expected_count = expected_count
+        self.clipped_bits = clipped_bits
         self.log = RoundLog()
         self._reference: list[np.ndarray] = []
 
@@ -197,7 +208,11 @@ class ValidatedStrategy(Strategy):
             # client cannot weigh itself up, and no noise-free statistic leaves the round.
             models = [m.content.array_records["arrays"].to_numpy_ndarrays() for m in valid]
             models += [self._reference] * (self.fixed_count - len(valid))
-            valid = [self._slot(model) for model in models]
+            bits = [_clipped_bit(m) for m in valid] + [0] * (self.fixed_count - len(valid))
+            valid = [
+                self._slot(model, bit if self.clipped_bits else None)
+                for model, bit in zip(models, bits, strict=True)
+            ]
         arrays, metrics = self.inner.aggregate_train(server_round, valid) if valid else (None, None)
         if arrays is None:
             reasons = "; ".join(sorted(set(self.log.rejected))) or "no client replied"
@@ -233,10 +248,11 @@ class ValidatedStrategy(Strategy):
         ]
 
     @staticmethod
-    def _slot(model: list[np.ndarray]) -> Message:
-        content = RecordDict(
-            {"arrays": ArrayRecord(model), "metrics": MetricRecord({NUM_EXAMPLES: 1})}
-        )
+    def _slot(model: list[np.ndarray], clipped: int | None = None) -> Message:
+        metrics = MetricRecord({NUM_EXAMPLES: 1})
+        if clipped is not None:
+            metrics[KEY_NORM_BIT] = clipped
+        content = RecordDict({"arrays": ArrayRecord(model), "metrics": metrics})
         return Message(content, dst_node_id=0, message_type=MessageType.TRAIN)
 
     def configure_evaluate(

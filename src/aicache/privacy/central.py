@@ -22,6 +22,19 @@ released update moves by up to ``2C`` (sensitivity ``2C``, multiplier
 ``z / 2`` per round), and since the server chooses and sees who takes part,
 sampling does not amplify it. A version's ε composes all its rounds, the
 worst case of a client sampled in every one.
+
+Adaptive quantile clipping (Andrew et al. 2021), an option of central DP with
+a fixed-size sample: the clipping norm ``C_t`` follows a target quantile of
+the update norms, learnt from the count of clipped updates, which is itself
+released with Gaussian noise ``σ_b``. Under replace-one neighbours the sum of
+updates moves by ``2C_t`` and the count by 1, so the pair, noised with
+``z_Δ·C_t`` and ``σ_b``, is one Gaussian mechanism whose multiplier (in this
+module's convention, noise over ``C``) is ``(z_Δ^-2 + (2σ_b)^-2)^-1/2``. The
+plan's ``z`` is that effective multiplier, the one the accountant uses; the
+updates get ``z_Δ = (z^-2 - (2σ_b)^-2)^-1/2``, which exists only when
+``z < 2σ_b``. Poisson sampling is refused with it: Flower counts clipped
+updates uncentred, and for add-or-remove neighbours that count's sensitivity
+is 1, not 1/2, so the same formula would under-noise.
 """
 
 from __future__ import annotations
@@ -77,6 +90,8 @@ class DpPlan:
     sampling: Sampling = field(default_factory=Sampling)
     budget: float | None = None
     min_survivors: int = 0
+    target_quantile: float = 0.0
+    clipped_count_stddev: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in DP_MODES:
@@ -107,6 +122,8 @@ class DpPlan:
                     "Poisson sampling needs the population size: the noise is calibrated to "
                     "the expected count q·N"
                 )
+            if self.target_quantile:
+                self._check_adaptive()
             if self.mode == "distributed" and not 2 <= self.min_survivors <= self.sampling.size:
                 raise ValueError(
                     f"distributed DP needs the fewest survivors of a round (2 to "
@@ -116,6 +133,36 @@ class DpPlan:
                 raise ValueError(
                     "the pld accountant cannot account sampling without replacement: use rdp"
                 )
+
+    def _check_adaptive(self) -> None:
+        if self.mode != "central" or self.sampling.kind != "fixed":
+            raise ValueError(
+                "adaptive clipping is an option of --dp central with a fixed share of clients "
+                "(--fraction): under Poisson sampling its clipped count would be under-noised"
+            )
+        if not 0 < self.target_quantile < 1:
+            raise ValueError(
+                f"invalid target quantile {self.target_quantile}: it must be in (0, 1)"
+            )
+        if not self.noise_multiplier < 2 * self.clipped_count_stddev:
+            raise ValueError(
+                f"adaptive clipping is undefined for noise multiplier {self.noise_multiplier:g} "
+                f"with clipped-count noise {self.clipped_count_stddev:g}: the update noise "
+                "(z^-2 - (2·σ_b)^-2)^-1/2 needs z < 2·σ_b; raise the clipped-count noise "
+                "or sample more clients"
+            )
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the clipping norm adapts to a quantile of the update norms."""
+        return self.target_quantile > 0
+
+    @property
+    def update_noise_multiplier(self) -> float:
+        """The noise on the sum of updates over ``C``: ``z``, or ``z_Δ`` when adaptive."""
+        if not self.adaptive:
+            return self.noise_multiplier
+        return float((self.noise_multiplier**-2 - (2 * self.clipped_count_stddev) ** -2) ** -0.5)
 
     @classmethod
     def calibrated(
@@ -129,14 +176,30 @@ class DpPlan:
         sampling: Sampling,
         mode: str = "central",
         min_survivors: int = 0,
+        target_quantile: float = 0.0,
+        clipped_count_stddev: float = 0.0,
     ) -> DpPlan:
-        """The plan whose noise just meets ``target_epsilon`` after ``rounds`` rounds."""
+        """The plan whose noise just meets ``target_epsilon`` after ``rounds`` rounds.
+
+        With adaptive clipping the calibrated ``z`` is the effective multiplier.
+        """
         z = calibrate_noise_multiplier(
             target_epsilon, sampling, rounds, delta, accountant, local=mode == "local"
         )
         if mode == "distributed":  # calibrated for the fewest survivors, then spread over m
             z = z * (sampling.size / min_survivors) ** 0.5
-        return cls(mode, clip, z, delta, accountant, sampling, target_epsilon, min_survivors)
+        return cls(
+            mode,
+            clip,
+            z,
+            delta,
+            accountant,
+            sampling,
+            target_epsilon,
+            min_survivors,
+            target_quantile,
+            clipped_count_stddev,
+        )
 
     @property
     def enabled(self) -> bool:
@@ -168,6 +231,17 @@ class DpPlan:
             z, self.sampling, rounds, self.delta, self.accountant, local=self.mode == "local"
         )
 
+    def clipping(self) -> dict[str, Any]:
+        """How updates are clipped (``clip`` is the initial norm when it adapts)."""
+        if not self.adaptive:
+            return {"clipping": "fixed"}
+        return {
+            "clipping": "adaptive",
+            "target_quantile": self.target_quantile,
+            "clipped_count_stddev": self.clipped_count_stddev,
+            "update_noise_multiplier": self.update_noise_multiplier,
+        }
+
     def guarantee(self) -> dict[str, Any]:
         """Who ε protects, against which neighbours, with what sensitivity."""
         spend = self.spend(0)
@@ -186,7 +260,7 @@ class DpPlan:
             "neighbouring": f"{spend.relation.replace('-', ' ')} client",
             "released": "the noised sum of the sampled clients' clipped updates",
             "sensitivity": sensitivity,
-            "noise_std": self.noise_multiplier * self.clip,
+            "noise_std": self.update_noise_multiplier * self.clip,
             "amplification": f"{self.sampling.kind} sampling",
         }
 
@@ -207,6 +281,7 @@ class DpPlan:
             "accountant": self.accountant,
             "budget": self.budget,
             **self.guarantee(),
+            **self.clipping(),
             "covers": "the model parameters; evaluation metrics are not covered by epsilon",
         }
 
