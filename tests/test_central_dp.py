@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.common import Scalar
 from flwr.serverapp.strategy import FedAvg
 
 from aicache.cli.simulate import min_survivors
 from aicache.federation.plan import TrainingPlan
-from aicache.federation.secure_aggregation import noised_update
 from aicache.federation.strategies import StrategySpec
 from aicache.federation.validation import NoValidAggregateError, ValidatedStrategy
 from aicache.privacy.accounting import RunSpend, Sampling, composed_epsilon, epsilon
 from aicache.privacy.central import DpPlan, default_delta
+from aicache.privacy.noise import noised_update
 from aicache.privacy.secure import SecAggSettings
 
 SAMPLING = Sampling("fixed", population=100, size=10)
@@ -37,7 +38,9 @@ def test_calibration_meets_the_target_for_the_planned_rounds() -> None:
 
 
 def test_a_plan_survives_the_round_trip_through_the_registry() -> None:
-    dp = DpPlan("central", 1.0, 2.0, 1e-5, "pld", Sampling("poisson", 0.2), budget=8.0)
+    dp = DpPlan(
+        "central", 1.0, 2.0, 1e-5, "pld", Sampling("poisson", 0.2, population=50), budget=8.0
+    )
     plan = TrainingPlan(task="next-command", rounds=3, dp=dp)
     assert TrainingPlan.from_dict(plan.as_dict()) == plan
 
@@ -45,7 +48,7 @@ def test_a_plan_survives_the_round_trip_through_the_registry() -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: DpPlan("local"), "unknown DP mode 'local'"),
+        (lambda: DpPlan("laplace"), "unknown DP mode 'laplace'"),
         (lambda: DpPlan("central", clip=0.0, noise_multiplier=1.0), "invalid clipping norm"),
         (lambda: DpPlan("central", noise_multiplier=0.0), "invalid noise multiplier"),
         (lambda: DpPlan("central", noise_multiplier=1.0, delta=1.0), "invalid delta"),
@@ -56,7 +59,10 @@ def test_a_plan_survives_the_round_trip_through_the_registry() -> None:
         ),
         (
             lambda: TrainingPlan(
-                task="t", rounds=1, max_update_norm=0.5, dp=DpPlan("central", 1.0, 1.0)
+                task="t",
+                rounds=1,
+                max_update_norm=0.5,
+                dp=DpPlan("central", 1.0, 1.0, sampling=SAMPLING),
             ),
             "below the clipping norm",
         ),
@@ -132,7 +138,10 @@ def test_dp_is_refused_with_a_strategy_that_is_not_a_mean() -> None:
     for name in ("median", "trimmed-mean", "krum", "fedadam"):
         with pytest.raises(ValueError, match="works with fedavg or fedprox only"):
             TrainingPlan(
-                task="t", rounds=1, strategy=StrategySpec(name), dp=DpPlan("central", 1.0, 1.0)
+                task="t",
+                rounds=1,
+                strategy=StrategySpec(name),
+                dp=DpPlan("central", 1.0, 1.0, sampling=SAMPLING),
             )
 
 
@@ -202,3 +211,32 @@ def test_the_fewest_survivors_follow_the_secagg_threshold() -> None:
     assert min_survivors(SecAggSettings(1.0, 0.6), 10) == 6
     assert min_survivors(SecAggSettings(1.0, 0.6), 3) == 2
     assert min_survivors(SecAggSettings(5, 3), 10) == 3
+
+
+def test_a_distributed_dp_client_clips_noises_and_weighs_one() -> None:
+    # Prepare: a real client of the SecAgg+ ClientApp, asked for distributed DP.
+    from aicache.federation.secure_aggregation import DP_CLIP, DP_NOISE_STD, _TaskClient
+    from aicache.simulation.sources import PartitionProvider, SyntheticSource
+    from aicache.tasks.base import get_task
+
+    client = _TaskClient(PartitionProvider(SyntheticSource(0, 2)), 0)
+    params = get_task("next-command").init_params(0)
+    config: dict[str, Scalar] = {
+        "task": "next-command",
+        "learning-rate": 0.5,
+        "local-epochs": 1,
+        DP_CLIP: 0.1,
+    }
+    # Execute
+    quiet, weight, metrics = client.fit(params, {**config, DP_NOISE_STD: 0.0})
+    noisy, _, _ = client.fit(params, {**config, DP_NOISE_STD: 0.2})
+    _, plain_weight, plain_metrics = client.fit(
+        params, {k: v for k, v in config.items() if k != DP_CLIP}
+    )
+    # Assert: clipped to C, the noise share is there, no weight or statistic leaves
+    quiet_norm = np.sqrt(sum(np.sum((q - p) ** 2) for q, p in zip(quiet, params, strict=True)))
+    assert quiet_norm == pytest.approx(0.1)
+    assert (weight, metrics) == (1, {})
+    residual = np.concatenate([(n - q).ravel() for n, q in zip(noisy, quiet, strict=True)])
+    assert float(np.std(residual)) == pytest.approx(0.2, rel=0.05)
+    assert plain_weight > 1 and plain_metrics  # without DP: example-weighted, as before

@@ -45,6 +45,9 @@ def _dp_plan(
     selection: Any,
     rounds: int,
     secagg: Any,
+    sample_rate: float | None = None,
+    adaptive_clip: float | None = None,
+    clip_count_noise: float | None = None,
 ) -> Any:
     """The run's DP plan from the flags (errors name the flag)."""
     from aicache.privacy.accounting import Sampling
@@ -55,17 +58,30 @@ def _dp_plan(
     if mode == "off":
         if noise_multiplier is not None or target_epsilon is not None or budget is not None:
             raise AicacheError(
-                "--noise-multiplier, --target-epsilon and --budget need --dp central or distributed"
+                "--noise-multiplier, --target-epsilon and --budget need --dp central, "
+                "distributed or local"
             )
         return DpPlan()
     if (noise_multiplier is None) == (target_epsilon is None):
         raise AicacheError(
             f"--dp {mode} needs exactly one of --noise-multiplier or --target-epsilon"
         )
-    size = max(int(population * selection.fraction), selection.min_clients)
-    sampling = Sampling("fixed", population=population, size=min(size, population))
+    if sample_rate is not None:
+        sampling = Sampling("poisson", rate=sample_rate, population=population)
+    else:
+        size = max(int(population * selection.fraction), selection.min_clients)
+        sampling = Sampling("fixed", population=population, size=min(size, population))
     chosen_delta = default_delta(population) if delta is None else delta
     survivors = min_survivors(secagg, sampling.size) if mode == "distributed" else 0
+    quantile, count_noise = 0.0, 0.0
+    if adaptive_clip is not None:
+        if mode != "central":
+            raise AicacheError("--adaptive-clip is an option of --dp central")
+        # Andrew et al.'s default: a twentieth of the clients a round.
+        quantile = adaptive_clip
+        count_noise = sampling.size / 20 if clip_count_noise is None else clip_count_noise
+    elif clip_count_noise is not None:
+        raise AicacheError("--clip-count-noise needs --adaptive-clip")
     if target_epsilon is not None:
         return DpPlan.calibrated(
             target_epsilon=target_epsilon,
@@ -76,11 +92,53 @@ def _dp_plan(
             sampling=sampling,
             mode=mode,
             min_survivors=survivors,
+            target_quantile=quantile,
+            clipped_count_stddev=count_noise,
         )
     assert noise_multiplier is not None
     return DpPlan(
-        mode, clip, noise_multiplier, chosen_delta, accountant, sampling, budget, survivors
+        mode,
+        clip,
+        noise_multiplier,
+        chosen_delta,
+        accountant,
+        sampling,
+        budget,
+        survivors,
+        quantile,
+        count_noise,
     )
+
+
+def _selection(
+    fraction: float | None,
+    min_clients: int | None,
+    sample_rate: float | None,
+    dp: str,
+    *,
+    population: int,
+) -> Any:
+    """Who trains each round: a fixed share (``--fraction``) or a Poisson sample."""
+    from aicache.federation.strategies import Selection
+
+    if sample_rate is None:
+        share = 1.0 if fraction is None else fraction
+        fewest = 2 if min_clients is None else min_clients
+        return Selection(share, min(fewest, population), min_available=population)
+    if fraction is not None or min_clients is not None:
+        raise AicacheError(
+            "--sample-rate (Poisson sampling) and --fraction/--min-clients (a fixed number "
+            "of clients a round) exclude each other: give one"
+        )
+    if dp != "central":
+        raise AicacheError(
+            "--sample-rate needs --dp central: it is the sampling the central DP accountant "
+            "amplifies with (use --fraction otherwise)"
+        )
+    if not 0.0 < sample_rate <= 1.0:
+        raise AicacheError(f"--sample-rate: invalid rate {sample_rate}: it must be in (0, 1]")
+    # Only training is Poisson-sampled; evaluation asks about the same share, at least one.
+    return Selection(sample_rate, 1, min_available=population)
 
 
 def min_survivors(secagg: Any, sampled: int) -> int:
@@ -106,11 +164,18 @@ def simulate(
     ] = "fedavg",
     mu: Annotated[float | None, typer.Option("--mu", help="FedProx's proximal μ.")] = None,
     fraction: Annotated[
-        float, typer.Option("--fraction", help="Share of clients per round.")
-    ] = 1.0,
+        float | None, typer.Option("--fraction", help="Share of clients per round [1.0].")
+    ] = None,
     min_clients: Annotated[
-        int, typer.Option("--min-clients", help="Fewest clients per round.")
-    ] = 2,
+        int | None, typer.Option("--min-clients", help="Fewest clients per round [2].")
+    ] = None,
+    sample_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--sample-rate",
+            help="Poisson sampling: each client joins a round with this chance (--dp central).",
+        ),
+    ] = None,
     local_epochs: Annotated[
         int | None, typer.Option("--local-epochs", help="Epochs per round (default: 2).")
     ] = None,
@@ -140,9 +205,25 @@ def simulate(
     ] = 0,
     attack: Annotated[str, typer.Option("--attack", help="nan, scale or sign-flip.")] = "nan",
     dp: Annotated[
-        str, typer.Option("--dp", help="Differential privacy: off, central or distributed.")
+        str,
+        typer.Option("--dp", help="Differential privacy: off, central, distributed or local."),
     ] = "off",
-    clip: Annotated[float, typer.Option("--clip", help="L2 bound C on each update.")] = 1.0,
+    clip: Annotated[
+        float, typer.Option("--clip", help="L2 bound C on each update (initial, if adaptive).")
+    ] = 1.0,
+    adaptive_clip: Annotated[
+        float | None,
+        typer.Option(
+            "--adaptive-clip",
+            help="Adapt C to this quantile of the update norms (--dp central, Andrew et al.).",
+        ),
+    ] = None,
+    clip_count_noise: Annotated[
+        float | None,
+        typer.Option(
+            "--clip-count-noise", help="Noise σ_b on the clipped count [clients a round / 20]."
+        ),
+    ] = None,
     noise_multiplier: Annotated[
         float | None, typer.Option("--noise-multiplier", help="Noise z (std z·C on the sum).")
     ] = None,
@@ -180,10 +261,12 @@ def simulate(
     With [bold]--dp central[/], each sampled client clips its update to C and the
     server adds Gaussian noise z·C to their sum; ε is accounted with dp-accounting
     for the exact sampling used (a fixed share of clients each round, --fraction).
+    With [bold]--dp local[/], each client clips and noises its own update (z·C) before
+    sending it; ε is per client and sampling does not amplify it.
     """
     _quiet_flower()
     from aicache.federation.plan import TrainingPlan
-    from aicache.federation.strategies import Selection, StrategySpec
+    from aicache.federation.strategies import StrategySpec
     from aicache.privacy.secure import SecAggSettings
     from aicache.simulation import runner
     from aicache.simulation.adversary import Adversary, Dropout
@@ -207,7 +290,7 @@ def simulate(
     try:
         settings = {"proximal_mu": mu} if mu is not None else {}
         spec = StrategySpec(strategy, settings)
-        selection = Selection(fraction, min(min_clients, len(names)), min_available=len(names))
+        selection = _selection(fraction, min_clients, sample_rate, dp, population=len(names))
         secagg_settings = SecAggSettings(secagg_shares, secagg_threshold)
         dp_plan = _dp_plan(
             dp,
@@ -221,6 +304,9 @@ def simulate(
             selection=selection,
             rounds=rounds,
             secagg=secagg_settings,
+            sample_rate=sample_rate,
+            adaptive_clip=adaptive_clip,
+            clip_count_noise=clip_count_noise,
         )
         plan = TrainingPlan(
             task=task,

@@ -15,10 +15,12 @@ from typing import Any, Protocol
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.clientapp.mod import fixedclipping_mod
+from flwr.clientapp.mod import adaptiveclipping_mod, fixedclipping_mod
 from flwr.clientapp.typing import ClientAppCallable, Mod
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
+from aicache.federation.adaptive_clipping import ADAPTIVE_CLIPPING
+from aicache.federation.local_dp import local_dp_mod
 from aicache.federation.validation import ENCRYPTED, META, NUM_EXAMPLES
 from aicache.tasks.base import AnyTask, FitConfig, get_task
 
@@ -77,10 +79,13 @@ def clip_if_requested(message: Message, context: Context, call_next: ClientAppCa
     """Clip the update with Flower's ``fixedclipping_mod`` when the server asks for it.
 
     The server's DP wrapper sends the clipping norm in the round's config; a
-    round without differential privacy sends none and is left alone.
+    round without differential privacy sends none and is left alone. Under
+    adaptive clipping ``adaptiveclipping_mod`` also reports whether it clipped.
     """
     config = message.content.config_records.get("config")
     if config is not None and KEY_CLIPPING_NORM in config:
+        if config.get(ADAPTIVE_CLIPPING):
+            return adaptiveclipping_mod(message, context, call_next)
         return fixedclipping_mod(message, context, call_next)
     return call_next(message, context)
 
@@ -124,7 +129,7 @@ def make_client_app(
     """
     app = ClientApp(mods=mods)
 
-    @app.train(mods=[clip_if_requested])
+    @app.train(mods=[local_dp_mod, clip_if_requested])
     def train(message: Message, context: Context) -> Message:
         config = message.content.config_records["config"]
         task = get_task(str(config["task"]))

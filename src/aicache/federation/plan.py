@@ -7,6 +7,7 @@ from typing import Any
 
 from flwr.app import ConfigRecord
 
+from aicache.federation.local_dp import local_dp_config
 from aicache.federation.strategies import Selection, StrategySpec
 from aicache.privacy.central import DpPlan
 from aicache.privacy.secure import SECURE_MODES, SecAggSettings
@@ -46,7 +47,7 @@ class TrainingPlan:
     dp
         Differential privacy of the run.
     secure, secagg
-        Secure aggregation (``off`` or ``secagg``) and its protocol settings.
+        Secure aggregation (``off``, ``secagg`` or ``he``) and its SecAgg+ settings.
     evaluate_every
         Evaluate the global model every this many rounds (and after the last).
     """
@@ -94,7 +95,7 @@ class TrainingPlan:
         if self.secure == "secagg" and self.selection.min_clients < 2:
             raise ValueError("--secure secagg needs at least 2 clients a round (--min-clients)")
         if self.secure == "secagg" and (
-            self.dp.mode == "central" or self.strategy.name != "fedavg"
+            self.dp.mode not in ("off", "distributed") or self.strategy.name != "fedavg"
         ):
             raise ValueError(
                 "--secure secagg runs FedAvg, with --dp off or distributed: its sum is all the "
@@ -105,12 +106,14 @@ class TrainingPlan:
                 "--dp distributed needs --secure secagg: without masking the server would see "
                 "each client's update with only its small share of the noise"
             )
-        if self.dp.enabled and self.strategy.name not in DP_STRATEGIES:
+        # Local DP noises each update on its client: any aggregation rule is then
+        # post-processing, so only the modes that noise a sum need a mean.
+        if self.dp.mode in ("central", "distributed") and self.strategy.name not in DP_STRATEGIES:
             raise ValueError(
                 f"--dp {self.dp.mode} works with {' or '.join(DP_STRATEGIES)} only: the noise is "
                 f"calibrated to a mean of clipped updates, and {self.strategy.name} is not one"
             )
-        if self.dp.mode == "central" and 0 < self.max_update_norm < self.dp.clip:
+        if self.dp.mode in ("central", "local") and 0 < self.max_update_norm < self.dp.clip:
             raise ValueError(
                 f"the update norm bound {self.max_update_norm:g} is below the clipping norm "
                 f"{self.dp.clip:g}: every clipped update could be rejected"
@@ -118,7 +121,7 @@ class TrainingPlan:
 
     def train_config(self) -> ConfigRecord:
         """The settings every client receives with the model."""
-        return ConfigRecord(
+        config = ConfigRecord(
             {
                 "task": self.task,
                 "learning-rate": self.learning_rate,
@@ -128,6 +131,9 @@ class TrainingPlan:
                 "round-offset": self.start_round,
             }
         )
+        if self.dp.mode == "local":
+            config.update(local_dp_config(self.dp.clip, self.dp.noise_multiplier))
+        return config
 
     def evaluate_config(self, *, final: bool = False) -> ConfigRecord:
         """The settings of an evaluation request."""

@@ -39,6 +39,7 @@ from aicache.federation.client_app import DataProvider, client_seed, fit_config
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.server_app import RunObserver, wait_for_clients
 from aicache.federation.validation import NoValidAggregateError, RoundLog
+from aicache.privacy.noise import noised_update
 from aicache.privacy.secure import SecAggSettings
 from aicache.tasks.base import get_task
 
@@ -202,23 +203,6 @@ DP_CLIP = "dp-clip"
 DP_NOISE_STD = "dp-noise-std"
 
 
-def noised_update(
-    model: list[np.ndarray], reference: list[np.ndarray], *, clip: float, std: float
-) -> list[np.ndarray]:
-    """``reference`` plus the update clipped to L2 norm ``clip`` plus this client's noise share.
-
-    The noise comes from the system's entropy: nobody can replay it.
-    """
-    update = [m.astype(np.float64) - r for m, r in zip(model, reference, strict=True)]
-    norm = float(np.sqrt(sum(np.sum(u**2) for u in update)))
-    scale = min(1.0, clip / norm) if norm > 0 else 1.0
-    rng = np.random.default_rng()
-    return [
-        r + u * scale + rng.normal(0.0, std, u.shape)
-        for r, u in zip(reference, update, strict=True)
-    ]
-
-
 class _TaskClient(NumPyClient):
     """One client's task, behind Flower's legacy NumPyClient interface."""
 
@@ -235,6 +219,16 @@ class _TaskClient(NumPyClient):
         result = task.fit(
             parameters, data.train, fit_config(record, seed=client_seed(record, self.client))
         )
+        if DP_CLIP in config:
+            # Distributed DP: clip, add this client's share of the noise, weigh 1 and
+            # send no training statistic; the server must never see an un-noised value.
+            sent = noised_update(
+                result.params,
+                parameters,
+                clip=float(config[DP_CLIP]),
+                std=float(config[DP_NOISE_STD]),
+            )
+            return sent, 1, {}
         return result.params, result.num_examples, dict(result.metrics)
 
     def evaluate(

@@ -18,14 +18,17 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
+from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, Strategy
 
+from aicache.federation.adaptive_clipping import RoundNormAdaptiveClipping
 from aicache.federation.homomorphic import HomomorphicStrategy
 from aicache.federation.plan import TrainingPlan
+from aicache.federation.poisson_sampling import PoissonSampling
 from aicache.federation.strategies import build_strategy
 from aicache.federation.validation import NUM_EXAMPLES, ValidatedStrategy
-from aicache.privacy.accounting import RunSpend, Sampling, composed_epsilon
+from aicache.privacy.accounting import RunSpend, composed_epsilon
 from aicache.privacy.central import DpPlan
+from aicache.privacy.noise import noisy_update_bound
 from aicache.registry import ModelRegistry, ModelVersion
 
 
@@ -159,8 +162,7 @@ class RunObserver:
     def spent(self, rounds: int) -> float:
         """ε spent on this federation after ``rounds`` rounds of this run and all earlier runs."""
         dp = self.plan.dp
-        spend = RunSpend(dp.effective_noise_multiplier, dp.sampling, rounds)
-        return composed_epsilon([*self.prior, spend], dp.delta, dp.accountant)
+        return composed_epsilon([*self.prior, dp.spend(rounds)], dp.delta, dp.accountant)
 
     def privacy_after(self, rounds: int) -> dict[str, Any]:
         """The privacy fields of a version made after ``rounds`` rounds."""
@@ -193,11 +195,7 @@ def prior_spends(
 ) -> list[RunSpend]:
     """What runs other than ``run_id`` spent on ``federation``'s data for ``task``."""
     return [
-        RunSpend(
-            DpPlan.from_dict(row["spend"]).effective_noise_multiplier,
-            Sampling(**row["spend"]["sampling"]),
-            row["rounds"],
-        )
+        DpPlan.from_dict(row["spend"]).spend(row["rounds"])
         for row in registry.ledger(task, federation)
         if row["run_id"] != run_id
     ]
@@ -244,6 +242,80 @@ def wait_for_clients(grid: Grid, count: int, timeout: float) -> None:
         time.sleep(0.1)
 
 
+def update_norm_bound(plan: TrainingPlan, initial: list[np.ndarray]) -> float:
+    """The largest update norm the server accepts (0: no bound).
+
+    Under local DP an honest update carries its noise: the bound widens by what
+    that noise exceeds only with negligible probability.
+    """
+    if plan.dp.mode != "local" or plan.max_update_norm == 0:
+        return plan.max_update_norm
+    dimension = sum(int(a.size) for a in initial)
+    std = plan.dp.noise_multiplier * plan.dp.clip
+    return max(plan.max_update_norm, noisy_update_bound(plan.dp.clip, std, dimension))
+
+
+def private_strategy(plan: TrainingPlan, inner: Strategy) -> Strategy:
+    """``inner`` with central DP's sampling and noise around it, if the plan has them.
+
+    Fixed-size sampling: Flower's wrapper adds ``z·C/m`` to the mean of ``m``
+    clipped updates. Poisson sampling: :class:`PoissonSampling` draws the
+    clients and the mean must be over ``qN``, which need not be whole while
+    Flower's wrapper takes a whole count; it is given the population ``N``
+    and the multiplier ``z/q`` instead, whose noise ``(z/q)·C/N = z·C/(qN)``
+    is the same.
+    """
+    if plan.dp.mode != "central":
+        return inner
+    sampling = plan.dp.sampling
+    if sampling.kind == "poisson":
+        return DifferentialPrivacyClientSideFixedClipping(
+            PoissonSampling(inner, rate=sampling.rate),
+            noise_multiplier=plan.dp.noise_multiplier / sampling.rate,
+            clipping_norm=plan.dp.clip,
+            num_sampled_clients=sampling.population,
+        )
+    if plan.dp.adaptive:
+        return RoundNormAdaptiveClipping(
+            inner,
+            noise_multiplier=plan.dp.noise_multiplier,  # Flower derives z_Δ from it
+            num_sampled_clients=sampling.size,
+            initial_clipping_norm=plan.dp.clip,
+            target_clipped_quantile=plan.dp.target_quantile,
+            clipped_count_stddev=plan.dp.clipped_count_stddev,
+        )
+    return DifferentialPrivacyClientSideFixedClipping(
+        inner,
+        noise_multiplier=plan.dp.noise_multiplier,
+        clipping_norm=plan.dp.clip,
+        num_sampled_clients=sampling.size,
+    )
+
+
+def validated_strategy(
+    plan: TrainingPlan, inner: Strategy, initial: list[np.ndarray]
+) -> ValidatedStrategy:
+    """``inner`` behind update validation, with the fixed divisor central DP needs."""
+    central, sampling = plan.dp.mode == "central", plan.dp.sampling
+    return ValidatedStrategy(
+        inner,
+        task=plan.task,
+        max_update_norm=update_norm_bound(plan, initial),
+        fixed_count=sampling.size if central and sampling.kind == "fixed" else 0,
+        clipped_bits=central and plan.dp.adaptive,
+        expected_count=sampling.rate * sampling.population
+        if central and sampling.kind == "poisson"
+        else 0.0,
+        evaluate_every=plan.evaluate_every,
+        round_offset=plan.start_round,
+        last_round=plan.rounds - plan.start_round,
+        availability=(
+            max(plan.selection.min_available, plan.selection.min_clients),
+            plan.round_timeout,
+        ),
+    )
+
+
 def make_server_app(
     plan: TrainingPlan,
     initial: list[np.ndarray],
@@ -268,14 +340,10 @@ def make_server_app(
         # reproducible; with DP the sample must be unpredictable, or the
         # amplification by sampling the accountant counts on would not hold.
         random.seed(None if plan.dp.enabled else plan.seed + plan.start_round)
-        inner = build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean)
-        if plan.dp.mode == "central":
-            inner = DifferentialPrivacyClientSideFixedClipping(
-                inner,
-                noise_multiplier=plan.dp.noise_multiplier,
-                clipping_norm=plan.dp.clip,
-                num_sampled_clients=plan.dp.sampling.size,
-            )
+        inner = private_strategy(
+            plan,
+            build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean),
+        )
         strategy: ValidatedStrategy
         if plan.secure == "he":
             if public_context is None:
@@ -287,19 +355,7 @@ def make_server_app(
                 public_context=public_context,
             )
         else:
-            strategy = ValidatedStrategy(
-                inner,
-                task=plan.task,
-                max_update_norm=plan.max_update_norm,
-                fixed_count=plan.dp.sampling.size if plan.dp.mode == "central" else 0,
-                evaluate_every=plan.evaluate_every,
-                round_offset=plan.start_round,
-                last_round=plan.rounds - plan.start_round,
-                availability=(
-                    max(plan.selection.min_available, plan.selection.min_clients),
-                    plan.round_timeout,
-                ),
-            )
+            strategy = validated_strategy(plan, inner, initial)
         observer.bind(strategy)
         arrays = ArrayRecord(initial)
         try:

@@ -17,6 +17,7 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
+from flwr.supercore.differential_privacy import KEY_NORM_BIT
 
 logger = logging.getLogger("aicache.federation")
 
@@ -116,6 +117,11 @@ def _plain(record: MetricRecord | None) -> dict[str, float]:
     return {k: float(v) for k, v in record.items() if isinstance(v, int | float)}
 
 
+def _clipped_bit(message: Message) -> int:
+    """A reply's clipped bit, forced to 0 or 1 so no client can count for more than one."""
+    return int(bool(message.content.metric_records["metrics"].get(KEY_NORM_BIT, 0)))
+
+
 class ValidatedStrategy(Strategy):
     """Wrap ``inner`` so that only valid updates are aggregated.
 
@@ -142,6 +148,14 @@ class ValidatedStrategy(Strategy):
         ``(count, seconds)``: before each round, wait at most ``seconds`` for
         ``count`` connected clients, then fail the round loudly (Flower's own
         sampler would wait forever for a client that left).
+    expected_count
+        With differential privacy and Poisson sampling: aggregate the sum of the
+        valid updates over this fixed divisor (``qN``), however many clients the
+        round sampled. A round that sampled nobody aggregates a zero update (the
+        noise is still added outside), so its output does not reveal the count.
+    clipped_bits
+        With adaptive clipping: each slot keeps its client's clipped bit (0 or 1;
+        0 for a missing or invalid update, which counts as a zero update).
     """
 
     def __init__(
@@ -155,6 +169,8 @@ class ValidatedStrategy(Strategy):
         round_offset: int = 0,
         last_round: int = 0,
         availability: tuple[int, float] | None = None,
+        expected_count: float = 0.0,
+        clipped_bits: bool = False,
     ) -> None:
         self.inner = inner
         self.task = task
@@ -164,6 +180,8 @@ class ValidatedStrategy(Strategy):
         self.round_offset = round_offset
         self.last_round = last_round
         self.availability = availability
+        self.expected_count = expected_count
+        self.clipped_bits = clipped_bits
         self.log = RoundLog()
         self._reference: list[np.ndarray] = []
 
@@ -212,12 +230,18 @@ class ValidatedStrategy(Strategy):
                 )
                 self.log.rejected.append(problem)
         self.log.accepted = len(valid)
-        if self.fixed_count and valid:
+        if self.expected_count and (valid or not replies):
+            valid = [self._slot(m) for m in self._over_expected_count(valid)]
+        elif self.fixed_count and valid:
             # Under DP every slot is rebuilt with weight 1 and no client metrics: a
             # client cannot weigh itself up, and no noise-free statistic leaves the round.
             models = [m.content.array_records["arrays"].to_numpy_ndarrays() for m in valid]
             models += [self._reference] * (self.fixed_count - len(valid))
-            valid = [self._slot(model) for model in models]
+            bits = [_clipped_bit(m) for m in valid] + [0] * (self.fixed_count - len(valid))
+            valid = [
+                self._slot(model, bit if self.clipped_bits else None)
+                for model, bit in zip(models, bits, strict=True)
+            ]
         arrays, metrics = self.inner.aggregate_train(server_round, valid) if valid else (None, None)
         if arrays is None:
             reasons = "; ".join(sorted(set(self.log.rejected))) or "no client replied"
@@ -234,11 +258,30 @@ class ValidatedStrategy(Strategy):
         self.log.train_metrics = _plain(metrics)
         return arrays, metrics
 
+    def _over_expected_count(self, valid: list[Message]) -> list[list[np.ndarray]]:
+        """Models whose plain mean is the reference plus the sum of updates over ``qN``.
+
+        Each of the ``k`` updates is scaled by ``k / qN``; with none, the one
+        model is the reference itself (a zero update).
+        """
+        if not valid:
+            return [self._reference]
+        scale = len(valid) / self.expected_count
+        models = [m.content.array_records["arrays"].to_numpy_ndarrays() for m in valid]
+        return [
+            [
+                r + (a.astype(np.float64) - r) * scale
+                for a, r in zip(model, self._reference, strict=True)
+            ]
+            for model in models
+        ]
+
     @staticmethod
-    def _slot(model: list[np.ndarray]) -> Message:
-        content = RecordDict(
-            {"arrays": ArrayRecord(model), "metrics": MetricRecord({NUM_EXAMPLES: 1})}
-        )
+    def _slot(model: list[np.ndarray], clipped: int | None = None) -> Message:
+        metrics = MetricRecord({NUM_EXAMPLES: 1})
+        if clipped is not None:
+            metrics[KEY_NORM_BIT] = clipped
+        content = RecordDict({"arrays": ArrayRecord(model), "metrics": metrics})
         return Message(content, dst_node_id=0, message_type=MessageType.TRAIN)
 
     def configure_evaluate(

@@ -5,6 +5,17 @@ clients (Poisson with rate ``q``, or ``m`` of ``N`` without replacement) and
 adds Gaussian noise of standard deviation ``z * C`` to the sum of their
 clipped updates. Google's ``dp-accounting`` composes those exact events; the
 accountant is chosen by name (``rdp`` or ``pld``).
+
+Neighbouring relations: Poisson sampling is analysed for neighbours that add
+or remove one client (the sum moves by up to ``C``: multiplier ``z``); a
+fixed-size sample for neighbours that replace one (up to ``2C``: ``z / 2``).
+
+Local DP releases each client's own update, clipped to ``C`` and noised with
+``N(0, z²C²)``; its neighbours replace that client's data, so the released
+update moves by up to ``2C`` and one round is a Gaussian mechanism with
+multiplier ``z / 2``. The server chooses and sees who takes part, so
+sampling amplifies nothing from the client's point of view: a client's ε is
+the composition of the rounds it took part in, at most all of them.
 """
 
 from __future__ import annotations
@@ -60,8 +71,13 @@ class Sampling:
         return self.rate if self.kind == "poisson" else self.size / self.population
 
 
-def round_event(noise_multiplier: float, sampling: Sampling) -> dp_accounting.DpEvent:
-    """The DP event of one round: the sampled Gaussian mechanism."""
+def round_event(
+    noise_multiplier: float, sampling: Sampling, *, local: bool = False
+) -> dp_accounting.DpEvent:
+    """The DP event of one round: the sampled Gaussian mechanism (``local``: one client's)."""
+    if local:
+        # One client's update, its data replaced: sensitivity 2C, no amplification.
+        return dp_accounting.GaussianDpEvent(noise_multiplier / 2)
     if sampling.kind == "fixed":
         # A fixed-size sample is analysed for neighbours that replace one client,
         # under which the sum of updates clipped to C moves by up to 2C: the
@@ -75,15 +91,48 @@ def round_event(noise_multiplier: float, sampling: Sampling) -> dp_accounting.Dp
     return dp_accounting.PoissonSampledDpEvent(sampling.rate, gaussian)
 
 
-def _accountant(name: str, fixed: bool) -> dp_accounting.PrivacyAccountant:
+@dataclass(frozen=True, slots=True)
+class RunSpend:
+    """The privacy events of one run: ``rounds`` (sampled) Gaussian rounds.
+
+    ``local`` marks a local-DP run: each round releases every sampled client's
+    own noised update, accounted per client without amplification.
+    """
+
+    noise_multiplier: float
+    sampling: Sampling
+    rounds: int
+    local: bool = False
+
+    @property
+    def relation(self) -> str:
+        """The neighbouring relation this run's ε is stated for."""
+        if self.local or self.sampling.kind == "fixed":
+            return "replace-one"
+        return "add-or-remove-one"
+
+
+def _accountant(name: str, runs: list[RunSpend]) -> dp_accounting.PrivacyAccountant:
     if name not in ACCOUNTANTS:
         raise ValueError(f"unknown accountant {name!r}: choose one of {', '.join(ACCOUNTANTS)}")
-    if fixed:
+    relations = {run.relation for run in runs}
+    if len(relations) > 1:
+        raise ValueError(
+            "runs with fixed-size (or local) and Poisson sampling use different neighbouring "
+            "relations and cannot be composed by one accountant"
+        )
+    if any(run.sampling.kind == "fixed" and not run.local for run in runs):
         if name == "pld":
             raise ValueError(
                 "the pld accountant cannot account sampling without replacement: use rdp"
             )
+        # Local events are plain Gaussians, whose RDP curve is the same under either
+        # relation (the relation is already in their sensitivity 2C).
         return rdp.RdpAccountant(neighboring_relation=dp_accounting.NeighboringRelation.REPLACE_ONE)
+    # Only Poisson runs, or only local runs: plain Gaussian events whose privacy curve
+    # depends on sensitivity / noise alone, so the default relation's accountant is
+    # exact for them (dp-accounting's PLD under REPLACE_ONE would double the
+    # sensitivity a second time).
     return rdp.RdpAccountant() if name == "rdp" else pld.PLDAccountant()
 
 
@@ -93,17 +142,15 @@ def epsilon(
     rounds: int,
     delta: float,
     accountant: str = "rdp",
+    *,
+    local: bool = False,
 ) -> float:
     """ε at ``delta`` after ``rounds`` rounds (``inf`` without noise)."""
     if rounds < 0 or not 0.0 < delta < 1.0:
         raise ValueError(f"need rounds >= 0 and 0 < delta < 1, got {rounds} and {delta}")
-    if rounds == 0:
-        return 0.0
-    if noise_multiplier <= 0:
-        return float("inf")
-    engine = _accountant(accountant, sampling.kind == "fixed")
-    engine.compose(round_event(noise_multiplier, sampling), rounds)
-    return float(engine.get_epsilon(delta))
+    return composed_epsilon(
+        [RunSpend(noise_multiplier, sampling, rounds, local)], delta, accountant
+    )
 
 
 def calibrate_noise_multiplier(
@@ -114,6 +161,7 @@ def calibrate_noise_multiplier(
     accountant: str = "rdp",
     *,
     tolerance: float = 1e-3,
+    local: bool = False,
 ) -> float:
     """The smallest noise multiplier (within ``tolerance``) whose ε stays within the target.
 
@@ -125,13 +173,13 @@ def calibrate_noise_multiplier(
     if target_epsilon <= 0:
         raise ValueError(f"invalid target epsilon {target_epsilon}: it must be > 0")
     low, high = 0.0, 1.0
-    while epsilon(high, sampling, rounds, delta, accountant) > target_epsilon:
+    while epsilon(high, sampling, rounds, delta, accountant, local=local) > target_epsilon:
         low, high = high, high * 2
         if high > 1000:
             raise ValueError(f"epsilon {target_epsilon} is out of reach for {rounds} rounds")
     while high - low > tolerance:
         middle = (low + high) / 2
-        if epsilon(middle, sampling, rounds, delta, accountant) > target_epsilon:
+        if epsilon(middle, sampling, rounds, delta, accountant, local=local) > target_epsilon:
             low = middle
         else:
             high = middle
@@ -164,29 +212,18 @@ def rounds_within_budget(
     return low
 
 
-@dataclass(frozen=True, slots=True)
-class RunSpend:
-    """The privacy events of one run: ``rounds`` sampled Gaussian rounds."""
-
-    noise_multiplier: float
-    sampling: Sampling
-    rounds: int
-
-
 def composed_epsilon(runs: list[RunSpend], delta: float, accountant: str = "rdp") -> float:
     """ε at ``delta`` of several runs on the same population, composed by the accountant."""
+    if accountant not in ACCOUNTANTS:
+        raise ValueError(
+            f"unknown accountant {accountant!r}: choose one of {', '.join(ACCOUNTANTS)}"
+        )
     active = [run for run in runs if run.rounds > 0]
     if not active:
         return 0.0
     if any(run.noise_multiplier <= 0 for run in active):
         return float("inf")
-    kinds = {run.sampling.kind for run in active}
-    if len(kinds) > 1:
-        raise ValueError(
-            "runs with fixed-size and Poisson sampling use different neighbouring relations "
-            "and cannot be composed by one accountant"
-        )
-    engine = _accountant(accountant, "fixed" in kinds)
+    engine = _accountant(accountant, active)
     for run in active:
-        engine.compose(round_event(run.noise_multiplier, run.sampling), run.rounds)
+        engine.compose(round_event(run.noise_multiplier, run.sampling, local=run.local), run.rounds)
     return float(engine.get_epsilon(delta))

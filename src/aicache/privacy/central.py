@@ -13,6 +13,28 @@ sees a sum that already holds ``N(0, z²C²)``. A client that drops out takes
 its share with it: with ``k`` survivors the noise is ``z·sqrt(k/m)·C``. The
 accountant therefore uses the fewest survivors a round can complete with
 (the SecAgg+ reconstruction threshold ``t``): ``z_eff = z·sqrt(t/m)``.
+
+Local DP, for completeness: each sampled client clips its update to ``C`` and
+adds ``N(0, z²C²)`` to it alone before sending, so the server never sees an
+update with less than the whole noise. The guarantee is per client against
+the server and everyone after it: neighbours replace that client's data, the
+released update moves by up to ``2C`` (sensitivity ``2C``, multiplier
+``z / 2`` per round), and since the server chooses and sees who takes part,
+sampling does not amplify it. A version's ε composes all its rounds, the
+worst case of a client sampled in every one.
+
+Adaptive quantile clipping (Andrew et al. 2021), an option of central DP with
+a fixed-size sample: the clipping norm ``C_t`` follows a target quantile of
+the update norms, learnt from the count of clipped updates, which is itself
+released with Gaussian noise ``σ_b``. Under replace-one neighbours the sum of
+updates moves by ``2C_t`` and the count by 1, so the pair, noised with
+``z_Δ·C_t`` and ``σ_b``, is one Gaussian mechanism whose multiplier (in this
+module's convention, noise over ``C``) is ``(z_Δ^-2 + (2σ_b)^-2)^-1/2``. The
+plan's ``z`` is that effective multiplier, the one the accountant uses; the
+updates get ``z_Δ = (z^-2 - (2σ_b)^-2)^-1/2``, which exists only when
+``z < 2σ_b``. Poisson sampling is refused with it: Flower counts clipped
+updates uncentred, and for add-or-remove neighbours that count's sensitivity
+is 1, not 1/2, so the same formula would under-noise.
 """
 
 from __future__ import annotations
@@ -22,12 +44,13 @@ from typing import Any
 
 from aicache.privacy.accounting import (
     ACCOUNTANTS,
+    RunSpend,
     Sampling,
     calibrate_noise_multiplier,
     epsilon,
 )
 
-DP_MODES = ("off", "central", "distributed")
+DP_MODES = ("off", "central", "distributed", "local")
 
 
 def default_delta(population: int) -> float:
@@ -42,7 +65,7 @@ class DpPlan:
     Attributes
     ----------
     mode
-        ``off`` or ``central``.
+        ``off``, ``central``, ``distributed`` or ``local``.
     clip
         The L2 bound ``C`` on each client's update.
     noise_multiplier
@@ -67,6 +90,8 @@ class DpPlan:
     sampling: Sampling = field(default_factory=Sampling)
     budget: float | None = None
     min_survivors: int = 0
+    target_quantile: float = 0.0
+    clipped_count_stddev: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in DP_MODES:
@@ -87,15 +112,57 @@ class DpPlan:
                 raise ValueError(f"invalid delta {self.delta}: it must be in (0, 1)")
             if self.budget is not None and self.budget <= 0:
                 raise ValueError(f"invalid budget {self.budget}: it must be > 0")
+            if self.sampling.kind == "poisson" and self.mode != "central":
+                raise ValueError(
+                    f"Poisson sampling (--sample-rate) is for --dp central; --dp {self.mode} "
+                    "samples a fixed share of clients (--fraction)"
+                )
+            if self.sampling.kind == "poisson" and self.sampling.population < 1:
+                raise ValueError(
+                    "Poisson sampling needs the population size: the noise is calibrated to "
+                    "the expected count q·N"
+                )
+            if self.target_quantile:
+                self._check_adaptive()
             if self.mode == "distributed" and not 2 <= self.min_survivors <= self.sampling.size:
                 raise ValueError(
                     f"distributed DP needs the fewest survivors of a round (2 to "
                     f"{self.sampling.size}), got {self.min_survivors}"
                 )
-            if self.sampling.kind == "fixed" and self.accountant == "pld":
+            if self.sampling.kind == "fixed" and self.accountant == "pld" and self.mode != "local":
                 raise ValueError(
                     "the pld accountant cannot account sampling without replacement: use rdp"
                 )
+
+    def _check_adaptive(self) -> None:
+        if self.mode != "central" or self.sampling.kind != "fixed":
+            raise ValueError(
+                "adaptive clipping is an option of --dp central with a fixed share of clients "
+                "(--fraction): under Poisson sampling its clipped count would be under-noised"
+            )
+        if not 0 < self.target_quantile < 1:
+            raise ValueError(
+                f"invalid target quantile {self.target_quantile}: it must be in (0, 1)"
+            )
+        if not self.noise_multiplier < 2 * self.clipped_count_stddev:
+            raise ValueError(
+                f"adaptive clipping is undefined for noise multiplier {self.noise_multiplier:g} "
+                f"with clipped-count noise {self.clipped_count_stddev:g}: the update noise "
+                "(z^-2 - (2·σ_b)^-2)^-1/2 needs z < 2·σ_b; raise the clipped-count noise "
+                "or sample more clients"
+            )
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the clipping norm adapts to a quantile of the update norms."""
+        return self.target_quantile > 0
+
+    @property
+    def update_noise_multiplier(self) -> float:
+        """The noise on the sum of updates over ``C``: ``z``, or ``z_Δ`` when adaptive."""
+        if not self.adaptive:
+            return self.noise_multiplier
+        return float((self.noise_multiplier**-2 - (2 * self.clipped_count_stddev) ** -2) ** -0.5)
 
     @classmethod
     def calibrated(
@@ -109,12 +176,30 @@ class DpPlan:
         sampling: Sampling,
         mode: str = "central",
         min_survivors: int = 0,
+        target_quantile: float = 0.0,
+        clipped_count_stddev: float = 0.0,
     ) -> DpPlan:
-        """The plan whose noise just meets ``target_epsilon`` after ``rounds`` rounds."""
-        z = calibrate_noise_multiplier(target_epsilon, sampling, rounds, delta, accountant)
+        """The plan whose noise just meets ``target_epsilon`` after ``rounds`` rounds.
+
+        With adaptive clipping the calibrated ``z`` is the effective multiplier.
+        """
+        z = calibrate_noise_multiplier(
+            target_epsilon, sampling, rounds, delta, accountant, local=mode == "local"
+        )
         if mode == "distributed":  # calibrated for the fewest survivors, then spread over m
             z = z * (sampling.size / min_survivors) ** 0.5
-        return cls(mode, clip, z, delta, accountant, sampling, target_epsilon, min_survivors)
+        return cls(
+            mode,
+            clip,
+            z,
+            delta,
+            accountant,
+            sampling,
+            target_epsilon,
+            min_survivors,
+            target_quantile,
+            clipped_count_stddev,
+        )
 
     @property
     def enabled(self) -> bool:
@@ -128,12 +213,56 @@ class DpPlan:
             return float(self.noise_multiplier * (self.min_survivors / self.sampling.size) ** 0.5)
         return self.noise_multiplier
 
+    def spend(self, rounds: int) -> RunSpend:
+        """The accountant's view of ``rounds`` rounds of this plan."""
+        return RunSpend(
+            self.effective_noise_multiplier if self.enabled else 0.0,
+            self.sampling,
+            rounds,
+            local=self.mode == "local",
+        )
+
     def epsilon_after(self, rounds: int) -> float:
         """ε at :attr:`delta` after ``rounds`` rounds (``inf`` when DP is off)."""
         if not self.enabled:
             return float("inf") if rounds else 0.0
         z = self.effective_noise_multiplier
-        return epsilon(z, self.sampling, rounds, self.delta, self.accountant)
+        return epsilon(
+            z, self.sampling, rounds, self.delta, self.accountant, local=self.mode == "local"
+        )
+
+    def clipping(self) -> dict[str, Any]:
+        """How updates are clipped (``clip`` is the initial norm when it adapts)."""
+        if not self.adaptive:
+            return {"clipping": "fixed"}
+        return {
+            "clipping": "adaptive",
+            "target_quantile": self.target_quantile,
+            "clipped_count_stddev": self.clipped_count_stddev,
+            "update_noise_multiplier": self.update_noise_multiplier,
+        }
+
+    def guarantee(self) -> dict[str, Any]:
+        """Who ε protects, against which neighbours, with what sensitivity."""
+        spend = self.spend(0)
+        sensitivity = 2 * self.clip if spend.relation == "replace-one" else self.clip
+        if self.mode == "local":
+            return {
+                "protects": "each client's data, from the server and everyone after it",
+                "neighbouring": "replace one client's data",
+                "released": "each sampled client's own clipped, noised update",
+                "sensitivity": sensitivity,
+                "noise_std": self.noise_multiplier * self.clip,
+                "amplification": "none: the server chooses and sees who takes part",
+            }
+        return {
+            "protects": "each client's participation and data, in the released models",
+            "neighbouring": f"{spend.relation.replace('-', ' ')} client",
+            "released": "the noised sum of the sampled clients' clipped updates",
+            "sensitivity": sensitivity,
+            "noise_std": self.update_noise_multiplier * self.clip,
+            "amplification": f"{self.sampling.kind} sampling",
+        }
 
     def record(self, rounds: int) -> dict[str, Any]:
         """The privacy fields stored with a model version made after ``rounds`` rounds."""
@@ -151,6 +280,8 @@ class DpPlan:
             "delta": self.delta,
             "accountant": self.accountant,
             "budget": self.budget,
+            **self.guarantee(),
+            **self.clipping(),
             "covers": "the model parameters; evaluation metrics are not covered by epsilon",
         }
 

@@ -124,9 +124,14 @@ def privacy_text(privacy: dict[str, Any]) -> str:
     if privacy.get("dp", "off") == "off":
         return "no differential privacy in this run"
     sampling = privacy["sampling"]
+    sampled = (
+        f"each of {sampling['population']} clients with chance {sampling['rate']:g} a round"
+        if sampling["kind"] == "poisson"
+        else f"{sampling['size']} of {sampling['population']} clients a round"
+    )
     return (
         f"{privacy['dp']} DP, Gaussian noise z = {privacy['noise_multiplier']:.3f}, clip "
-        f"C = {privacy['clip']:g}, {sampling['size']} of {sampling['population']} clients a round: "
+        f"C = {privacy['clip']:g}, {sampled}: "
         f"ε = {privacy['epsilon']:.3f} at δ = {privacy['delta']:g} ({privacy['accountant']})"
         + (
             f"; ε on this federation over all runs: {privacy['federation_epsilon']:.3f}"
