@@ -13,6 +13,9 @@ with TLS and node authentication, three SuperNodes, each on its own store of
   poll 1 s, the ServerApp's reply poll 3 s;
 - *tuned* (aicache's defaults): 0.2 s, 0.1 s and 0.1 s.
 
+and a third time tuned with the evaluation exchange only after the last round
+(``--evaluate-every``), which halves the messages of the other rounds.
+
 Seconds per round are the gaps between successive versions' registration
 times (the first round, which also waits for the nodes, is left out), so the
 two configurations are compared on the same machine in the same command. A
@@ -41,17 +44,21 @@ from rich.progress import Progress
 from rich.table import Table
 
 NODES = ("alice", "bob", "carol")
-CONFIGS = {
-    "flower defaults": {
-        "AICACHE_NODE_POLL": "3",
-        "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "1.0",
-        "AICACHE_SERVER_POLL": "3",
-    },
-    "tuned": {
-        "AICACHE_NODE_POLL": "0.2",
-        "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.1",
-        "AICACHE_SERVER_POLL": "0.1",
-    },
+DEFAULT_POLLS = {
+    "AICACHE_NODE_POLL": "3",
+    "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "1.0",
+    "AICACHE_SERVER_POLL": "3",
+}
+TUNED_POLLS = {
+    "AICACHE_NODE_POLL": "0.2",
+    "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.1",
+    "AICACHE_SERVER_POLL": "0.1",
+}
+# name: (environment, extra `server run` flags)
+CONFIGS: dict[str, tuple[dict[str, str], list[str]]] = {
+    "flower defaults": (DEFAULT_POLLS, []),
+    "tuned": (TUNED_POLLS, []),
+    "tuned, evaluating after the last round only": (TUNED_POLLS, ["--evaluate-every", "1000"]),
 }
 
 
@@ -86,11 +93,13 @@ def clientapp_startup(repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def measure(base: Path, name: str, settings: dict[str, str], rounds: int) -> dict[str, Any]:
+def measure(
+    base: Path, name: str, settings: dict[str, str], flags: list[str], rounds: int
+) -> dict[str, Any]:
     """One federation under ``settings``: seconds per round and for the whole run."""
     from aicache.simulation.sources import SyntheticSource
 
-    work = base / name.replace(" ", "-")
+    work = base / "".join(c if c.isalnum() else "-" for c in name)
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AICACHE_", "XDG_"))}
     env.update(settings, HOME=str(work), AICACHE_HOME=str(work / "operator"))
@@ -126,6 +135,7 @@ def measure(base: Path, name: str, settings: dict[str, str], rounds: int) -> dic
     gaps = [later - earlier for earlier, later in itertools.pairwise(created)]
     return {
         "settings": settings,
+        "flags": flags,
         "rounds": rounds,
         "run_seconds": total,
         "round_seconds_median": statistics.median(gaps),
@@ -146,9 +156,9 @@ def main() -> None:
         Progress(console=console) as progress,
     ):
         bar = progress.add_task("deployed rounds", total=len(CONFIGS))
-        for name, settings in CONFIGS.items():
+        for name, (settings, flags) in CONFIGS.items():
             progress.update(bar, description=f"{name}: {args.rounds} rounds, 3 nodes")
-            results[name] = measure(Path(tmp), name, settings, args.rounds)
+            results[name] = measure(Path(tmp), name, settings, flags, args.rounds)
             progress.advance(bar)
     base = results["flower defaults"]["round_seconds_median"]
     table = Table("configuration", "s/round (median)", "ratio", "whole run s")

@@ -215,7 +215,8 @@ def test_the_fewest_survivors_follow_the_secagg_threshold() -> None:
 
 def test_a_distributed_dp_client_clips_noises_and_weighs_one() -> None:
     # Prepare: a real client of the SecAgg+ ClientApp, asked for distributed DP.
-    from aicache.federation.secure_aggregation import DP_CLIP, DP_NOISE_STD, _TaskClient
+    from aicache.federation.secure_aggregation import _TaskClient
+    from aicache.privacy.noise import DP_CLIP, DP_NOISE_STD
     from aicache.simulation.sources import PartitionProvider, SyntheticSource
     from aicache.tasks.base import get_task
 

@@ -10,6 +10,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,6 +208,61 @@ def test_altered_installed_model_fails_verification_and_is_not_used(
     suggested = federation.node("carol", "suggest")
     assert suggested.returncode != 0 and "does not match its signature" in _text(suggested)
     assert "Traceback" not in _text(suggested)
+
+
+def test_privacy_report_says_what_left_the_machine(federation: Federation) -> None:
+    report = json.loads(federation.node("alice", "privacy", "report", "--json").stdout)
+    (row,) = report["tasks"]
+    assert row["task"] == "next-command" and row["updates_sent"] == 2 and row["rounds"] == 2
+    assert (
+        row["bytes_sent"]
+        == json.loads(federation.node("alice", "status", "--json").stdout)["bytes_sent"]
+    )
+    # The run had no differential privacy: no finite ε may be claimed for it.
+    assert row["updates_without_dp"] == 2 and row["epsilon"] is None
+    shown = federation.node("alice", "privacy", "report")
+    assert "ε = ∞" in _text(shown) and "without differential privacy" in _text(shown)
+
+
+def _registry_rounds(federation: Federation) -> list[tuple[str, int]]:
+    listed = federation.cli.run(
+        "models", "list", "--json", "--registry", str(federation.root / "registry")
+    )
+    return [(v["run_id"], v["round"]) for v in json.loads(listed.stdout)]
+
+
+def test_server_away_mid_run_then_resume(federation: Federation) -> None:
+    before = len(_registry_rounds(federation))
+    args = ["server", "run", str(federation.root), "--rounds", "3", "--min-clients", "3"]
+    running = federation.cli.popen(*args, "--round-timeout", "60", "--wait", "600")
+    try:
+        deadline = time.monotonic() + 300
+        while len(_registry_rounds(federation)) == before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(_registry_rounds(federation)) > before, "no round was registered"
+        assert federation.server("stop", str(federation.root)).returncode == 0
+        _, err = running.communicate(timeout=120)
+    finally:
+        if running.poll() is None:
+            running.kill()
+    assert running.returncode == 1
+    assert b"stopped during the run" in err and b"Traceback" not in err
+    assert federation.server("start", str(federation.root), "--detach").returncode == 0
+    resumed = federation.server(
+        "run",
+        str(federation.root),
+        "--resume",
+        "--round-timeout",
+        "60",
+        "--wait",
+        "600",
+        timeout=700,
+    )
+    assert resumed.returncode == 0, _text(resumed)
+    assert "resuming after round" in _text(resumed)
+    run_id = _registry_rounds(federation)[-1][0]
+    rounds = [r for run, r in _registry_rounds(federation) if run == run_id]
+    assert rounds == sorted(set(rounds)) and rounds[-1] == 3 and len(rounds) == 3
 
 
 def test_unregistered_key_is_refused(federation: Federation) -> None:

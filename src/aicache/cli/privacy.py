@@ -59,6 +59,47 @@ def show(as_json: JsonOption = False) -> None:
     out.print(table)
 
 
+@app.command("report")
+def report(as_json: JsonOption = False) -> None:
+    """What left this machine for a federation, and the ε, δ spent on your data per task."""
+    from aicache.cli.common import registry_dir
+    from aicache.deploy.node import NodeHome
+    from aicache.registry import ModelRegistry
+
+    node = NodeHome()
+    with ModelRegistry(registry_dir(None)) as registry:
+        rows = node.privacy_report(registry)
+    if as_json:
+        emit_json({"joined": node.joined() is not None, "tasks": rows})
+        return
+    if not rows:
+        out.print(
+            "Nothing has left this machine: it has not taken part in a federated round "
+            "(only model updates ever would; `aicache join` joins a federation)."
+        )
+        return
+    out.print("Only model updates (parameter arrays and one example count) left this machine.")
+    for row in rows:
+        out.print(
+            f"[bold]{row['task']}[/]: {row['updates_sent']} update(s), "
+            f"{format_size(row['bytes_sent'])}, in {row['rounds']} round(s) "
+            f"of {row['runs']} run(s), "
+            f"{when(row['first'])} to {when(row['last'])}"
+        )
+        if row["updates_without_dp"]:
+            out.print(
+                f"  ε = ∞: {row['updates_without_dp']} update(s) were sent without differential "
+                "privacy, so no finite guarantee holds for your data in this task"
+            )
+        elif row["epsilon"] is None:
+            out.print("  ε not known yet: `aicache models pull` brings the signed privacy record")
+        else:
+            line = f"  ε = {row['epsilon']:.3g}, δ = {row['delta']:.1e} ({row['mechanism']})"
+            if row["updates_after_that"]:
+                line += f"; {row['updates_after_that']} later update(s) not yet in this account"
+            out.print(line)
+
+
 @app.command("forget")
 def forget_command(
     yes: YesOption = False,

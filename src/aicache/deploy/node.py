@@ -273,6 +273,52 @@ class NodeHome:
                 continue
         return entries
 
+    def privacy_report(self, registry: Any) -> list[dict[str, Any]]:
+        """Per task: what left this machine, and the ε, δ its data has been spent at.
+
+        ε and δ come from the newest model pulled from the federation (its
+        signed privacy record: the federation's ledger over every run up to
+        it). Client-level DP bounds every member's ε by the federation's, so
+        it holds for this machine's data too. Updates sent without DP, or in
+        rounds after that model, are reported as not covered.
+        """
+        by_task: dict[str, list[dict[str, Any]]] = {}
+        for entry in self.sent_entries():
+            by_task.setdefault(str(entry.get("task", "?")), []).append(entry)
+        report = []
+        for task, entries in sorted(by_task.items()):
+            latest = registry.latest(task)
+            privacy: dict[str, Any] = {}
+            covered_round = None
+            if latest is not None and latest.note.startswith("pulled from federation"):
+                privacy = dict(latest.privacy)
+                covered_round = latest.round
+            without_dp = sum(1 for e in entries if e.get("dp", "off") == "off")
+            later = sum(
+                1
+                for e in entries
+                if covered_round is not None and e.get("round", 0) > covered_round
+            )
+            epsilon = privacy.get("federation_epsilon", privacy.get("epsilon"))
+            report.append(
+                {
+                    "task": task,
+                    "updates_sent": len(entries),
+                    "bytes_sent": sum(int(e.get("bytes", 0)) for e in entries),
+                    "runs": len({e.get("run") for e in entries}),
+                    "rounds": len({(e.get("run"), e.get("round")) for e in entries}),
+                    "first": min(float(e["time"]) for e in entries),
+                    "last": max(float(e["time"]) for e in entries),
+                    "updates_without_dp": without_dp,
+                    "epsilon": None if without_dp else epsilon,
+                    "delta": privacy.get("delta"),
+                    "mechanism": privacy.get("mechanism", privacy.get("dp")),
+                    "accounted_through_round": covered_round,
+                    "updates_after_that": later,
+                }
+            )
+        return report
+
     def status(self) -> dict[str, Any]:
         """Joined or not, running or not, the last round taken part in."""
         bundle = self.joined()

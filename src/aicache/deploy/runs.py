@@ -8,6 +8,7 @@ registry, where the ServerApp registers and signs each round's model.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -93,7 +94,21 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
         If there is nothing to resume, or the SuperLink refuses the run.
     """
     federation = f"deployment: {server.name}"
+    submitted_runs = _submitted(server)
+    with ModelRegistry(server.registry) as registry:
+        resumable = registry.resumable_run(plan.task) if resume else None
+    if resume and resumable is None:
+        raise AicacheError(
+            f"no interrupted run of {plan.task} to resume in {server.registry}",
+            hint="Start a new run without --resume.",
+        )
     active = server.active_runs()
+    stale = submitted_runs.get(resumable.run_id) if resumable is not None else None
+    if stale in active:
+        # Flower keeps a run whose ServerApp died with the SuperLink "running" until its
+        # heartbeat expires; resuming replaces it, so two ServerApps never share a run.
+        server.flwr("stop", str(stale), CONNECTION)
+        active = [run for run in active if run != stale]
     if active:
         raise AicacheError(
             f"a run is still going on the server (Flower run {active[0]}): one at a time",
@@ -101,13 +116,8 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
             "(`--resume` then continues it).",
         )
     with ModelRegistry(server.registry) as registry:
-        if resume:
-            record = registry.resumable_run(plan.task)
-            if record is None:
-                raise AicacheError(
-                    f"no interrupted run of {plan.task} to resume in {server.registry}",
-                    hint="Start a new run without --resume.",
-                )
+        if resumable is not None:
+            record = resumable
             run_id = record.run_id
             plan = TrainingPlan.from_dict(record.spec["plan"])
             done = registry.run_versions(run_id)
@@ -133,7 +143,22 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
         with ModelRegistry(server.registry) as registry:
             registry.finish_run(run_id, "failed", "the SuperLink refused the run")
         raise
-    return Submitted(run_id, int(answer["run-id"]), plan, resumed_after)
+    flower_run_id = int(answer["run-id"])
+    _submitted(server, {**submitted_runs, run_id: flower_run_id})
+    return Submitted(run_id, flower_run_id, plan, resumed_after)
+
+
+def _submitted(server: ServerDirectory, update: dict[str, int] | None = None) -> dict[str, int]:
+    """Which Flower run carries each registry run (read, or replaced by ``update``)."""
+    path = server.root / "runs.json"
+    if update is not None:
+        path.write_text(json.dumps(update))
+        return update
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def flower_status(server: ServerDirectory, flower_run_id: int) -> str:
@@ -194,6 +219,14 @@ def follow(
             )
         if now > next_flower_check:
             next_flower_check = now + 5.0
+            if not server.superlink.running():
+                done = max((v.round for v in progress.versions), default=submitted.resumed_after)
+                raise AicacheError(
+                    f"the SuperLink stopped during the run (after round {done})",
+                    hint="Nodes keep their data and retry; after `aicache server start`, "
+                    "`aicache server run --resume` continues from the registry.",
+                    exit_code=1,
+                )
             status = flower_status(server, submitted.flower_run_id)
             if status.startswith("finished") and progress.status == "running":
                 time.sleep(1.0)  # the registry is written before Flower marks the end

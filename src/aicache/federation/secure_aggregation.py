@@ -39,7 +39,7 @@ from aicache.federation.client_app import DataProvider, client_seed, fit_config
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.server_app import RunObserver, wait_for_clients
 from aicache.federation.validation import NoValidAggregateError, RoundLog
-from aicache.privacy.noise import noised_update
+from aicache.privacy.noise import DP_CLIP, DP_NOISE_STD, noised_update
 from aicache.privacy.secure import SecAggSettings
 from aicache.tasks.base import get_task
 
@@ -197,10 +197,6 @@ def make_secagg_server_app(
             observer.error = exc
 
     return app
-
-
-DP_CLIP = "dp-clip"
-DP_NOISE_STD = "dp-noise-std"
 
 
 class _TaskClient(NumPyClient):

@@ -309,10 +309,10 @@ def validated_strategy(
         evaluate_every=plan.evaluate_every,
         round_offset=plan.start_round,
         last_round=plan.rounds - plan.start_round,
-        availability=(
-            max(plan.selection.min_available, plan.selection.min_clients),
-            plan.round_timeout,
-        ),
+        # Each round waits (boundedly) for the nodes the run needs, not only the first.
+        availability=(plan.selection.min_available, plan.round_timeout)
+        if plan.selection.min_available
+        else None,
     )
 
 

@@ -16,6 +16,10 @@ import numpy as np
 # (Gaussian concentration of a 1-Lipschitz function): t = 8 gives about 1e-14.
 NOISE_NORM_MARGIN = 8.0
 
+# The round settings that ask a SecAgg+ client for distributed DP: its clip and noise share.
+DP_CLIP = "dp-clip"
+DP_NOISE_STD = "dp-noise-std"
+
 
 def clip_scale(update: list[np.ndarray], clip: float) -> float:
     """The factor that brings ``update`` to L2 norm at most ``clip``."""
