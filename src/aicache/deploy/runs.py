@@ -219,15 +219,18 @@ def follow(
             )
         if now > next_flower_check:
             next_flower_check = now + 5.0
-            if not server.superlink.running():
+            try:
+                status = flower_status(server, submitted.flower_run_id)
+            except AicacheError:
+                if server.superlink.running():
+                    raise
                 done = max((v.round for v in progress.versions), default=submitted.resumed_after)
                 raise AicacheError(
                     f"the SuperLink stopped during the run (after round {done})",
                     hint="Nodes keep their data and retry; after `aicache server start`, "
                     "`aicache server run --resume` continues from the registry.",
                     exit_code=1,
-                )
-            status = flower_status(server, submitted.flower_run_id)
+                ) from None
             if status.startswith("finished") and progress.status == "running":
                 time.sleep(1.0)  # the registry is written before Flower marks the end
                 last = next(_poll(server, submitted.run_id, interval))
