@@ -118,7 +118,8 @@ def measure(
             _aicache(homes[node], "import", "history", str(history), "--shell", "bash")
             _aicache(homes[node], "join", str(bundle), "--detach")
         started = time.perf_counter()
-        _aicache(env, "server", "run", str(root), "--rounds", str(rounds), "--min-clients", "3")
+        run = ["server", "run", str(root), "--rounds", str(rounds), "--min-clients", "3"]
+        _aicache(env, *run, *flags)
         total = time.perf_counter() - started
         listed = _aicache(env, "models", "list", "--json", "--registry", str(root / "registry"))
     finally:
@@ -131,7 +132,8 @@ def measure(
             env=env,
             capture_output=True,
         )
-    created = [v["created_at"] for v in json.loads(listed)]
+    versions = json.loads(listed)
+    created = [v["created_at"] for v in versions]
     gaps = [later - earlier for earlier, later in itertools.pairwise(created)]
     return {
         "settings": settings,
@@ -140,6 +142,7 @@ def measure(
         "run_seconds": total,
         "round_seconds_median": statistics.median(gaps),
         "round_seconds": gaps,
+        "evaluated_rounds": [v["round"] for v in versions if "eval.top1" in v["metrics"]],
     }
 
 
