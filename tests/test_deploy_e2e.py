@@ -265,6 +265,43 @@ def test_server_away_mid_run_then_resume(federation: Federation) -> None:
     assert rounds == sorted(set(rounds)) and rounds[-1] == 3 and len(rounds) == 3
 
 
+def test_a_node_that_vanishes_mid_run_does_not_stall_it(federation: Federation) -> None:
+    # Prepare: bob's SuperNode dies without a word (SIGKILL), so the SuperLink still
+    # counts it as connected and samples it.
+    pid = json.loads((federation.home("bob") / "federation" / "supernode.pid").read_text())["pid"]
+    node = psutil.Process(pid)
+    tree = [node, *node.children(recursive=True)]
+    before = len(_registry_rounds(federation))
+    started = time.monotonic()
+    running = federation.cli.popen(
+        "server",
+        "run",
+        str(federation.root),
+        "--rounds",
+        "2",
+        "--min-clients",
+        "2",
+        "--round-timeout",
+        "15",
+        "--wait",
+        "300",
+    )
+    for member in tree:
+        member.kill()
+    # Execute
+    out, err = running.communicate(timeout=400)
+    elapsed = time.monotonic() - started
+    # Assert: both rounds done with the two nodes left, each wait bounded by the timeout
+    assert running.returncode == 0, (out + err).decode()[-2000:]
+    listed = federation.cli.run(
+        "models", "list", "--json", "--registry", str(federation.root / "registry")
+    )
+    new = json.loads(listed.stdout)[before:]
+    assert [v["round"] for v in new] == [1, 2]
+    assert all(v["num_clients"] == 2 for v in new)
+    assert elapsed < 2 * 15 + 90
+
+
 def test_unregistered_key_is_refused(federation: Federation) -> None:
     from aicache.security.node_keys import new_node_key
 
