@@ -241,7 +241,8 @@ def simulate(
         typer.Option("--budget", help="Stop before a round would take ε past this."),
     ] = None,
     secure: Annotated[
-        str, typer.Option("--secure", help="Secure aggregation: off or secagg (SecAgg+).")
+        str,
+        typer.Option("--secure", help="Secure aggregation: off, secagg (SecAgg+) or he (CKKS)."),
     ] = "off",
     secagg_shares: Annotated[
         float, typer.Option("--secagg-shares", help="SecAgg+ key shares: odd count or a share.")
@@ -262,7 +263,9 @@ def simulate(
     server adds Gaussian noise z·C to their sum; ε is accounted with dp-accounting
     for the exact sampling used (a fixed share of clients each round, --fraction).
     With [bold]--dp local[/], each client clips and noises its own update (z·C) before
-    sending it; ε is per client and sampling does not amplify it.
+    sending it; ε is per client and sampling does not amplify it. Central DP also
+    runs over [bold]--secure secagg[/] or [bold]he[/]: clients clip before masking or
+    encrypting, the noise goes on the sum, and ε is central mode's.
     """
     _quiet_flower()
     from aicache.federation.plan import TrainingPlan

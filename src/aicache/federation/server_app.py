@@ -348,11 +348,17 @@ def make_server_app(
         if plan.secure == "he":
             if public_context is None:
                 raise ValueError("--secure he needs the federation's public CKKS context")
+            # Under central DP Flower's wrapper in `inner` only asks clients to clip:
+            # the noise goes on the encrypted sum, before anyone decrypts it.
+            central = plan.dp.mode == "central"
             strategy = HomomorphicStrategy(
                 inner,
                 task=plan.task,
                 max_update_norm=plan.max_update_norm,
                 public_context=public_context,
+                fixed_count=plan.dp.sampling.size if central else 0,
+                noise_std=plan.dp.noise_multiplier * plan.dp.clip if central else 0.0,
+                clip=plan.dp.clip,
             )
         else:
             strategy = validated_strategy(plan, inner, initial)
