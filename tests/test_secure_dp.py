@@ -29,6 +29,7 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from aicache.federation.homomorphic import HomomorphicStrategy
+from aicache.federation.local_dp import LOCAL_DP_CLIP, LOCAL_DP_STD
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.secure_aggregation import (
     SecAggCentralDp,
@@ -78,12 +79,6 @@ def test_central_dp_is_accepted_with_secure_aggregation_and_accounted_as_central
         ("secagg", _central(), "median", "runs FedAvg"),
         ("he", _central(), "median", "--secure he runs FedAvg"),
         ("he", DpPlan("local", 1.0, 1.0, sampling=SAMPLING), "fedavg", "not local"),
-        (
-            "he",
-            DpPlan("distributed", 1.0, 1.0, sampling=SAMPLING, min_survivors=3),
-            "fedavg",
-            "not distributed",
-        ),
     ],
 )
 def test_unsupported_secure_dp_combinations_are_refused_with_a_reason(
@@ -91,6 +86,16 @@ def test_unsupported_secure_dp_combinations_are_refused_with_a_reason(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         TrainingPlan(task="t", rounds=1, secure=secure, dp=dp, strategy=StrategySpec(strategy))
+
+
+def test_distributed_dp_over_ckks_asks_each_client_for_its_noise_share() -> None:
+    dp = DpPlan("distributed", 0.5, 2.0, 1e-5, "rdp", SAMPLING, min_survivors=4)
+    plan = TrainingPlan(task="t", rounds=2, secure="he", dp=dp)
+    config = plan.train_config()
+    # Each of the m = 4 clients clips to C and adds N(0, z²C²/m): z·C on the sum of all 4.
+    assert config[LOCAL_DP_CLIP] == 0.5
+    assert config[LOCAL_DP_STD] == pytest.approx(2.0 * 0.5 / 2)
+    assert plan.dp.epsilon_after(2) == epsilon(2.0, SAMPLING, 2, 1e-5)  # every client needed
 
 
 def test_the_quantised_clip_covers_secagg_rounding() -> None:
@@ -235,7 +240,7 @@ def _encrypted_reply(public: Any, update: np.ndarray) -> Message:
 
 
 def _he_strategy(
-    keys: tuple[bytes, bytes], dimension: int, *, noise_std: float, clip: float
+    keys: tuple[bytes, bytes], dimension: int, *, noise_std: float, clip: float, **dp: Any
 ) -> tuple[HomomorphicStrategy, _DecryptingClients]:
     secret, public = keys
     strategy = HomomorphicStrategy(
@@ -246,6 +251,7 @@ def _he_strategy(
         fixed_count=4,
         noise_std=noise_std,
         clip=clip,
+        **dp,
     )
     clients = _DecryptingClients(secret)
     strategy._reference = [np.zeros(dimension)]
@@ -296,6 +302,27 @@ def test_ckks_central_divides_the_sum_by_m_whatever_the_claimed_weights(
     # Assert: (0.01 + 0.01) / 4 everywhere
     assert arrays is not None
     assert np.allclose(arrays.to_numpy_ndarrays()[0], 0.005, atol=1e-6)
+
+
+@pytest.mark.usefixtures("flower_task")
+def test_under_distributed_dp_the_ckks_server_adds_nothing_and_needs_every_share(
+    keys: tuple[bytes, bytes],
+) -> None:
+    # Prepare: the clients' updates already hold their noise shares; m = 4
+    strategy, clients = _he_strategy(
+        keys, 100, noise_std=0.5, clip=0.5, server_noise=False, min_replies=4
+    )
+    public = ckks.load_context(keys[1])
+    updates = np.random.default_rng(3).normal(0, 0.1, (4, 100))
+    replies = [_encrypted_reply(public, u) for u in updates]
+    # Execute
+    arrays, _ = strategy.aggregate_train(1, replies)
+    # Assert: the sum as the clients noised it, over m; a round short of a share fails
+    assert arrays is not None
+    assert np.allclose(clients.seen[0], updates.sum(axis=0), atol=1e-6)
+    assert np.allclose(arrays.to_numpy_ndarrays()[0], updates.sum(axis=0) / 4, atol=1e-6)
+    with pytest.raises(NoValidAggregateError, match="3 encrypted updates, fewer than the 4"):
+        strategy.aggregate_train(2, replies[:3])
 
 
 @pytest.mark.usefixtures("flower_task")

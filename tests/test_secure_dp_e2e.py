@@ -105,3 +105,19 @@ def test_central_dp_over_ckks_clips_before_encrypting_and_noises_the_sum(cli: Cl
     assert b"WARNING: The input does not fit" not in output
     assert [r["accepted_updates"] for r in metrics["per_round"]] == [4, 4]
     _assert_epsilon_is_the_accountants(cli, metrics["privacy"], 4)
+
+
+def test_distributed_dp_over_ckks_sums_the_clients_noise_shares(cli: Cli) -> None:
+    # Execute: 4 clients clip, add N(0, z²C²/4) each and encrypt; the server adds nothing
+    z = 0.5
+    metrics, _ = cli.simulate(
+        f"--clients 4 --rounds 1 --secure he --dp distributed --noise-multiplier {z} --clip {CLIP}"
+    )
+    # Assert: the model moved by the clipped sum over m plus noise of std z·C/m per value
+    initial, updates = _first_round_updates(4)
+    noise = _model(cli.home, 1) - initial - _clipped(updates).sum(axis=0) / 4
+    assert float(noise.std()) == pytest.approx(z * CLIP / 4, rel=6 / math.sqrt(noise.size))
+    privacy = metrics["privacy"]
+    assert privacy["effective_noise_multiplier"] == z  # every sampled client is required
+    sampling = Sampling("fixed", population=4, size=4)
+    assert privacy["epsilon"] == pytest.approx(epsilon(z, sampling, 1, 1e-5))

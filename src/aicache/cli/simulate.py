@@ -45,6 +45,7 @@ def _dp_plan(
     selection: Any,
     rounds: int,
     secagg: Any,
+    secure: str = "off",
     sample_rate: float | None = None,
     adaptive_clip: float | None = None,
     clip_count_noise: float | None = None,
@@ -72,7 +73,10 @@ def _dp_plan(
         size = max(int(population * selection.fraction), selection.min_clients)
         sampling = Sampling("fixed", population=population, size=min(size, population))
     chosen_delta = default_delta(population) if delta is None else delta
-    survivors = min_survivors(secagg, sampling.size) if mode == "distributed" else 0
+    survivors = 0
+    if mode == "distributed":
+        # CKKS has no reconstruction threshold: a round needs every sampled client.
+        survivors = sampling.size if secure == "he" else min_survivors(secagg, sampling.size)
     quantile, count_noise = 0.0, 0.0
     if adaptive_clip is not None:
         if mode != "central":
@@ -307,6 +311,7 @@ def simulate(
             selection=selection,
             rounds=rounds,
             secagg=secagg_settings,
+            secure=secure,
             sample_rate=sample_rate,
             adaptive_clip=adaptive_clip,
             clip_count_noise=clip_count_noise,

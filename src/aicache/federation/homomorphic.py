@@ -26,6 +26,15 @@ server that kept it could subtract it from the decrypted sum; this mode
 protects individual updates from the server (encryption) and the released
 models and the decrypting client from everyone (noise), the same trust in the
 server as central DP. The noise here is dropped as soon as it is added.
+
+Distributed DP on CKKS (``--dp distributed --secure he``) removes that trust:
+each client clips its update to ``C`` and adds its share ``N(0, z²C²/m)``
+before encrypting (the local-DP client mod with a share of the noise), so
+nobody, the server included, ever decrypts a sum with less than the noise of
+the clients in it. A dropout takes its share along (``k`` clients leave
+``z·sqrt(k/m)·C``); with no reconstruction threshold to lean on, a round
+needs every sampled client (``min_replies = m``) and fails loudly otherwise,
+so the accountant's ``z_eff = z·sqrt(m/m) = z`` holds. The divisor is ``m``.
 """
 
 from __future__ import annotations
@@ -66,13 +75,17 @@ class HomomorphicStrategy(ValidatedStrategy):
     public_context
         The serialised CKKS context without its secret key.
     fixed_count
-        Central DP: the sample size ``m``, the fixed divisor of the sum.
+        Under DP: the sample size ``m``, the fixed divisor of the sum.
     noise_std
-        Central DP: the standard deviation ``z·C`` of the noise added to the
-        encrypted sum before it is decrypted.
+        Under DP: the standard deviation ``z·C`` of the noise on the sum.
+    server_noise
+        Whether the server adds that noise to the encrypted sum (central DP)
+        or the clients already added their shares (distributed DP).
     clip
-        Central DP: the clipping norm ``C`` (widens the aggregate's norm bound
+        Under DP: the clipping norm ``C`` (widens the aggregate's norm bound
         by what the noise may add).
+    min_replies
+        The fewest valid replies a round may aggregate (distributed DP: ``m``).
 
     Raises
     ------
@@ -89,13 +102,17 @@ class HomomorphicStrategy(ValidatedStrategy):
         public_context: bytes,
         fixed_count: int = 0,
         noise_std: float = 0.0,
+        server_noise: bool = True,
         clip: float = 0.0,
+        min_replies: int = 1,
     ) -> None:
         super().__init__(inner, task=task, max_update_norm=max_update_norm, fixed_count=fixed_count)
         if (noise_std > 0) != (fixed_count > 0):
-            raise ValueError("central DP on CKKS needs both the sample size and the noise")
+            raise ValueError("DP on CKKS needs both the sample size and the noise")
         self.noise_std = noise_std
+        self.server_noise = server_noise
         self.clip = clip
+        self.min_replies = min_replies
         if not ckks.is_public(public_context):
             raise ValueError("the server was given a CKKS context with a secret key")
         self.public_context = public_context
@@ -136,10 +153,15 @@ class HomomorphicStrategy(ValidatedStrategy):
         self.log.accepted = len(ciphertexts)
         if not ciphertexts:
             raise NoValidAggregateError(f"round {server_round}: no encrypted update to aggregate")
+        if len(ciphertexts) < self.min_replies:
+            raise NoValidAggregateError(
+                f"round {server_round}: {len(ciphertexts)} encrypted updates, fewer than the "
+                f"{self.min_replies} whose noise shares the privacy accounting counts on"
+            )
         size = sum(a.size for a in self._reference)
         try:
             total = ckks.add(self._context, ciphertexts)
-            if self.noise_std > 0:
+            if self.noise_std > 0 and self.server_noise:
                 total = self.noised(total, size)
         except ValueError as exc:
             raise NoValidAggregateError(f"round {server_round}: {exc}") from exc

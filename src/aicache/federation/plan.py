@@ -92,10 +92,10 @@ class TrainingPlan:
                 "--secure he runs FedAvg: the server only adds ciphertexts, so median, Krum "
                 "and the other rules that need each update in the clear do not apply"
             )
-        if self.secure == "he" and self.dp.mode not in ("off", "central"):
+        if self.secure == "he" and self.dp.mode == "local":
             raise ValueError(
-                f"--secure he works with --dp off or central, not {self.dp.mode}: distributed "
-                "noise shares under CKKS and local DP under encryption are not wired yet"
+                "--secure he works with --dp off, central or distributed, not local: local DP "
+                "already noises each update in full, encryption would hide nothing more"
             )
         if self.secure == "secagg" and self.selection.min_clients < 2:
             raise ValueError("--secure secagg needs at least 2 clients a round (--min-clients)")
@@ -106,10 +106,10 @@ class TrainingPlan:
             )
         if self.secure != "off" and self.dp.mode == "central":
             self._check_secure_central()
-        if self.dp.mode == "distributed" and self.secure != "secagg":
+        if self.dp.mode == "distributed" and self.secure == "off":
             raise ValueError(
-                "--dp distributed needs --secure secagg: without masking the server would see "
-                "each client's update with only its small share of the noise"
+                "--dp distributed needs --secure secagg or he: without masking or encryption "
+                "the server would see each client's update with only its small share of the noise"
             )
         # Local DP noises each update on its client: any aggregation rule is then
         # post-processing, so only the modes that noise a sum need a mean.
@@ -155,6 +155,11 @@ class TrainingPlan:
         )
         if self.dp.mode == "local":
             config.update(local_dp_config(self.dp.clip, self.dp.noise_multiplier))
+        if self.dp.mode == "distributed" and self.secure == "he":
+            # Each client clips and adds its share N(0, z²C²/m) before it encrypts
+            # (the same client mod as local DP, with a share of the noise).
+            share = self.dp.noise_multiplier / self.dp.sampling.size**0.5
+            config.update(local_dp_config(self.dp.clip, share))
         return config
 
     def evaluate_config(self, *, final: bool = False) -> ConfigRecord:
