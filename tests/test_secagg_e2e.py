@@ -98,7 +98,7 @@ def test_dropouts_below_the_threshold_fail_loudly(cli: Cli) -> None:
         ),
         (
             ("--secure", "he", "--dp", "local", "--noise-multiplier", "1"),
-            b"--secure he works with --dp off or central",
+            b"--secure he works with --dp off, central or distributed",
         ),
         (("--secagg-dropouts", "1"), b"--secagg-dropouts needs --secure secagg"),
         (("--dp", "distributed", "--noise-multiplier", "1"), b"needs --secure secagg"),

@@ -95,7 +95,8 @@ class TrainingPlan:
         if self.secure == "he" and self.dp.mode == "local":
             raise ValueError(
                 "--secure he works with --dp off, central or distributed, not local: local DP "
-                "already noises each update in full, encryption would hide nothing more"
+                "is accounted for a server that sees each update, so under encryption, where it "
+                "sees only the sum, use --dp distributed"
             )
         if self.secure == "secagg" and self.selection.min_clients < 2:
             raise ValueError("--secure secagg needs at least 2 clients a round (--min-clients)")
