@@ -93,8 +93,12 @@ def test_dropouts_below_the_threshold_fail_loudly(cli: Cli) -> None:
         (("--secure", "secagg", "--secagg-threshold", "0.4"), b"more than half of the shares"),
         (("--secure", "secagg", "--min-clients", "1"), b"at least 2 clients a round"),
         (
-            ("--secure", "secagg", "--dp", "central", "--noise-multiplier", "1"),
-            b"--dp off or distributed",
+            ("--secure", "secagg", "--dp", "local", "--noise-multiplier", "1"),
+            b"--dp off, central or distributed",
+        ),
+        (
+            ("--secure", "he", "--dp", "local", "--noise-multiplier", "1"),
+            b"--secure he works with --dp off, central or distributed",
         ),
         (("--secagg-dropouts", "1"), b"--secagg-dropouts needs --secure secagg"),
         (("--dp", "distributed", "--noise-multiplier", "1"), b"needs --secure secagg"),

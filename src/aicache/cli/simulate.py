@@ -45,6 +45,7 @@ def _dp_plan(
     selection: Any,
     rounds: int,
     secagg: Any,
+    secure: str = "off",
     sample_rate: float | None = None,
     adaptive_clip: float | None = None,
     clip_count_noise: float | None = None,
@@ -72,7 +73,10 @@ def _dp_plan(
         size = max(int(population * selection.fraction), selection.min_clients)
         sampling = Sampling("fixed", population=population, size=min(size, population))
     chosen_delta = default_delta(population) if delta is None else delta
-    survivors = min_survivors(secagg, sampling.size) if mode == "distributed" else 0
+    survivors = 0
+    if mode == "distributed":
+        # CKKS has no reconstruction threshold: a round needs every sampled client.
+        survivors = sampling.size if secure == "he" else min_survivors(secagg, sampling.size)
     quantile, count_noise = 0.0, 0.0
     if adaptive_clip is not None:
         if mode != "central":
@@ -241,7 +245,8 @@ def simulate(
         typer.Option("--budget", help="Stop before a round would take ε past this."),
     ] = None,
     secure: Annotated[
-        str, typer.Option("--secure", help="Secure aggregation: off or secagg (SecAgg+).")
+        str,
+        typer.Option("--secure", help="Secure aggregation: off, secagg (SecAgg+) or he (CKKS)."),
     ] = "off",
     secagg_shares: Annotated[
         float, typer.Option("--secagg-shares", help="SecAgg+ key shares: odd count or a share.")
@@ -262,7 +267,9 @@ def simulate(
     server adds Gaussian noise z·C to their sum; ε is accounted with dp-accounting
     for the exact sampling used (a fixed share of clients each round, --fraction).
     With [bold]--dp local[/], each client clips and noises its own update (z·C) before
-    sending it; ε is per client and sampling does not amplify it.
+    sending it; ε is per client and sampling does not amplify it. Central DP also
+    runs over [bold]--secure secagg[/] or [bold]he[/]: clients clip before masking or
+    encrypting, the noise goes on the sum, and ε is central mode's.
     """
     _quiet_flower()
     from aicache.federation.plan import TrainingPlan
@@ -304,6 +311,7 @@ def simulate(
             selection=selection,
             rounds=rounds,
             secagg=secagg_settings,
+            secure=secure,
             sample_rate=sample_rate,
             adaptive_clip=adaptive_clip,
             clip_count_noise=clip_count_noise,

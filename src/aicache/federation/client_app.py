@@ -129,7 +129,29 @@ def make_client_app(
     """
     app = ClientApp(mods=mods)
 
-    @app.train(mods=[local_dp_mod, clip_if_requested])
+    def encrypt_if_requested(
+        message: Message, context: Context, call_next: ClientAppCallable
+    ) -> Message:
+        """Encrypt the reply's update when the server asks for CKKS (``--secure he``).
+
+        Outermost of the train mods, like ``secaggplus_mod`` under SecAgg+: what it
+        encrypts has already been clipped (central DP). The reply carries the
+        ciphertext of ``weight · (model − global)``, the weight and the task only.
+        """
+        config = message.content.config_records.get("config")
+        if config is None or config.get("secure") != "he":
+            return call_next(message, context)
+        reference = message.content.array_records["arrays"].to_numpy_ndarrays()
+        reply = call_next(message, context)
+        if reply.has_error():
+            return reply
+        content = reply.content
+        model = content.array_records["arrays"].to_numpy_ndarrays()
+        weight = float(content.metric_records["metrics"][NUM_EXAMPLES])  # type: ignore[arg-type]
+        task_name = str(content.config_records[META]["task"])
+        return Message(_encrypted(model, reference, weight, task_name), reply_to=message)
+
+    @app.train(mods=[encrypt_if_requested, local_dp_mod, clip_if_requested])
     def train(message: Message, context: Context) -> Message:
         config = message.content.config_records["config"]
         task = get_task(str(config["task"]))
@@ -141,8 +163,6 @@ def make_client_app(
         # Under differential privacy every client weighs the same: the noise is
         # calibrated to the mean of clipped updates, not to an example-weighted one.
         weight = 1 if KEY_CLIPPING_NORM in config else result.num_examples
-        if config.get("secure") == "he":
-            return Message(_encrypted(sent, params, weight, task.name), reply_to=message)
         content = RecordDict(
             {
                 "arrays": ArrayRecord(sent),

@@ -6,6 +6,35 @@ public context: it adds the ciphertexts, asks one client (a holder of the
 secret key) to decrypt the sum, and applies ``Σ n_i Δ_i / Σ n_i``. What is
 decrypted is the aggregate, which the server learns under plain FedAvg too;
 no individual update is ever in the clear outside its client.
+
+Central DP on CKKS (``--dp central --secure he``): Flower's client-side
+clipping wrapper (inside ``inner``) asks each of the ``m`` sampled clients to
+clip its update to ``C``; the client then weighs it 1 and encrypts it (the
+encryption mod runs after the clipping mod). The server adds the ``k <= m``
+ciphertexts, adds a fresh plaintext vector ``N(0, z²C²·I)`` to the encrypted
+sum, and only then has it decrypted, so the decrypting client sees only
+``Σ clip(Δ_i) + noise``; the server applies ``w + (Σ clip(Δ_i) + noise) / m``.
+A missing or refused reply counts as a zero update, so the divisor stays
+``m`` and the noise on the mean stays ``z·C/m`` whatever the dropouts (the
+assumption: a dropout does not depend on the client's data).
+
+Accounting is central mode's: ``m`` of ``N`` clients sampled without
+replacement, neighbours that replace one client's data, sensitivity ``2C``
+on the sum, Gaussian noise ``z·C``. CKKS's own approximation error (about
+1e-8 a value) only adds to the noise. Trust: the server draws the noise, so a
+server that kept it could subtract it from the decrypted sum; this mode
+protects individual updates from the server (encryption) and the released
+models and the decrypting client from everyone (noise), the same trust in the
+server as central DP. The noise here is dropped as soon as it is added.
+
+Distributed DP on CKKS (``--dp distributed --secure he``) removes that trust:
+each client clips its update to ``C`` and adds its share ``N(0, z²C²/m)``
+before encrypting (the local-DP client mod with a share of the noise), so
+nobody, the server included, ever decrypts a sum with less than the noise of
+the clients in it. A dropout takes its share along (``k`` clients leave
+``z·sqrt(k/m)·C``); with no reconstruction threshold to lean on, a round
+needs every sampled client (``min_replies = m``) and fails loudly otherwise,
+so the accountant's ``z_eff = z·sqrt(m/m) = z`` holds. The divisor is ``m``.
 """
 
 from __future__ import annotations
@@ -27,6 +56,7 @@ from aicache.federation.validation import (
     update_problem,
 )
 from aicache.privacy import ckks
+from aicache.privacy.noise import noisy_update_bound
 
 logger = logging.getLogger("aicache.federation")
 
@@ -44,6 +74,18 @@ class HomomorphicStrategy(ValidatedStrategy):
         As for :class:`ValidatedStrategy`; the bound applies to the aggregate.
     public_context
         The serialised CKKS context without its secret key.
+    fixed_count
+        Under DP: the sample size ``m``, the fixed divisor of the sum.
+    noise_std
+        Under DP: the standard deviation ``z·C`` of the noise on the sum.
+    server_noise
+        Whether the server adds that noise to the encrypted sum (central DP)
+        or the clients already added their shares (distributed DP).
+    clip
+        Under DP: the clipping norm ``C`` (widens the aggregate's norm bound
+        by what the noise may add).
+    min_replies
+        The fewest valid replies a round may aggregate (distributed DP: ``m``).
 
     Raises
     ------
@@ -52,9 +94,25 @@ class HomomorphicStrategy(ValidatedStrategy):
     """
 
     def __init__(
-        self, inner: Strategy, *, task: str, max_update_norm: float, public_context: bytes
+        self,
+        inner: Strategy,
+        *,
+        task: str,
+        max_update_norm: float,
+        public_context: bytes,
+        fixed_count: int = 0,
+        noise_std: float = 0.0,
+        server_noise: bool = True,
+        clip: float = 0.0,
+        min_replies: int = 1,
     ) -> None:
-        super().__init__(inner, task=task, max_update_norm=max_update_norm)
+        super().__init__(inner, task=task, max_update_norm=max_update_norm, fixed_count=fixed_count)
+        if (noise_std > 0) != (fixed_count > 0):
+            raise ValueError("DP on CKKS needs both the sample size and the noise")
+        self.noise_std = noise_std
+        self.server_noise = server_noise
+        self.clip = clip
+        self.min_replies = min_replies
         if not ckks.is_public(public_context):
             raise ValueError("the server was given a CKKS context with a secret key")
         self.public_context = public_context
@@ -95,17 +153,26 @@ class HomomorphicStrategy(ValidatedStrategy):
         self.log.accepted = len(ciphertexts)
         if not ciphertexts:
             raise NoValidAggregateError(f"round {server_round}: no encrypted update to aggregate")
+        if len(ciphertexts) < self.min_replies:
+            raise NoValidAggregateError(
+                f"round {server_round}: {len(ciphertexts)} encrypted updates, fewer than the "
+                f"{self.min_replies} whose noise shares the privacy accounting counts on"
+            )
+        size = sum(a.size for a in self._reference)
         try:
             total = ckks.add(self._context, ciphertexts)
+            if self.noise_std > 0 and self.server_noise:
+                total = self.noised(total, size)
         except ValueError as exc:
             raise NoValidAggregateError(f"round {server_round}: {exc}") from exc
         flat = self._decrypt(total, senders, server_round)
-        size = sum(a.size for a in self._reference)
         if flat.size != size:
             raise NoValidAggregateError(
                 f"round {server_round}: the sum has {flat.size} values, not {size}"
             )
-        update = ckks.unflatten(flat / sum(weights), self._reference)
+        # Under DP the divisor is the sample size, not the (unverifiable) claimed weights.
+        divisor = self.fixed_count if self.fixed_count else sum(weights)
+        update = ckks.unflatten(flat / divisor, self._reference)
         model = [ref + delta for ref, delta in zip(self._reference, update, strict=True)]
         problem = update_problem(
             model,
@@ -113,7 +180,7 @@ class HomomorphicStrategy(ValidatedStrategy):
             num_examples=1,
             task=self.task,
             expected_task=self.task,
-            max_update_norm=self.max_update_norm,
+            max_update_norm=self._aggregate_bound(size),
         )
         if problem is not None:
             raise NoValidAggregateError(
@@ -126,6 +193,21 @@ class HomomorphicStrategy(ValidatedStrategy):
             k: float(v) for k, v in metrics.items() if isinstance(v, int | float)
         }
         return ArrayRecord(model), metrics
+
+    def noised(self, total: ckks.Ciphertext, size: int) -> ckks.Ciphertext:
+        """``total`` plus ``N(0, noise_std²)`` on each of its ``size`` values, still encrypted.
+
+        The noise comes from the operating system's entropy and is not kept.
+        """
+        rng = np.random.default_rng()
+        return ckks.add_plain(self._context, total, rng.normal(0.0, self.noise_std, size))
+
+    def _aggregate_bound(self, size: int) -> float:
+        """The aggregate's norm bound; under DP, widened by what honest noise may add."""
+        if not self.fixed_count or self.max_update_norm == 0:
+            return self.max_update_norm
+        noisy = noisy_update_bound(self.clip, self.noise_std / self.fixed_count, size)
+        return max(self.max_update_norm, noisy)
 
     def _decrypt(self, total: ckks.Ciphertext, senders: list[int], server_round: int) -> np.ndarray:
         """Ask the clients that took part, one after another, to decrypt the sum."""

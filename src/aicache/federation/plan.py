@@ -87,24 +87,30 @@ class TrainingPlan:
             raise ValueError(
                 f"unknown secure mode {self.secure!r}: choose one of {', '.join(SECURE_MODES)}"
             )
-        if self.secure == "he" and (self.dp.enabled or self.strategy.name != "fedavg"):
+        if self.secure == "he" and self.strategy.name != "fedavg":
             raise ValueError(
-                "--secure he runs FedAvg without differential privacy in this version: the "
-                "server adds ciphertexts, so other rules and DP noise on them are not wired yet"
+                "--secure he runs FedAvg: the server only adds ciphertexts, so median, Krum "
+                "and the other rules that need each update in the clear do not apply"
+            )
+        if self.secure == "he" and self.dp.mode == "local":
+            raise ValueError(
+                "--secure he works with --dp off, central or distributed, not local: local DP "
+                "is accounted for a server that sees each update, so under encryption, where it "
+                "sees only the sum, use --dp distributed"
             )
         if self.secure == "secagg" and self.selection.min_clients < 2:
             raise ValueError("--secure secagg needs at least 2 clients a round (--min-clients)")
-        if self.secure == "secagg" and (
-            self.dp.mode not in ("off", "distributed") or self.strategy.name != "fedavg"
-        ):
+        if self.secure == "secagg" and (self.dp.mode == "local" or self.strategy.name != "fedavg"):
             raise ValueError(
-                "--secure secagg runs FedAvg, with --dp off or distributed: its sum is all the "
-                "server sees, so median, Krum and server-side (central) noise do not apply"
+                "--secure secagg runs FedAvg, with --dp off, central or distributed: its sum is "
+                "all the server sees, so median, Krum and per-update (local) noise do not apply"
             )
-        if self.dp.mode == "distributed" and self.secure != "secagg":
+        if self.secure != "off" and self.dp.mode == "central":
+            self._check_secure_central()
+        if self.dp.mode == "distributed" and self.secure == "off":
             raise ValueError(
-                "--dp distributed needs --secure secagg: without masking the server would see "
-                "each client's update with only its small share of the noise"
+                "--dp distributed needs --secure secagg or he: without masking or encryption "
+                "the server would see each client's update with only its small share of the noise"
             )
         # Local DP noises each update on its client: any aggregation rule is then
         # post-processing, so only the modes that noise a sum need a mean.
@@ -117,6 +123,23 @@ class TrainingPlan:
             raise ValueError(
                 f"the update norm bound {self.max_update_norm:g} is below the clipping norm "
                 f"{self.dp.clip:g}: every clipped update could be rejected"
+            )
+
+    def _check_secure_central(self) -> None:
+        # Under SecAgg+ or CKKS the server sees only the sum: the fixed divisor m that
+        # central DP's noise is calibrated to is kept by counting a missing client as a
+        # zero update, which needs a fixed-size sample; adaptive clipping would need each
+        # client's clipped bit in the clear.
+        if self.dp.sampling.kind != "fixed":
+            raise ValueError(
+                f"--dp central with --secure {self.secure} samples a fixed share of clients "
+                "(--fraction), not Poisson (--sample-rate): the aggregate is the sum over a "
+                "fixed count m"
+            )
+        if self.dp.adaptive:
+            raise ValueError(
+                f"--adaptive-clip is not available with --secure {self.secure}: it needs each "
+                "client's clipped bit, which secure aggregation hides"
             )
 
     def train_config(self) -> ConfigRecord:
@@ -133,6 +156,11 @@ class TrainingPlan:
         )
         if self.dp.mode == "local":
             config.update(local_dp_config(self.dp.clip, self.dp.noise_multiplier))
+        if self.dp.mode == "distributed" and self.secure == "he":
+            # Each client clips and adds its share N(0, z²C²/m) before it encrypts
+            # (the same client mod as local DP, with a share of the noise).
+            share = self.dp.noise_multiplier / self.dp.sampling.size**0.5
+            config.update(local_dp_config(self.dp.clip, share))
         return config
 
     def evaluate_config(self, *, final: bool = False) -> ConfigRecord:

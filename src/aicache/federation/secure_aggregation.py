@@ -8,6 +8,11 @@ evaluation metrics, and the unmasked sum; individual updates cannot be
 validated (that is the point), so clients bound them by the protocol's
 clipping range and the server checks the aggregate as it would an update.
 
+Central DP over SecAgg+ (``--dp central --secure secagg``) is Flower's legacy
+``DifferentialPrivacyClientSideFixedClipping`` around that FedAvg, with
+``fixedclipping_mod`` inside ``secaggplus_mod`` on the client (clip, then
+mask); see :class:`SecAggCentralDp` for what the server sees and adds.
+
 Flower's workflow logs "Secure aggregation halted" and carries on with an
 unchanged model when a stage fails; :class:`LoudSecAggPlusWorkflow` raises
 instead, and :class:`SecAggSettings` refuses the settings known to cause it.
@@ -19,28 +24,36 @@ import random
 from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType
 from flwr.client import NumPyClient
-from flwr.client.mod import secaggplus_mod
+from flwr.client.mod import fixedclipping_mod, secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import ClientAppCallable
 from flwr.common import (
     EvaluateRes,
+    FitIns,
     FitRes,
+    Parameters,
     Scalar,
     ndarrays_to_parameters,
+    parameters_to_ndarrays,
 )
+from flwr.compat.common import recorddict_compat as compat
 from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
+from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
+from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping
 from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from aicache.federation.client_app import DataProvider, client_seed, fit_config
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.server_app import RunObserver, wait_for_clients
 from aicache.federation.validation import NoValidAggregateError, RoundLog
 from aicache.privacy.noise import DP_CLIP, DP_NOISE_STD, noised_update
-from aicache.privacy.secure import SecAggSettings
+from aicache.privacy.secure import SecAggSettings, quantised_clip
 from aicache.tasks.base import get_task
 
 
@@ -132,6 +145,96 @@ class _RecordingFedAvg(LegacyFedAvg):
         return super().aggregate_evaluate(server_round, results, failures)
 
 
+class SecAggCentralDp(DifferentialPrivacyClientSideFixedClipping):
+    """Central DP-FedAvg on a SecAgg+ sum: Flower's client-side clipping wrapper, legacy API.
+
+    What the server sees: each client clips its update to ``C``
+    (``fixedclipping_mod``, inside ``secaggplus_mod``) and sends ``w + clip(Δ_i)``
+    with weight 1, masked; the server unmasks only the mean of the ``k``
+    clients that sent a masked vector. This wrapper turns that mean into
+    ``w + (1/m)·Σ clip(Δ_i)``, the sum over the *fixed* sample size ``m``
+    (a client that dropped out counts as a zero update), and Flower's wrapper
+    adds ``N(0, (z·C'/m)²)`` to it: noise ``z·C'`` on the sum.
+
+    Neighbouring relation and sensitivity: as in central mode, ``m`` of ``N``
+    clients are sampled without replacement and neighbours replace one client's
+    data; that client's term moves by at most ``2C'``, where ``C' =
+    quantised_clip(C, r, d)`` widens ``C`` by what SecAgg+'s stochastic
+    quantisation can add (about ``1.5e-5·sqrt(d)``). With noise ``z·C'`` the
+    round is the accountant's event for multiplier ``z`` exactly: the DpPlan's
+    ε applies unchanged.
+
+    Dropouts: Flower's wrapper divides by ``num_sampled_clients`` (``m``) but
+    its inner FedAvg returns the mean of the ``k`` survivors, whose sensitivity
+    ``2C/k`` the noise ``z·C/m`` would under-cover by ``m/k``; rescaling to the
+    fixed divisor keeps it exact, and the assumption is that whether a client
+    drops out does not depend on its data. Flower's wrapper also discards any
+    round with a failure; here the survivors' sum is still the right
+    aggregate, so failures are only recorded.
+
+    The server unmasks the un-noised sum before it adds the noise: SecAgg+ hides
+    each client's update from it, and the noise protects the released models,
+    which is central DP's trust in the server (``--dp distributed`` does not
+    need it).
+    """
+
+    def __init__(self, inner: _RecordingFedAvg, *, clip: float, noise_clip: float) -> None:
+        dp = inner.plan.dp
+        super().__init__(
+            inner,
+            noise_multiplier=dp.noise_multiplier,
+            clipping_norm=noise_clip,
+            num_sampled_clients=dp.sampling.size,
+        )
+        self.recorder = inner
+        self.clip = clip
+        self._reference: list[np.ndarray] = []
+
+    def configure_fit(
+        self, server_round: int, parameters: Parameters, client_manager: ClientManager
+    ) -> list[tuple[ClientProxy, FitIns]]:
+        """Sample ``m`` clients and ask them to clip to ``C`` (the noise is sized on ``C'``)."""
+        self._reference = [a.astype(np.float64) for a in parameters_to_ndarrays(parameters)]
+        instructions = super().configure_fit(server_round, parameters, client_manager)
+        if len(instructions) != self.num_sampled_clients:
+            raise NoValidAggregateError(
+                f"round {server_round}: {len(instructions)} clients were sampled, but the "
+                f"privacy accounting assumes {self.num_sampled_clients}"
+            )
+        for _, instruction in instructions:
+            instruction.config[KEY_CLIPPING_NORM] = self.clip
+        return instructions
+
+    def aggregate_fit(
+        self,
+        server_round: int,
+        results: list[tuple[ClientProxy, FitRes]],
+        failures: list[tuple[ClientProxy, FitRes] | BaseException],
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        """Rescale the survivors' mean to the sum over ``m``, then let Flower add the noise."""
+        if results:
+            # Every result carries the same unmasked mean of the k survivors.
+            mean = parameters_to_ndarrays(results[0][1].parameters)
+            scaled = ndarrays_to_parameters(
+                fixed_divisor_mean(mean, self._reference, len(results), self.num_sampled_clients)
+            )
+            for _, fit_res in results:
+                fit_res.parameters = scaled
+        parameters, metrics = super().aggregate_fit(server_round, results, [])
+        self.recorder.log.rejected.extend(str(failure) for failure in failures)
+        return parameters, metrics
+
+
+def fixed_divisor_mean(
+    mean: list[np.ndarray], reference: list[np.ndarray], count: int, divisor: int
+) -> list[np.ndarray]:
+    """``reference + Σ updates / divisor``, from the mean of ``count`` models."""
+    return [
+        (r + (a.astype(np.float64) - r) * (count / divisor)).astype(a.dtype)
+        for a, r in zip(mean, reference, strict=True)
+    ]
+
+
 def make_secagg_server_app(
     plan: TrainingPlan, initial: list[np.ndarray], observer: RunObserver, settings: SecAggSettings
 ) -> ServerApp:
@@ -168,6 +271,14 @@ def make_secagg_server_app(
             evaluate_metrics_aggregation_fn=lambda _: {},
         )
         observer.bind(strategy)  # type: ignore[arg-type]
+        outer: LegacyFedAvg | SecAggCentralDp = strategy
+        if plan.dp.mode == "central":
+            dimension = sum(int(a.size) for a in initial)
+            outer = SecAggCentralDp(
+                strategy,
+                clip=plan.dp.clip,
+                noise_clip=quantised_clip(plan.dp.clip, settings.clipping_range, dimension),
+            )
 
         def evaluate_and_register(grid: Grid, legacy: Context) -> None:
             from flwr.server.workflow.default_workflows import default_evaluate_workflow
@@ -186,7 +297,7 @@ def make_secagg_server_app(
             config=ServerConfig(
                 num_rounds=plan.rounds - plan.start_round, round_timeout=plan.round_timeout
             ),
-            strategy=strategy,
+            strategy=outer,
         )
         try:
             wait_for_clients(grid, plan.selection.min_available, plan.round_timeout)
@@ -225,6 +336,10 @@ class _TaskClient(NumPyClient):
                 std=float(config[DP_NOISE_STD]),
             )
             return sent, 1, {}
+        if KEY_CLIPPING_NORM in config:
+            # Central DP: clip_when_asked clips this model before secaggplus_mod masks it;
+            # every client weighs 1 and no training statistic leaves in the clear.
+            return result.params, 1, {}
         return result.params, result.num_examples, dict(result.metrics)
 
     def evaluate(
@@ -243,6 +358,19 @@ def _as_config(config: dict[str, Scalar]) -> ConfigRecord:
     return ConfigRecord(dict(config))
 
 
+def clip_when_asked(msg: Message, ctxt: Context, call_next: ClientAppCallable) -> Message:
+    """Flower's legacy ``fixedclipping_mod`` on the rounds whose config asks for clipping.
+
+    It sits inside ``secaggplus_mod``, so the update is clipped before it is
+    quantised and masked; rounds without central DP pass through.
+    """
+    if msg.metadata.message_type == MessageType.TRAIN:
+        config = compat.recorddict_to_fitins(msg.content, keep_input=True).config
+        if KEY_CLIPPING_NORM in config:
+            return fixedclipping_mod(msg, ctxt, call_next)
+    return call_next(msg, ctxt)
+
+
 def make_secagg_client_app(
     provider: DataProvider, *, outer_mods: list[Any] | None = None
 ) -> ClientApp:
@@ -256,4 +384,6 @@ def make_secagg_client_app(
         client = int(partition) if isinstance(partition, int | float) else 0
         return _TaskClient(provider, client).to_client()
 
-    return ClientApp(client_fn=client_fn, mods=[*(outer_mods or []), secaggplus_mod])
+    # SecAgg+ outermost: what it masks has already been clipped.
+    mods = [*(outer_mods or []), secaggplus_mod, clip_when_asked]
+    return ClientApp(client_fn=client_fn, mods=mods)

@@ -348,11 +348,20 @@ def make_server_app(
         if plan.secure == "he":
             if public_context is None:
                 raise ValueError("--secure he needs the federation's public CKKS context")
+            # Under central DP Flower's wrapper in `inner` only asks clients to clip:
+            # the noise goes on the encrypted sum, before anyone decrypts it. Under
+            # distributed DP the clients' shares are already in it.
+            dp = plan.dp
             strategy = HomomorphicStrategy(
                 inner,
                 task=plan.task,
                 max_update_norm=plan.max_update_norm,
                 public_context=public_context,
+                fixed_count=dp.sampling.size if dp.enabled else 0,
+                noise_std=dp.noise_multiplier * dp.clip if dp.enabled else 0.0,
+                server_noise=dp.mode == "central",
+                clip=dp.clip,
+                min_replies=dp.min_survivors if dp.mode == "distributed" else 1,
             )
         else:
             strategy = validated_strategy(plan, inner, initial)

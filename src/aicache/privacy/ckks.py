@@ -78,6 +78,22 @@ def add(context: ts.Context, ciphertexts: list[Ciphertext]) -> Ciphertext:
     return sums
 
 
+def add_plain(context: ts.Context, ciphertext: Ciphertext, vector: np.ndarray) -> Ciphertext:
+    """The ciphertext of the plaintext of ``ciphertext`` plus ``vector`` (public context only)."""
+    values = np.asarray(vector, dtype=np.float64)
+    if values.size > len(ciphertext) * SLOTS or values.size <= (len(ciphertext) - 1) * SLOTS:
+        raise ValueError(f"a vector of {values.size} values does not match the ciphertext")
+    return [
+        bytes(
+            (
+                ts.ckks_vector_from(context, piece)
+                + values[index * SLOTS : (index + 1) * SLOTS].tolist()
+            ).serialize()
+        )
+        for index, piece in enumerate(ciphertext)
+    ]
+
+
 def decrypt(context: ts.Context, ciphertext: Ciphertext) -> np.ndarray:
     """The plaintext of a ciphertext (needs the secret context)."""
     return np.concatenate(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 SECURE_MODES = ("off", "secagg", "he")
+# Levels each parameter is quantised to before masking (Flower's SecAggPlusWorkflow default).
+QUANTIZATION_RANGE = 2**22
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +64,18 @@ class SecAggSettings:
         object.__setattr__(self, "clipping_range", float(self.clipping_range))
         if self.clipping_range <= 0 or self.max_weight <= 0:
             raise ValueError("the clipping range and the maximum weight must be > 0")
+
+
+def quantised_clip(clip: float, clipping_range: float, dimension: int) -> float:
+    """An L2 bound on a clipped update once SecAgg+ has quantised it.
+
+    SecAgg+ maps each value to ``QUANTIZATION_RANGE`` levels over
+    ``[-clipping_range, clipping_range]`` with stochastic rounding: each of the
+    ``dimension`` coordinates moves by less than one step ``2r / Q``, so an
+    update clipped to ``clip`` leaves with L2 norm below ``clip + step·sqrt(d)``.
+    (Clipping values to ``[-r, r]`` is a projection on a box: it never moves
+    two clients' models further apart.) Central DP calibrates its noise to this
+    bound, so quantisation cannot lift the sensitivity above what is accounted.
+    """
+    step = 2 * clipping_range / QUANTIZATION_RANGE
+    return clip + step * math.sqrt(dimension)
