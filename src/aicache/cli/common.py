@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from aicache.cli.console import out
 from aicache.errors import AicacheError
 from aicache.local.paths import aicache_home, ensure_private_dir
 from aicache.local.store import Store
@@ -62,6 +65,27 @@ RegistryOption = Annotated[
 ]
 TaskOption = Annotated[str, typer.Option("--task", help="The task.")]
 
+# Flags `simulate` and `server run` share.
+LocalEpochsOption = Annotated[
+    int | None, typer.Option("--local-epochs", help="Epochs per round (default: 2).")
+]
+LearningRateOption = Annotated[
+    float | None, typer.Option("--learning-rate", help="Local step size (default: 0.01).")
+]
+NoiseOption = Annotated[
+    float | None, typer.Option("--noise-multiplier", help="Noise z (std z·C on the sum).")
+]
+TargetEpsilonOption = Annotated[
+    float | None, typer.Option("--target-epsilon", help="Calibrate z so the run ends at this ε.")
+]
+DeltaOption = Annotated[
+    float | None, typer.Option("--delta", help="δ of the guarantee (default: min(1e-5, 0.1/N)).")
+]
+AccountantOption = Annotated[str, typer.Option("--accountant", help="rdp or pld.")]
+BudgetOption = Annotated[
+    float | None, typer.Option("--budget", help="Stop before a round would take ε past this.")
+]
+
 
 def registry_dir(registry: Path | None) -> Path:
     """The registry directory: ``--registry`` or ``$AICACHE_HOME/registry``.
@@ -87,6 +111,25 @@ def load_model(registry: Any, version: Any) -> Any:
 
     check_version(registry, version, NodeHome().signing_key())
     return registry.load(version)
+
+
+def stay_in_foreground(
+    running: Callable[[], bool],
+    stop: Callable[[], object],
+    *,
+    exited: Callable[[], str],
+    stopped: str,
+) -> None:
+    """Wait while a supervised process runs; Ctrl-C stops it, its own exit is an error."""
+    try:
+        while running():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop()
+        out.print(stopped)
+        return
+    out.print(exited())
+    raise typer.Exit(1)
 
 
 def checked(name: str, value: float, low: float, high: float | None = None) -> float:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from aicache.cli.common import JsonOption, emit_json
+from aicache.cli.common import JsonOption, emit_json, stay_in_foreground
 from aicache.cli.console import out, when
 
 
@@ -33,14 +32,12 @@ def join(
         out.print("Running in the background; `aicache leave` stops it.")
         return
     out.print("Press Ctrl-C to leave.")
-    try:
-        while node.supernode.running():
-            time.sleep(0.5)
-        out.print(f"The node exited; its log is {node.log_file}.")
-        raise typer.Exit(1)
-    except KeyboardInterrupt:
-        node.leave()
-        out.print("Left the federation.")
+    stay_in_foreground(
+        node.supernode.running,
+        node.leave,
+        exited=lambda: f"The node exited; its log is {node.log_file}.",
+        stopped="Left the federation.",
+    )
 
 
 def leave() -> None:

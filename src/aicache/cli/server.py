@@ -7,7 +7,6 @@ Every command but ``init`` takes the federation directory as ``DIR`` or
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,7 +15,19 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aicache.cli.common import JsonOption, checked, emit_json
+from aicache.cli.common import (
+    AccountantOption,
+    BudgetOption,
+    DeltaOption,
+    JsonOption,
+    LearningRateOption,
+    LocalEpochsOption,
+    NoiseOption,
+    TargetEpsilonOption,
+    checked,
+    emit_json,
+    stay_in_foreground,
+)
 from aicache.cli.console import out, when
 from aicache.errors import AicacheError
 
@@ -96,14 +107,12 @@ def start(
     if detach:
         return
     out.print("Press Ctrl-C to stop it.")
-    try:
-        while server.superlink.running():
-            time.sleep(0.5)
-        out.print(f"The SuperLink exited: {server.log_tail()}")
-        raise typer.Exit(1)
-    except KeyboardInterrupt:
-        server.stop()
-        out.print("SuperLink stopped.")
+    stay_in_foreground(
+        server.superlink.running,
+        server.stop,
+        exited=lambda: f"The SuperLink exited: {server.log_tail()}",
+        stopped="SuperLink stopped.",
+    )
 
 
 @app.command("stop")
@@ -269,12 +278,8 @@ def run(
     min_clients: Annotated[
         int, typer.Option("--min-clients", help="Fewest nodes per round (waits for them).")
     ] = 2,
-    local_epochs: Annotated[
-        int | None, typer.Option("--local-epochs", help="Epochs per round (default: 2).")
-    ] = None,
-    learning_rate: Annotated[
-        float | None, typer.Option("--learning-rate", help="Local step size (default: 0.01).")
-    ] = None,
+    local_epochs: LocalEpochsOption = None,
+    learning_rate: LearningRateOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the initial model.")] = 0,
     dp: Annotated[
         str | None,
@@ -284,20 +289,11 @@ def run(
         float | None,
         typer.Option("--clip", help="L2 bound C on each update (default: the config's)."),
     ] = None,
-    noise_multiplier: Annotated[
-        float | None, typer.Option("--noise-multiplier", help="Noise z (std z·C on the sum).")
-    ] = None,
-    target_epsilon: Annotated[
-        float | None, typer.Option("--target-epsilon", help="Calibrate z to end at this ε.")
-    ] = None,
-    delta: Annotated[
-        float | None,
-        typer.Option("--delta", help="δ of the guarantee (default: min(1e-5, 0.1/N))."),
-    ] = None,
-    accountant: Annotated[str, typer.Option("--accountant", help="rdp or pld.")] = "rdp",
-    budget: Annotated[
-        float | None, typer.Option("--budget", help="Stop before a round would pass this ε.")
-    ] = None,
+    noise_multiplier: NoiseOption = None,
+    target_epsilon: TargetEpsilonOption = None,
+    delta: DeltaOption = None,
+    accountant: AccountantOption = "rdp",
+    budget: BudgetOption = None,
     secure: Annotated[str, typer.Option("--secure", help="Secure aggregation: off.")] = "off",
     round_timeout: Annotated[
         float, typer.Option("--round-timeout", help="Seconds a round waits for replies.")

@@ -13,8 +13,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from aicache.cli.common import (
+    AccountantOption,
+    BudgetOption,
+    DeltaOption,
     JsonOption,
+    LearningRateOption,
+    LocalEpochsOption,
+    NoiseOption,
     RegistryOption,
+    TargetEpsilonOption,
     TaskOption,
     checked,
     emit_json,
@@ -180,12 +187,8 @@ def simulate(
             help="Poisson sampling: each client joins a round with this chance (--dp central).",
         ),
     ] = None,
-    local_epochs: Annotated[
-        int | None, typer.Option("--local-epochs", help="Epochs per round (default: 2).")
-    ] = None,
-    learning_rate: Annotated[
-        float | None, typer.Option("--learning-rate", help="Local step size (default: 0.01).")
-    ] = None,
+    local_epochs: LocalEpochsOption = None,
+    learning_rate: LearningRateOption = None,
     max_update_norm: Annotated[
         float,
         typer.Option("--max-update-norm", help="Reject updates with a larger L2 norm (0: off)."),
@@ -228,22 +231,11 @@ def simulate(
             "--clip-count-noise", help="Noise σ_b on the clipped count [clients a round / 20]."
         ),
     ] = None,
-    noise_multiplier: Annotated[
-        float | None, typer.Option("--noise-multiplier", help="Noise z (std z·C on the sum).")
-    ] = None,
-    target_epsilon: Annotated[
-        float | None,
-        typer.Option("--target-epsilon", help="Calibrate z so the run ends at this ε."),
-    ] = None,
-    delta: Annotated[
-        float | None,
-        typer.Option("--delta", help="δ of the guarantee (default: min(1e-5, 0.1/N))."),
-    ] = None,
-    accountant: Annotated[str, typer.Option("--accountant", help="rdp or pld.")] = "rdp",
-    budget: Annotated[
-        float | None,
-        typer.Option("--budget", help="Stop before a round would take ε past this."),
-    ] = None,
+    noise_multiplier: NoiseOption = None,
+    target_epsilon: TargetEpsilonOption = None,
+    delta: DeltaOption = None,
+    accountant: AccountantOption = "rdp",
+    budget: BudgetOption = None,
     secure: Annotated[
         str,
         typer.Option("--secure", help="Secure aggregation: off, secagg (SecAgg+) or he (CKKS)."),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from aicache.deploy.bundle import write_private_text
 from aicache.errors import AicacheError
 from aicache.registry import ModelRegistry, ModelVersion
 from aicache.registry.artifacts import decode_arrays, encode_arrays, sha256_hex
@@ -166,11 +166,7 @@ class Inbox:
         folder = self.root / str(manifest["task"])
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = folder / f"v{int(manifest['version'])}.json"
-        temporary = path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(delivery.to_json())
-        temporary.replace(path)
+        write_private_text(path, delivery.to_json())
         return path
 
     def newest(self) -> dict[str, Path]:
@@ -221,8 +217,9 @@ def pull(inbox: Inbox, registry: ModelRegistry, key: Ed25519PublicKey) -> list[P
             results.append(Pulled(task, int(number), None, "refused", exc.message))
             continue
         server_version = int(manifest["version"])
-        if _installed_server_version(registry, task) == server_version:
-            results.append(Pulled(task, server_version, registry.latest(task).version, "current"))  # type: ignore[union-attr]
+        current = registry.latest(task)
+        if current is not None and _installed_server_version(registry, task) == server_version:
+            results.append(Pulled(task, server_version, current.version, "current"))
             continue
         installed = registry.register(
             task,

@@ -21,11 +21,15 @@ from flwr.supercore.run import Run
 
 from aicache.deploy.client_app import INSTALL
 from aicache.deploy.distribution import Delivery, delivery_for, sign_version
-from aicache.federation.plan import TrainingPlan
-from aicache.federation.server_app import RoundReport, RunObserver, make_server_app, prior_spends
+from aicache.federation.server_app import (
+    RoundReport,
+    RunObserver,
+    make_server_app,
+    prior_spends,
+    starting_point,
+)
 from aicache.registry import ModelRegistry
 from aicache.security import signing
-from aicache.tasks.base import get_task
 
 DIR_KEY, RUN_KEY = "aicache-dir", "aicache-run"
 POLL_SECONDS = 0.1  # the ServerApp's wait between asks for replies (Flower's default: 3 s)
@@ -122,22 +126,7 @@ def _server_main(grid: Grid, context: Context) -> None:
 
     grid = PollingGrid(grid, poll_seconds(), on_replies)
     with ModelRegistry(server.registry) as registry:
-        record = registry.run(run_id)
-        done = registry.run_versions(run_id)
-        plan = TrainingPlan.from_dict(
-            {**record.spec["plan"], "start_round": done[-1].round if done else 0}
-        )
-        task = get_task(plan.task)
-        parent: int | None
-        if done:
-            initial, parent = registry.load(done[-1]), done[-1].version
-        else:
-            parent = record.spec.get("parent")
-            initial = (
-                registry.load(registry.resolve(plan.task, str(parent)))
-                if parent
-                else task.init_params(plan.seed)
-            )
+        plan, initial, parent = starting_point(registry, registry.run(run_id))
         prior = prior_spends(registry, plan.task, federation, run_id)
     key = signing.load_private(server.signing_key_path().read_bytes())
 

@@ -30,6 +30,8 @@ from aicache.privacy.accounting import RunSpend, composed_epsilon
 from aicache.privacy.central import DpPlan
 from aicache.privacy.noise import noisy_update_bound
 from aicache.registry import ModelRegistry, ModelVersion
+from aicache.registry.model_registry import RunRecord
+from aicache.tasks.base import get_task
 
 
 class BudgetReached(RuntimeError):
@@ -188,6 +190,23 @@ class RunObserver:
                 f"stopped before round {next_round}: it would bring ε to {would:.3f}, "
                 f"over the budget of {budget:g} (δ = {self.plan.dp.delta:g})"
             )
+
+
+def starting_point(
+    registry: ModelRegistry, record: RunRecord
+) -> tuple[TrainingPlan, list[np.ndarray], int | None]:
+    """Where a registered run starts (again): its plan after its last registered round,
+    that round's model (or the parent's, or a fresh one), and that version's number."""
+    done = registry.run_versions(record.run_id)
+    plan = TrainingPlan.from_dict(
+        {**record.spec["plan"], "start_round": done[-1].round if done else 0}
+    )
+    if done:
+        return plan, registry.load(done[-1]), done[-1].version
+    parent = record.spec.get("parent")
+    if parent:
+        return plan, registry.load(registry.resolve(plan.task, str(parent))), int(parent)
+    return plan, get_task(plan.task).init_params(plan.seed), None
 
 
 def prior_spends(

@@ -138,6 +138,10 @@ class RunRecord:
     message: str | None
 
 
+def _run_record(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+
+
 def _version(row: tuple[Any, ...]) -> ModelVersion:
     return ModelVersion(
         task=row[0],
@@ -239,7 +243,7 @@ class ModelRegistry:
         ).fetchone()
         if row is None:
             raise AicacheError(f"no run {run_id!r} in the registry at {self.root}")
-        return RunRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+        return _run_record(row)
 
     def resumable_run(self, task: str) -> RunRecord | None:
         """The newest run of ``task`` that did not finish: interrupted, or failed mid-way."""
@@ -248,9 +252,7 @@ class ModelRegistry:
             "WHERE task = ? AND status IN ('running', 'failed') ORDER BY started_at DESC LIMIT 1",
             (task,),
         ).fetchone()
-        if row is None:
-            return None
-        return RunRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+        return None if row is None else _run_record(row)
 
     def reopen_run(self, run_id: str) -> None:
         """Mark a resumed run ``running`` again."""
@@ -268,9 +270,7 @@ class ModelRegistry:
             "WHERE task = ? AND status = 'running' ORDER BY started_at DESC LIMIT 1",
             (task,),
         ).fetchone()
-        if row is None:
-            return None
-        return RunRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+        return None if row is None else _run_record(row)
 
     # Versions -------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from aicache.federation.server_app import (
     RunObserver,
     make_server_app,
     prior_spends,
+    starting_point,
 )
 from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
 from aicache.privacy.secure import SecAggSettings
@@ -156,16 +157,8 @@ def _resumed(
             f"not on {federation!r}",
             hint="Resume with the same --data, --clients and --seed as the run had.",
         )
-    done = registry.run_versions(record.run_id)
-    plan = TrainingPlan.from_dict(
-        {**record.spec["plan"], "start_round": done[-1].round if done else 0}
-    )
-    if done:
-        return record.run_id, plan, registry.load(done[-1]), done[-1].version
-    parent = record.spec.get("parent")
-    task = get_task(task_name)
-    initial = registry.load(registry.resolve(task_name, str(parent))) if parent else None
-    return record.run_id, plan, initial or task.init_params(plan.seed), parent
+    plan, initial, parent = starting_point(registry, record)
+    return record.run_id, plan, initial, parent
 
 
 def run(
