@@ -5,6 +5,7 @@ on a client, then every refusal the issue lists. Every process started is ended.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -21,6 +22,8 @@ import pytest
 
 from tests.conftest import SHARED_DATA, Cli
 
+pytestmark = pytest.mark.e2e
+
 NODES = ("alice", "bob", "carol")
 
 
@@ -30,12 +33,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _flower_processes() -> list[psutil.Process]:
+def _started_under(base: Path) -> list[psutil.Process]:
+    """Live processes whose FLWR_HOME lies under ``base``: every Flower process this
+    module's commands started (SuperLink, SuperNodes, SuperExecs, app processes)."""
     found = []
-    for process in psutil.process_iter(["cmdline"]):
-        line = " ".join(process.info["cmdline"] or [])
-        if "flower-super" in line or "flwr-" in line or "aicache.deploy.supernode" in line:
-            found.append(process)
+    for process in psutil.process_iter():
+        try:
+            home = process.environ().get("FLWR_HOME", "")
+            if home.startswith(str(base)) and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except psutil.Error:
+            continue
     return found
 
 
@@ -111,12 +119,12 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
             assert joined.returncode == 0, _text(joined)
         yield fed
     finally:
-        for name in NODES:
+        for name in (*NODES, "dave"):
             fed.node(name, "leave")
         fed.server("stop", str(fed.root))
-        psutil.wait_procs(_flower_processes(), timeout=15)
-        left = [p for p in _flower_processes() if str(fed.root) in " ".join(p.cmdline())]
-        assert not left, f"processes left running: {left}"
+        psutil.wait_procs(_started_under(base), timeout=15)
+        left = _started_under(base)
+        assert not left, f"processes left running: {[p.cmdline() for p in left]}"
 
 
 def test_bundle_and_keys_are_owner_only(federation: Federation) -> None:
@@ -149,9 +157,15 @@ def test_two_rounds_land_signed_in_the_registry(federation: Federation) -> None:
     assert [v["round"] for v in versions] == [1, 2]
     assert all(v["num_clients"] == 3 for v in versions)
     assert all(0.0 < v["metrics"]["eval.top1"] <= 1.0 for v in versions)
+    from aicache.security import signing
+
+    key = signing.load_public((federation.root / "signing.pub").read_bytes())
     with sqlite3.connect(federation.root / "registry" / "registry.db") as db:
-        signed = db.execute("SELECT count(*) FROM signatures").fetchone()[0]
-    assert signed == 2
+        rows = db.execute("SELECT version, manifest, signature FROM signatures").fetchall()
+    assert sorted(r[0] for r in rows) == [1, 2]
+    for version, manifest, signature in rows:
+        signing.verify(key, manifest.encode(), signature, what=f"version {version}")
+        assert json.loads(manifest)["sha256"] == versions[version - 1]["sha256"]
     nodes = json.loads(federation.server("nodes", str(federation.root), "--json").stdout)
     assert {n["name"]: n["last_round"] for n in nodes} == {name: 2 for name in NODES}
     assert all(n["status"] == "online" for n in nodes)
@@ -187,10 +201,18 @@ def test_tampered_delivery_is_refused_and_the_previous_model_stays(
     manifest["privacy"] = {"dp": "central", "epsilon": 0.1}  # a better privacy claim
     forged = federation.home("bob") / "federation" / "inbox" / "next-command" / "v3.json"
     forged.write_text(json.dumps({**delivery, "manifest": json.dumps(manifest)}))
+    altered = bytearray(base64.b64decode(delivery["artifact"]))
+    altered[-40] ^= 0xFF  # one byte of the model itself
+    bad_bytes = federation.home("bob") / "federation" / "inbox" / "next-command" / "v4.json"
+    bad_bytes.write_text(
+        json.dumps({**delivery, "artifact": base64.b64encode(bytes(altered)).decode()})
+    )
     refused = federation.node("bob", "models", "pull")
     assert refused.returncode == 1
-    assert "does not match its signature" in _text(refused)
+    assert "the model's bytes do not match the signed hash" in _text(refused)  # v4
+    assert "does not match its signature" in _text(refused)  # v3
     assert "previous model stays in use" in _text(refused)
+    assert "version 2 is already in use" in _text(refused)  # v2: verified, kept
     versions = json.loads(federation.node("bob", "models", "list", "--json").stdout)
     assert len(versions) == 1 and versions[0]["privacy"].get("dp") == "off"
 
@@ -272,7 +294,6 @@ def test_a_node_that_vanishes_mid_run_does_not_stall_it(federation: Federation) 
     node = psutil.Process(pid)
     tree = [node, *node.children(recursive=True)]
     before = len(_registry_rounds(federation))
-    started = time.monotonic()
     running = federation.cli.popen(
         "server",
         "run",
@@ -284,13 +305,12 @@ def test_a_node_that_vanishes_mid_run_does_not_stall_it(federation: Federation) 
         "--round-timeout",
         "15",
         "--wait",
-        "300",
+        "150",  # a run stalled by the dead node would outlast this and fail
     )
     for member in tree:
         member.kill()
     # Execute
     out, err = running.communicate(timeout=400)
-    elapsed = time.monotonic() - started
     # Assert: both rounds done with the two nodes left, each wait bounded by the timeout
     assert running.returncode == 0, (out + err).decode()[-2000:]
     listed = federation.cli.run(
@@ -299,7 +319,6 @@ def test_a_node_that_vanishes_mid_run_does_not_stall_it(federation: Federation) 
     new = json.loads(listed.stdout)[before:]
     assert [v["round"] for v in new] == [1, 2]
     assert all(v["num_clients"] == 2 for v in new)
-    assert elapsed < 2 * 15 + 90
 
 
 def test_unregistered_key_is_refused(federation: Federation) -> None:
@@ -312,7 +331,10 @@ def test_unregistered_key_is_refused(federation: Federation) -> None:
 
 
 def test_plaintext_client_is_refused(federation: Federation) -> None:
-    joined = federation.node("plain", "join", str(federation.forged("plain", insecure=True)))
+    bundle = str(federation.forged("plain", insecure=True))
+    unasked = federation.node("plain", "join", bundle)
+    assert unasked.returncode == 2 and "--insecure" in _text(unasked)
+    joined = federation.node("plain", "join", bundle, "--insecure")
     assert joined.returncode == 2
     assert "requires TLS" in _text(joined) and "plaintext" in _text(joined)
 
@@ -337,6 +359,33 @@ def test_revoked_node_is_refused_at_its_next_connection(federation: Federation) 
     assert {n["name"]: n["status"] for n in nodes}["carol"] == "revoked"
 
 
+def test_certificate_rotation_and_a_ca_roll_keep_bundles_working(
+    federation: Federation,
+) -> None:
+    def rejoin(name: str, bundle: Path) -> subprocess.CompletedProcess[bytes]:
+        federation.node(name, "leave")
+        return federation.node(name, "join", str(bundle), "--detach")
+
+    rotated = federation.server("rotate-certs", str(federation.root))
+    assert rotated.returncode == 0, _text(rotated)
+    assert rejoin("alice", federation.bundle("alice")).returncode == 0  # same CA
+    rolled = federation.server("rotate-certs", str(federation.root), "--ca")
+    assert rolled.returncode == 0 and "bridge" in _text(rolled)
+    old_ca = rejoin("alice", federation.bundle("alice"))
+    assert old_ca.returncode == 0, _text(old_ca)  # the old CA, through the bridge
+    enrolled = federation.server("enroll", "dave", "--dir", str(federation.root))
+    assert enrolled.returncode == 0, _text(enrolled)
+    _fill_store(federation, "dave", 0)
+    new_ca = rejoin("dave", federation.bundle("dave"))
+    assert new_ca.returncode == 0, _text(new_ca)  # both CAs
+    ended = federation.server("rotate-certs", str(federation.root), "--end-overlap")
+    assert ended.returncode == 0, _text(ended)
+    refused = rejoin("alice", federation.bundle("alice"))
+    assert refused.returncode == 2 and "not signed by the CA in the bundle" in _text(refused)
+    assert rejoin("dave", federation.bundle("dave")).returncode == 0
+    federation.node("dave", "leave")
+
+
 def test_expired_server_certificate_is_refused(federation: Federation) -> None:
     import datetime as dt
 
@@ -353,7 +402,6 @@ def test_expired_server_certificate_is_refused(federation: Federation) -> None:
     (federation.root / "server.pem").write_bytes(certs.certificate_pem(expired.certificate))
     assert federation.server("stop", str(federation.root)).returncode == 0
     assert federation.server("start", str(federation.root), "--detach").returncode == 0
-    federation.node("alice", "leave")
-    joined = federation.node("alice", "join", str(federation.bundle("alice")), "--detach")
+    joined = federation.node("dave", "join", str(federation.bundle("dave")), "--detach")
     assert joined.returncode == 2
     assert "certificate has expired" in _text(joined)

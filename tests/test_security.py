@@ -89,3 +89,25 @@ def test_server_init_creates_a_private_federation_directory(cli: Cli, tmp_path: 
     verify_chain(certificate, [ca], "fl.internal")
     verify_chain(certificate, [ca], "127.0.0.1")
     assert again.returncode == 2 and b"already holds a federation" in again.stderr
+
+
+def test_a_ca_roll_bridge_keeps_old_and_new_trust_working() -> None:
+    from cryptography.x509.verification import VerificationError
+
+    from aicache.security.certificates import (
+        create_ca,
+        cross_certify,
+        issue_server_certificate,
+        verify_chain,
+    )
+
+    # Prepare: a server certificate from the new CA, and the bridge the server presents
+    old, new = create_ca("old CA"), create_ca("new CA")
+    server = issue_server_certificate(new, ["fl.example.internal"]).certificate
+    bridge = cross_certify(new, old)
+    # Execute / Assert: an old bundle trusts it through the bridge, a new one directly
+    verify_chain(server, [old.certificate], "fl.example.internal", [bridge])
+    verify_chain(server, [new.certificate], "fl.example.internal", [bridge])
+    # Without the bridge (after --end-overlap) the old CA alone no longer vouches for it
+    with pytest.raises(VerificationError):
+        verify_chain(server, [old.certificate], "fl.example.internal")

@@ -16,14 +16,23 @@ def join(
     detach: Annotated[
         bool, typer.Option("--detach", help="Keep the node running in the background.")
     ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Accept a bundle for a server without TLS (testing)."),
+    ] = False,
 ) -> None:
     """Join a federation: a SuperNode trains aicache's tasks on this machine's own store."""
     from aicache.deploy.node import NodeHome
 
     node = NodeHome()
-    pid = node.join(bundle)
+    pid = node.join(bundle, insecure=insecure)
     joined = node.joined()
     assert joined is not None
+    if joined.insecure:
+        out.print(
+            "[bold red]INSECURE:[/] no TLS and no node authentication: model updates travel "
+            "in plaintext."
+        )
     out.print(
         f"Joined {joined.federation!r} at {joined.address} as {joined.name!r} (pid {pid}). "
         "Only model updates leave this machine."

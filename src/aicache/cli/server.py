@@ -373,7 +373,7 @@ def run(
         last = result.versions[-1]
         out.print(
             f"Done: versions {result.versions[0].version}–{last.version} in {server.registry}, "
-            f"signed; the newest was sent to the connected nodes."
+            "signed."
         )
     if result.message:
         out.print(result.message)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,11 +43,16 @@ def check_name(name: str) -> str:
 def write_private_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path``, readable by the owner only from the first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    temporary.replace(path)
+    # A fresh, exclusively created file (mode 0600) renamed over the target: no
+    # existing file's mode, owner or symlink decides where the secret lands.
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,8 @@ class Bundle:
             )
         try:
             bundle = cls(**data)
+            if not isinstance(bundle.node_id, int) or not isinstance(bundle.insecure, bool):
+                raise TypeError("node_id must be a number and insecure true or false")
             x509.load_pem_x509_certificates(bundle.ca_pem.encode())
             signing.load_public(bundle.signing_public_pem.encode())
             public_from_private(bundle.node_private_key.encode())

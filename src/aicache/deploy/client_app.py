@@ -140,12 +140,20 @@ client_app = make_client_app(StoreProvider(), mods=[_record_sent])
 
 @client_app.query(INSTALL)
 def _install(message: Message, context: Context) -> Message:
-    """Keep a delivered model in the inbox; ``aicache models pull`` verifies it."""
+    """Keep a delivered model in the inbox if it verifies; ``aicache models pull`` installs it.
+
+    Only a delivery signed by the federation's key is written at all, so
+    nothing unverified names a file on the developer's machine.
+    """
+    from aicache.security import signing
+
     record = message.content.config_records["delivery"]
     delivery = Delivery(
         manifest=str(record["manifest"]).encode(),
         signature=bytes.fromhex(str(record["signature"])),
         artifact=bytes.fromhex(str(record["artifact"])),
     )
+    key = signing.load_public((node_dir() / "signing.pub").read_bytes())
+    delivery.verify(key, what="a delivered model")  # raises: the reply carries the error
     Inbox(node_dir() / "inbox").put(delivery)
     return Message(RecordDict({"ok": ConfigRecord({"stored": 1})}), reply_to=message)

@@ -161,23 +161,35 @@ class Inbox:
         self.root = root
 
     def put(self, delivery: Delivery) -> Path:
-        """Keep ``delivery`` as ``<task>/v<version>.json`` (written atomically)."""
+        """Keep ``delivery`` as ``<task>/v<version>.json`` (written atomically).
+
+        Raises
+        ------
+        AicacheError
+            If the manifest names no known task or no version number: nothing
+            it names becomes a path before it is checked.
+        """
+        from aicache.tasks.base import task_names
+
         manifest = delivery.manifest_dict()
-        folder = self.root / str(manifest["task"])
+        task, version = manifest.get("task"), manifest.get("version")
+        if task not in task_names() or not isinstance(version, int) or version < 1:
+            raise AicacheError(f"a delivery names an unknown task or version: {task!r} {version!r}")
+        folder = self.root / str(task)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = folder / f"v{int(manifest['version'])}.json"
+        path = folder / f"v{version}.json"
         write_private_text(path, delivery.to_json())
         return path
 
-    def newest(self) -> dict[str, Path]:
-        """The newest delivery of each task."""
-        found: dict[str, Path] = {}
+    def by_task(self) -> dict[str, list[Path]]:
+        """Each task's deliveries, newest first (by the number in the file name)."""
+        found: dict[str, list[Path]] = {}
         if not self.root.is_dir():
             return found
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
             files = [f for f in folder.glob("v*.json") if f.stem[1:].isdigit()]
             if files:
-                found[folder.name] = max(files, key=lambda f: int(f.stem[1:]))
+                found[folder.name] = sorted(files, key=lambda f: -int(f.stem[1:]))
         return found
 
 
@@ -201,21 +213,31 @@ def _installed_server_version(registry: ModelRegistry, task: str) -> int | None:
 
 
 def pull(inbox: Inbox, registry: ModelRegistry, key: Ed25519PublicKey) -> list[Pulled]:
-    """Verify the newest delivery of each task and install those that are new.
+    """Install, for each task, the newest delivery that verifies, if it is new.
 
-    A delivery that fails verification is refused and left in place for
-    inspection; the task's current model stays the latest.
+    Deliveries are tried newest first; each that fails verification is
+    refused (reported, and left in place for inspection) and the next older
+    one is tried, so a forged file cannot block later genuine models. The
+    task's current model stays the latest until a delivery verifies.
     """
     results: list[Pulled] = []
-    for task, path in inbox.newest().items():
-        what = f"the delivered model {path.name} of {task}"
-        try:
-            delivery = Delivery.from_json(path.read_text(), origin=str(path))
-            manifest, arrays = delivery.verify(key, what=what)
-        except AicacheError as exc:
-            number = path.stem[1:]
-            results.append(Pulled(task, int(number), None, "refused", exc.message))
+    for task, paths in inbox.by_task().items():
+        verified = None
+        for path in paths:
+            what = f"the delivered model {path.name} of {task}"
+            try:
+                delivery = Delivery.from_json(path.read_text(), origin=str(path))
+                manifest, arrays = delivery.verify(key, what=what)
+                if manifest.get("task") != task:
+                    raise signing.SignatureError(f"{what} is signed for another task")
+            except AicacheError as exc:
+                results.append(Pulled(task, int(path.stem[1:]), None, "refused", exc.message))
+                continue
+            verified = (delivery, manifest, arrays)
+            break
+        if verified is None:
             continue
+        delivery, manifest, arrays = verified
         server_version = int(manifest["version"])
         current = registry.latest(task)
         if current is not None and _installed_server_version(registry, task) == server_version:

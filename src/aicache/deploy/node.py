@@ -56,7 +56,7 @@ _REFUSALS = (
         "Check the address in the bundle; aicache refuses to send updates unencrypted.",
     ),
 )
-_CONNECTED = re.compile(r"SuperNode ID:")
+_CONNECTED = re.compile(r"SuperNode ID:|Connection successful")
 _LOST = re.compile(r"Connection attempt failed|connection .* (refused|reset|closed)", re.I)
 
 
@@ -148,7 +148,13 @@ class NodeHome:
         """The federation's model-verifying key, once joined."""
         if not self.signing_file.exists():
             return None
-        return signing.load_public(self.signing_file.read_bytes())
+        try:
+            return signing.load_public(self.signing_file.read_bytes())
+        except ValueError as exc:
+            raise AicacheError(
+                f"the federation's model-verifying key {self.signing_file} is damaged: {exc}",
+                hint="Join again with your bundle (`aicache join BUNDLE`) to restore it.",
+            ) from exc
 
     def install(self, bundle: Bundle) -> None:
         """Keep ``bundle``'s parts where the SuperNode and ``models pull`` find them."""
@@ -181,7 +187,7 @@ class NodeHome:
             str(self.key_file),
         ]
 
-    def join(self, bundle_path: Path) -> int:
+    def join(self, bundle_path: Path, *, insecure: bool = False) -> int:
         """Install the bundle, start the SuperNode in the background, wait until it is connected.
 
         Returns
@@ -196,6 +202,12 @@ class NodeHome:
             (the message says why: key, certificate, or plaintext).
         """
         bundle = Bundle.read(bundle_path)
+        if bundle.insecure and not insecure:
+            raise AicacheError(
+                f"{bundle_path} is for a server without TLS: updates would travel in plaintext "
+                "and the node would not authenticate",
+                hint="Join with --insecure only if that is what you want (testing).",
+            )
         if self.supernode.running():
             raise AicacheError(
                 f"this machine already runs a node ({self.root})",
@@ -219,12 +231,17 @@ class NodeHome:
                     return True
             if _CONNECTED.search(text):
                 return True
-            if not process.is_running():
+            if not self.supernode.running():
                 outcome["exited"] = text.strip().splitlines()[-3:] if text.strip() else []
                 return True
             return False
 
-        if not wait_until(settled, JOIN_TIMEOUT, 0.2):
+        try:
+            settled_in_time = wait_until(settled, JOIN_TIMEOUT, 0.2)
+        except KeyboardInterrupt:
+            self.supernode.stop()
+            raise
+        if not settled_in_time:
             self.supernode.stop()
             raise AicacheError(
                 f"the node did not connect to {bundle.address} within {JOIN_TIMEOUT:g} s",
@@ -288,16 +305,19 @@ class NodeHome:
         report = []
         for task, entries in sorted(by_task.items()):
             latest = registry.latest(task)
+            signed = None if latest is None else registry.signature(task, latest.version)
             privacy: dict[str, Any] = {}
-            covered_round = None
-            if latest is not None and latest.note.startswith("pulled from federation"):
-                privacy = dict(latest.privacy)
-                covered_round = latest.round
+            covered_until = None
+            if signed is not None:  # the federation's signed record, not a local model's
+                manifest = json.loads(signed[0])
+                privacy = dict(manifest.get("privacy", {}))
+                covered_until = float(manifest.get("created_at", 0.0))
             without_dp = sum(1 for e in entries if e.get("dp", "off") == "off")
+            # The record covers what the server had spent when it made that model.
             later = sum(
                 1
                 for e in entries
-                if covered_round is not None and e.get("round", 0) > covered_round
+                if covered_until is not None and float(e.get("time", 0.0)) > covered_until
             )
             epsilon = privacy.get("federation_epsilon", privacy.get("epsilon"))
             report.append(
@@ -313,7 +333,7 @@ class NodeHome:
                     "epsilon": None if without_dp else epsilon,
                     "delta": privacy.get("delta"),
                     "mechanism": privacy.get("mechanism", privacy.get("dp")),
-                    "accounted_through_round": covered_round,
+                    "accounted_until": covered_until,
                     "updates_after_that": later,
                 }
             )

@@ -104,9 +104,10 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
         )
     active = server.active_runs()
     stale = submitted_runs.get(resumable.run_id) if resumable is not None else None
-    if stale in active:
+    if stale in active and not server.serverapp_running():
         # Flower keeps a run whose ServerApp died with the SuperLink "running" until its
-        # heartbeat expires; resuming replaces it, so two ServerApps never share a run.
+        # heartbeat expires; resuming replaces it. A run whose ServerApp is alive is left
+        # alone (refused below), so two ServerApps never share a run.
         server.flwr("stop", str(stale), CONNECTION)
         active = [run for run in active if run != stale]
     if active:

@@ -24,11 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from aicache.deploy.bundle import Bundle, check_name, write_private_text
 from aicache.deploy.processes import Supervised, flower_env, wait_until
 from aicache.errors import AicacheError
 from aicache.security.federation_dir import (
     CA_CERT,
+    CONFIG,
     DEFAULT_PORT,
     SERVER_CERT,
     SERVER_KEY,
@@ -36,12 +39,12 @@ from aicache.security.federation_dir import (
     SIGNING_PUB,
     FederationFiles,
 )
-from aicache.security.node_keys import new_node_key, public_from_private
+from aicache.security.node_keys import new_node_key
 
 CONNECTION = "aicache"
 CA_BUNDLE = "ca-bundle.pem"  # during a CA roll: the new CA and the old one
 CA_BRIDGE = "ca-bridge.pem"  # during a CA roll: the new CA certified by the old one
-CA_PREVIOUS_KEY, CA_PREVIOUS_CERT = "ca-previous.key", "ca-previous.pem"
+CA_PREVIOUS_CERT = "ca-previous.pem"  # the old CA's certificate (its key is not kept)
 START_TIMEOUT = 30.0
 
 _NODES_SCHEMA = """
@@ -72,6 +75,14 @@ class NodeRecord:
     last_seen: float | None
 
 
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -87,8 +98,12 @@ class NodeBook:
         self.path = path
         try:
             self._conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise AicacheError(f"the node list {path} cannot be opened: {exc}") from exc
+        try:
             self._conn.execute(_NODES_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self._conn.close()
             raise AicacheError(
                 f"the node list {path} cannot be used: {exc}",
                 hint="Move it aside; enrolled nodes must then be enrolled again.",
@@ -146,7 +161,13 @@ class ServerDirectory:
         federation = self.config.get("federation", {})
         self.name = str(federation.get("name", "aicache"))
         self.address = str(federation.get("address", f"localhost:{DEFAULT_PORT}"))
-        self.port = int(self.address.rsplit(":", 1)[1])
+        try:
+            self.port = int(self.address.rsplit(":", 1)[1])
+        except (IndexError, ValueError) as exc:
+            raise AicacheError(
+                f"the federation address {self.address!r} in {self.files.path(CONFIG)} has no port",
+                hint='Write it as "host:port", e.g. "fl.example.internal:9092".',
+            ) from exc
         self.flwr_home = self.root / "flower"
         self.registry = self.root / "registry"
         self.log_file = self.root / "superlink.log"
@@ -203,6 +224,11 @@ class ServerDirectory:
             If it is already running, or it exits before it listens (the log's
             last lines say why).
         """
+        if self.superlink.running():
+            raise AicacheError(
+                f"the SuperLink of {self.root} is already running",
+                hint="Stop it first (`aicache server stop`) to change how it runs.",
+            )
         host = listen or str(self.config.get("federation", {}).get("listen", "127.0.0.1"))
         command = [
             str(Path(sys.executable).parent / "flower-superlink"),
@@ -228,29 +254,34 @@ class ServerDirectory:
             ]
         wildcard = host in ("0.0.0.0", "::")  # noqa: S104 - the operator's choice, probed locally
         probe = "127.0.0.1" if wildcard else host
-        self._write_flower_config(insecure, probe)
-        self.runtime.write_text(json.dumps({"insecure": insecure, "host": host}))
+        if _accepts(probe, self.port):
+            raise AicacheError(
+                f"port {self.port} on {probe} is already in use by another program",
+                hint="Stop it, or choose another port in the [federation] address.",
+            )
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         process = self.superlink.start(
             command, env=flower_env(self.flwr_home), log_file=self.log_file, cwd=self.root
         )
-
-        def listening() -> bool:
-            if not process.is_running():
-                return True
-            try:
-                with socket.create_connection((probe, self.port), timeout=0.5):
-                    return True
-            except OSError:
-                return False
-
-        wait_until(listening, START_TIMEOUT, 0.2)
-        if not self.superlink.running():
+        try:
+            ready = wait_until(
+                lambda: not self.superlink.running() or _accepts(probe, self.port),
+                START_TIMEOUT,
+                0.2,
+            )
+        except KeyboardInterrupt:
             self.superlink.stop()
+            raise
+        if not ready or not self.superlink.running():
+            self.superlink.stop()
+            reason = "exited while starting" if ready else f"did not listen in {START_TIMEOUT:g} s"
             raise AicacheError(
-                f"the SuperLink exited while starting: {self.log_tail(offset)}",
+                f"the SuperLink {reason}: {self.log_tail(offset)}",
                 hint=f"Its log is {self.log_file}.",
             )
+        # Only a SuperLink that runs decides how the operator's commands reach it.
+        self._write_flower_config(insecure, probe)
+        self.runtime.write_text(json.dumps({"insecure": insecure, "host": host}))
         return process.pid
 
     def log_tail(self, offset: int = 0, lines: int = 3) -> str:
@@ -309,9 +340,28 @@ class ServerDirectory:
                 f"`flwr {' '.join(args[:2])}` failed: {(done.stderr or done.stdout).strip()[-400:]}"
             ) from exc
         if not isinstance(answer, dict) or not answer.get("success", False):
-            message = " ".join(str(answer.get("error-message", answer)).split())
+            detail = answer.get("error-message", answer) if isinstance(answer, dict) else answer
+            message = " ".join(str(detail).split())
             raise AicacheError(f"the SuperLink refused `flwr {' '.join(args[:2])}`: {message}")
         return answer
+
+    def serverapp_running(self) -> bool:
+        """Whether a ServerApp process of this SuperLink is alive."""
+        process = self.superlink.process()
+        if process is None:
+            return False
+        try:
+            children = process.children(recursive=True)
+        except psutil.Error:
+            return False
+        for child in children:
+            try:
+                alive = child.status() != psutil.STATUS_ZOMBIE
+                if alive and "flwr-serverapp" in " ".join(child.cmdline()):
+                    return True
+            except psutil.Error:
+                continue
+        return False
 
     def active_runs(self) -> list[int]:
         """Flower runs of this SuperLink that have not finished."""
@@ -344,30 +394,35 @@ class ServerDirectory:
                     f"a node called {name!r} is already enrolled (node {known.node_id})",
                     hint="Revoke it first (`aicache server revoke NAME`), or choose another name.",
                 )
-            if known is None and private_path.exists():
-                private = private_path.read_bytes()
-            else:  # a revoked name gets a new key: its old one stays refused
-                private, _ = new_node_key()
-                write_private_text(private_path, private.decode())
-            public = public_from_private(private)
+            # Every enrolment gets a fresh key: a key left from an enrolment that
+            # failed half-way may already be registered, and a revoked one stays refused.
+            private, public = new_node_key()
+            write_private_text(private_path, private.decode())
             public_path = keys / f"{name}.pub"
             public_path.write_bytes(public + b"\n")
             answer = self.flwr(
                 "supernode", "register", str(public_path), CONNECTION, "--name", name
             )
             node_id = int(answer["node-id"])
+            bundle = Bundle(
+                federation=self.name,
+                name=name,
+                node_id=node_id,
+                address=self.address,
+                ca_pem=self.trusted_ca.read_text(),
+                signing_public_pem=self.path(SIGNING_PUB).read_text(),
+                node_private_key=private.decode(),
+                insecure=self.insecure(),
+            )
+            try:
+                bundle.write(output)
+            except OSError as exc:  # no half-enrolled node: take the key back
+                self.flwr("supernode", "unregister", str(node_id), CONNECTION)
+                raise AicacheError(
+                    f"cannot write the bundle {output}: {exc.strerror or exc}",
+                    hint="Choose a writable place with -o; the node was not enrolled.",
+                ) from exc
             book.add(name, node_id, public.decode())
-        bundle = Bundle(
-            federation=self.name,
-            name=name,
-            node_id=node_id,
-            address=self.address,
-            ca_pem=self.trusted_ca.read_text(),
-            signing_public_pem=self.path(SIGNING_PUB).read_text(),
-            node_private_key=private.decode(),
-            insecure=self.insecure(),
-        )
-        bundle.write(output)
         return bundle
 
     def node_list(self) -> list[dict[str, Any]]:
@@ -448,17 +503,30 @@ class ServerDirectory:
                 hint="Rotate after it ends, or pass --force (then `server run --resume`).",
             )
         done: list[str] = []
-        current = certs.load_issued(self.path(SERVER_KEY), self.path(SERVER_CERT))
+        try:
+            current = certs.load_issued(self.path(SERVER_KEY), self.path(SERVER_CERT))
+            ca = certs.load_issued(self.path("ca.key"), self.path(CA_CERT))
+        except (OSError, ValueError) as exc:
+            raise AicacheError(
+                f"cannot read the federation's CA or server key in {self.root}: {exc}",
+                hint="rotate-certs needs ca.key and server.key in the directory (bring an "
+                "offline CA key back for the rotation).",
+            ) from exc
         names = certs.certificate_names(current.certificate)
-        ca = certs.load_issued(self.path("ca.key"), self.path(CA_CERT))
         if roll_ca:
             if self.path(CA_BRIDGE).exists():
                 raise AicacheError(
                     "a CA roll is still in its overlap window",
                     hint="End it first with `aicache server rotate-certs --end-overlap`.",
                 )
+            if certs.path_length(ca.certificate) == 0:
+                raise AicacheError(
+                    "this federation's CA may not certify another CA (path length 0), so no "
+                    "bridge can keep old bundles working through a roll",
+                    hint="Renew only the server certificate, or make a new federation "
+                    "(`server init --force`) and enrol the nodes again.",
+                )
             new_ca = certs.create_ca(f"{self.name} CA {time.strftime('%Y-%m-%d')}")
-            certs.write_private(self.path(CA_PREVIOUS_KEY), certs.key_pem(ca.key))
             self.path(CA_PREVIOUS_CERT).write_bytes(certs.certificate_pem(ca.certificate))
             bridge = certs.cross_certify(new_ca, ca, days=days)
             self.path(CA_BRIDGE).write_bytes(certs.certificate_pem(bridge))
@@ -472,7 +540,7 @@ class ServerDirectory:
         if end_overlap:
             if not self.path(CA_BRIDGE).exists():
                 raise AicacheError("there is no CA roll to end (no overlap window is open)")
-            for name in (CA_BRIDGE, CA_BUNDLE, CA_PREVIOUS_KEY, CA_PREVIOUS_CERT):
+            for name in (CA_BRIDGE, CA_BUNDLE, CA_PREVIOUS_CERT):
                 self.path(name).unlink(missing_ok=True)
             done.append("overlap ended: only bundles carrying the new CA work now")
         server = certs.issue_server_certificate(ca, names, days=days)

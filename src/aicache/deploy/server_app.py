@@ -152,11 +152,20 @@ def _server_main(grid: Grid, context: Context) -> None:
         if observer.stopped is None and len(observer.rounds) != plan.rounds - plan.start_round:
             registry.finish_run(run_id, "failed", "the run ended early")
             raise RuntimeError("the run ended early")
-        latest = registry.latest(plan.task)
-        delivery = delivery_for(registry, latest) if latest is not None else None
-        registry.finish_run(run_id, "finished", observer.stopped)
+        signed = [v for v in registry.versions(plan.task) if registry.signature(v.task, v.version)]
+        delivery = delivery_for(registry, signed[-1]) if signed else None
+    # The nodes get the model before the run is called finished, so whoever
+    # follows the run can pull it as soon as it ends. A failed delivery does
+    # not undo the run's training: it is reported, and the next run delivers.
+    notes = [observer.stopped] if observer.stopped else []
     if delivery is not None:
-        publish(grid, delivery, timeout=min(plan.round_timeout, 60.0))
+        try:
+            sent = publish(grid, delivery, timeout=min(plan.round_timeout, 60.0))
+            notes.append(f"version {signed[-1].version} sent to {sent} node(s)")
+        except Exception as exc:
+            notes.append(f"the model could not be sent to the nodes: {exc}")
+    with ModelRegistry(server.registry) as registry:
+        registry.finish_run(run_id, "finished", "; ".join(notes) or None)
 
 
 def publish(grid: Grid, delivery: Delivery, *, timeout: float) -> int:

@@ -395,7 +395,7 @@ class ModelRegistry:
     def rollback(self, task: str, to: ModelVersion) -> ModelVersion:
         """Make ``to`` the latest model again, as a new version that reuses its artifact."""
         arrays = self.load(to)
-        return self.register(
+        restored = self.register(
             task,
             arrays,
             run_id=to.run_id,
@@ -408,6 +408,10 @@ class ModelRegistry:
             privacy=to.privacy,
             note=f"rollback to version {to.version}",
         )
+        signed = self.signature(task, to.version)
+        if signed is not None:  # a model from a federation stays verifiable after a rollback
+            self.add_signature(task, restored.version, *signed)
+        return restored
 
     # Signatures -----------------------------------------------------------
 

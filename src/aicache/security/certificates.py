@@ -153,6 +153,15 @@ def cross_certify(
     )
 
 
+def path_length(certificate: x509.Certificate) -> int | None:
+    """How many CAs may stand below this CA (``None``: no limit or not a CA)."""
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+    return constraints.path_length
+
+
 def certificate_names(certificate: x509.Certificate) -> list[str]:
     """The DNS names and IP addresses a server certificate covers."""
     try:
@@ -182,10 +191,10 @@ def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def write_private(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` readable by the owner only, from its first byte."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(descriptor, 0o600)  # an existing file keeps its mode otherwise: fix it first
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
-    path.chmod(0o600)
     return path
 
 
@@ -197,7 +206,12 @@ def load_issued(key_path: Path, certificate_path: Path) -> Issued:
     return Issued(key, x509.load_pem_x509_certificate(certificate_path.read_bytes()))
 
 
-def verify_chain(certificate: x509.Certificate, trusted: list[x509.Certificate], name: str) -> None:
+def verify_chain(
+    certificate: x509.Certificate,
+    trusted: list[x509.Certificate],
+    name: str,
+    intermediates: list[x509.Certificate] | None = None,
+) -> None:
     """Check that ``certificate`` is valid now, for ``name``, under one of ``trusted``.
 
     Raises
@@ -212,4 +226,4 @@ def verify_chain(certificate: x509.Certificate, trusted: list[x509.Certificate],
     except ValueError:
         subject = x509.DNSName(name)
     verifier = PolicyBuilder().store(Store(trusted)).build_server_verifier(subject)
-    verifier.verify(certificate, [])
+    verifier.verify(certificate, intermediates or [])

@@ -99,7 +99,7 @@ def init_federation(
         "signing": {"key": SIGNING_KEY, "public": SIGNING_PUB},
         # Defaults of `aicache server run` (its flags override them).
         "training": {"task": "next-command", "strategy": "fedavg", "rounds": 10},
-        "privacy": {"dp": "off", "clip": 1.0, "delta": 1e-5},
+        "privacy": {"dp": "off", "clip": 1.0},
     }
     files.path(CONFIG).write_text(tomli_w.dumps(config))
     return files
