@@ -198,64 +198,85 @@ def rotate_certs(
         out.print(line)
 
 
-def _deploy_plan(values: dict[str, Any], population: int) -> Any:  # -> TrainingPlan
+def _deploy_plan(
+    population: int,
+    *,
+    task: str,
+    rounds: int,
+    strategy: str,
+    fraction: float,
+    min_clients: int,
+    local_epochs: int | None,
+    learning_rate: float | None,
+    seed: int,
+    dp: str,
+    clip: float,
+    noise_multiplier: float | None,
+    target_epsilon: float | None,
+    delta: float | None,
+    accountant: str,
+    budget: float | None,
+    secure: str,
+    round_timeout: float,
+    evaluate_every: int,
+) -> Any:  # -> TrainingPlan
     from aicache.cli.simulate import _dp_plan
     from aicache.federation.plan import TrainingPlan
     from aicache.federation.strategies import Selection, StrategySpec
     from aicache.privacy.secure import SecAggSettings
     from aicache.tasks.base import task_names
 
-    if values["task"] not in task_names():
+    if task not in task_names():
         raise AicacheError(
-            f"--task: unknown task {values['task']!r}: choose one of {', '.join(task_names())}"
+            f"--task: unknown task {task!r}: choose one of {', '.join(task_names())}"
         )
-    if values["dp"] not in ("off", "central"):
+    if dp not in ("off", "central"):
         raise AicacheError(
-            f"--dp {values['dp']} is not available on a deployed federation: use off or central",
+            f"--dp {dp} is not available on a deployed federation: use off or central",
             hint="Distributed DP needs secure aggregation, which deployed runs lack so far.",
         )
-    if values["secure"] != "off":
+    if secure != "off":
         raise AicacheError(
-            f"--secure {values['secure']} is not available on a deployed federation yet",
+            f"--secure {secure} is not available on a deployed federation yet",
             hint="Use it in `aicache simulate`; deployed runs use TLS and --dp for now.",
         )
     try:
-        dp_enabled = values["dp"] != "off"
+        dp_enabled = dp != "off"
         # Under DP the sample must be m of all N enrolled nodes, as the accountant assumes:
         # the run waits for every enrolled node before its first round.
         selection = Selection(
-            values["fraction"],
-            values["min_clients"],
-            min_available=population if dp_enabled else values["min_clients"],
+            fraction,
+            min_clients,
+            min_available=population if dp_enabled else min_clients,
         )
         dp_plan = _dp_plan(
-            values["dp"],
-            values["clip"],
-            values["noise_multiplier"],
-            values["target_epsilon"],
-            values["delta"],
-            values["accountant"],
-            values["budget"],
+            dp,
+            clip,
+            noise_multiplier,
+            target_epsilon,
+            delta,
+            accountant,
+            budget,
             population=population,
             selection=selection,
-            rounds=values["rounds"],
+            rounds=rounds,
             secagg=SecAggSettings(),
         )
         plan = TrainingPlan(
-            task=values["task"],
-            rounds=values["rounds"],
-            strategy=StrategySpec(values["strategy"], {}),
+            task=task,
+            rounds=rounds,
+            strategy=StrategySpec(strategy, {}),
             selection=selection,
-            seed=values["seed"],
+            seed=seed,
             dp=dp_plan,
-            round_timeout=values["round_timeout"],
+            round_timeout=round_timeout,
             final_evaluation=False,
-            evaluate_every=values["evaluate_every"],
+            evaluate_every=evaluate_every,
         )
-        if values["learning_rate"] is not None:
-            plan = replace(plan, learning_rate=values["learning_rate"])
-        if values["local_epochs"] is not None:
-            plan = replace(plan, local_epochs=values["local_epochs"])
+        if learning_rate is not None:
+            plan = replace(plan, learning_rate=learning_rate)
+        if local_epochs is not None:
+            plan = replace(plan, local_epochs=local_epochs)
     except ValueError as exc:
         raise AicacheError(str(exc)) from exc
     return plan
@@ -335,7 +356,27 @@ def run(
         raise AicacheError(
             "no nodes are enrolled", hint="Enrol some with `aicache server enroll NAME`."
         )
-    plan = _deploy_plan(dict(locals()), population)
+    plan = _deploy_plan(
+        population,
+        task=task,
+        rounds=rounds,
+        strategy=strategy,
+        fraction=fraction,
+        min_clients=min_clients,
+        local_epochs=local_epochs,
+        learning_rate=learning_rate,
+        seed=seed,
+        dp=dp,
+        clip=clip,
+        noise_multiplier=noise_multiplier,
+        target_epsilon=target_epsilon,
+        delta=delta,
+        accountant=accountant,
+        budget=budget,
+        secure=secure,
+        round_timeout=round_timeout,
+        evaluate_every=evaluate_every,
+    )
     submitted = runs.submit(server, plan, resume=resume)
     plan = submitted.plan
     out.print(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,14 +194,14 @@ def follow(
         If the run fails, Flower ends it without a result, or ``timeout`` passes.
     """
     deadline = time.monotonic() + timeout
-    seen: set[int] = set()
+    reported = 0
     next_flower_check = time.monotonic() + 5.0
-    for progress in _poll(server, submitted.run_id, interval):
-        for version in progress.versions:
-            if version.version not in seen:
-                seen.add(version.version)
-                if on_version is not None:
-                    on_version(version)
+    while True:
+        progress = _progress(server, submitted.run_id)
+        for version in progress.versions[reported:]:
+            if on_version is not None:
+                on_version(version)
+        reported = len(progress.versions)
         if progress.status == "finished":
             return progress
         if progress.status == "failed":
@@ -234,21 +234,17 @@ def follow(
                 ) from None
             if status.startswith("finished") and progress.status == "running":
                 time.sleep(1.0)  # the registry is written before Flower marks the end
-                last = next(_poll(server, submitted.run_id, interval))
-                if last.status == "running":
+                if _progress(server, submitted.run_id).status == "running":
                     raise AicacheError(
                         f"Flower ended the run ({status}) before it finished its rounds",
                         hint=f"The SuperLink's log says why: {server.log_file}. "
                         "`aicache server run --resume` continues it.",
                         exit_code=1,
                     )
-    raise AssertionError("unreachable")
-
-
-def _poll(server: ServerDirectory, run_id: str, interval: float) -> Iterator[Progress]:
-    while True:
-        with ModelRegistry(server.registry) as registry:
-            record = registry.run(run_id)
-            versions = registry.run_versions(run_id)
-        yield Progress(record.status, versions, record.message)
         time.sleep(interval)
+
+
+def _progress(server: ServerDirectory, run_id: str) -> Progress:
+    with ModelRegistry(server.registry) as registry:
+        record = registry.run(run_id)
+        return Progress(record.status, registry.run_versions(run_id), record.message)

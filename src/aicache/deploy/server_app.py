@@ -9,7 +9,6 @@ as it is registered; at the end the newest is sent to every connected node.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +20,7 @@ from flwr.supercore.run import Run
 
 from aicache.deploy.client_app import INSTALL
 from aicache.deploy.distribution import Delivery, delivery_for, sign_version
+from aicache.deploy.polling import SERVER_POLL, env_seconds
 from aicache.federation.server_app import (
     RoundReport,
     RunObserver,
@@ -32,16 +32,6 @@ from aicache.registry import ModelRegistry
 from aicache.security import signing
 
 DIR_KEY, RUN_KEY = "aicache-dir", "aicache-run"
-POLL_SECONDS = 0.1  # the ServerApp's wait between asks for replies (Flower's default: 3 s)
-
-
-def poll_seconds() -> float:
-    """The reply poll: ``AICACHE_SERVER_POLL`` seconds (0.01-3), else :data:`POLL_SECONDS`."""
-    try:
-        value = float(os.environ.get("AICACHE_SERVER_POLL", POLL_SECONDS))
-    except ValueError:
-        return POLL_SECONDS
-    return min(max(value, 0.01), 3.0)
 
 
 class PollingGrid(Grid):
@@ -124,7 +114,7 @@ def _server_main(grid: Grid, context: Context) -> None:
                 nodes = [m.metadata.src_node_id for m in trained if not m.has_error()]
                 book.took_part(nodes, run_id, round_number)
 
-    grid = PollingGrid(grid, poll_seconds(), on_replies)
+    grid = PollingGrid(grid, env_seconds("AICACHE_SERVER_POLL", SERVER_POLL), on_replies)
     with ModelRegistry(server.registry) as registry:
         plan, initial, parent = starting_point(registry, registry.run(run_id))
         prior = prior_spends(registry, plan.task, federation, run_id)

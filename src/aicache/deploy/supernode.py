@@ -11,13 +11,12 @@ Flower's. Checked against flwr 1.42 (the version aicache pins).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from types import ModuleType
 from typing import Any
 
-DEFAULT_POLL = 0.2
+from aicache.deploy.polling import NODE_POLL, env_seconds
 
 
 class _CappedTime(ModuleType):
@@ -35,21 +34,13 @@ class _CappedTime(ModuleType):
         time.sleep(min(seconds, self._limit))
 
 
-def poll_seconds() -> float:
-    """The cap from ``AICACHE_NODE_POLL`` (seconds, 0.01-3)."""
-    try:
-        value = float(os.environ.get("AICACHE_NODE_POLL", DEFAULT_POLL))
-    except ValueError:
-        return DEFAULT_POLL
-    return min(max(value, 0.01), 3.0)
-
-
 def main() -> None:
     """Run Flower's SuperNode with the capped idle poll."""
     from flwr.supernode import start_client_internal
     from flwr.supernode.cli.flower_supernode import flower_supernode
 
-    start_client_internal.time = _CappedTime(poll_seconds())  # type: ignore[attr-defined]
+    cap = env_seconds("AICACHE_NODE_POLL", NODE_POLL)
+    start_client_internal.time = _CappedTime(cap)  # type: ignore[attr-defined]
     sys.argv[0] = "flower-supernode"
     flower_supernode()
 

@@ -129,6 +129,16 @@ def make_client_app(
     """
     app = ClientApp(mods=mods)
 
+    def _received(
+        message: Message, context: Context
+    ) -> tuple[ConfigRecord, AnyTask, int, ClientData, list[Any]]:
+        """What a train or evaluate message asks of this client: settings, task, data, model."""
+        config = message.content.config_records["config"]
+        task = get_task(str(config["task"]))
+        client = _client_id(context)
+        params = message.content.array_records["arrays"].to_numpy_ndarrays()
+        return config, task, client, provider.client_data(task, client), params
+
     def encrypt_if_requested(
         message: Message, context: Context, call_next: ClientAppCallable
     ) -> Message:
@@ -153,11 +163,7 @@ def make_client_app(
 
     @app.train(mods=[encrypt_if_requested, local_dp_mod, clip_if_requested])
     def train(message: Message, context: Context) -> Message:
-        config = message.content.config_records["config"]
-        task = get_task(str(config["task"]))
-        client = _client_id(context)
-        data = provider.client_data(task, client)
-        params = message.content.array_records["arrays"].to_numpy_ndarrays()
+        config, task, client, data, params = _received(message, context)
         result = task.fit(params, data.train, fit_config(config, seed=client_seed(config, client)))
         sent = result.params if tamper is None else tamper(client, result.params)
         # Under differential privacy every client weighs the same: the noise is
@@ -201,11 +207,7 @@ def make_client_app(
 
     @app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:
-        config = message.content.config_records["config"]
-        task = get_task(str(config["task"]))
-        client = _client_id(context)
-        data = provider.client_data(task, client)
-        params = message.content.array_records["arrays"].to_numpy_ndarrays()
+        config, task, client, data, params = _received(message, context)
         metrics = task.evaluate(params, data.test)
         values: dict[str, float] = {"client": client, **_without_count(metrics)}
         if int(_number(config, "final", 0)):
