@@ -282,6 +282,17 @@ def _deploy_plan(
     return plan
 
 
+def _config_value(server: ServerDirectory, table: str, key: str, default: Any, kind: Any) -> Any:
+    """``table.key`` of the federation's config as ``kind``, or a message naming it."""
+    value = server.config.get(table, {}).get(key, default)
+    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise AicacheError(
+            f"{table}.{key} = {value!r} in {server.root / 'aicache-server.toml'} is not a number",
+            hint=f"Write a number, or remove it (default: {default}).",
+        )
+    return kind(value)
+
+
 @app.command("run")
 def run(
     directory: DirArgument = None,
@@ -336,15 +347,13 @@ def run(
     from aicache.deploy import runs
 
     server = _server(directory, dir_option)
-    training = server.config.get("training", {})
-    privacy = server.config.get("privacy", {})
-    task = task or str(training.get("task", "next-command"))
-    rounds = rounds if rounds is not None else int(training.get("rounds", 10))
-    strategy = strategy or str(training.get("strategy", "fedavg"))
-    dp = dp or str(privacy.get("dp", "off"))
-    clip = clip if clip is not None else float(privacy.get("clip", 1.0))
-    if delta is None and "delta" in privacy:
-        delta = float(privacy["delta"])
+    task = task or str(_config_value(server, "training", "task", "next-command", str))
+    rounds = rounds if rounds is not None else _config_value(server, "training", "rounds", 10, int)
+    strategy = strategy or str(_config_value(server, "training", "strategy", "fedavg", str))
+    dp = dp or str(_config_value(server, "privacy", "dp", "off", str))
+    clip = clip if clip is not None else _config_value(server, "privacy", "clip", 1.0, float)
+    if delta is None and "delta" in server.config.get("privacy", {}):
+        delta = _config_value(server, "privacy", "delta", 1e-5, float)
     checked("--rounds", rounds, 1)
     checked("--min-clients", min_clients, 1)
     checked("--round-timeout", round_timeout, 1)

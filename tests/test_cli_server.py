@@ -1,0 +1,37 @@
+"""Operator commands that need no running SuperLink: bad input gets a message."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_config_value_that_is_not_a_number_is_named(cli: Cli) -> None:
+    # Prepare
+    root = cli.cwd / "fed"
+    assert cli.run("server", "init", str(root), "--port", "19321").returncode == 0
+    config = root / "aicache-server.toml"
+    config.write_text(config.read_text().replace("rounds = 10", 'rounds = "ten"'))
+    # Execute
+    result = cli.run("server", "run", str(root))
+    # Assert
+    text = result.stderr.decode()
+    assert result.returncode == 2
+    assert "training.rounds = 'ten'" in text and "is not a number" in text
+    assert "Traceback" not in text
+
+
+def test_an_address_without_a_port_is_named(cli: Cli) -> None:
+    root = cli.cwd / "fed"
+    assert cli.run("server", "init", str(root), "--port", "19322").returncode == 0
+    config = root / "aicache-server.toml"
+    text = config.read_text()
+    start = text.index("address = ")
+    end = text.index("\n", start)
+    config.write_text(text[:start] + 'address = "fl.example.internal"' + text[end:])
+    result = cli.run("server", "nodes", str(root))
+    assert result.returncode == 2
+    assert "has no port" in result.stderr.decode() and b"Traceback" not in result.stderr
