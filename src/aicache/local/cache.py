@@ -72,6 +72,7 @@ class CachedAnswer:
     stderr: bytes
     exit_code: int
     duration_s: float
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +109,13 @@ class NewEntry:
 def lookup(store: Store, key: CacheKey, now: float) -> CachedAnswer | None:
     """Return the live entry for ``key``, or ``None`` when absent or expired."""
     row = store.conn.execute(
-        "SELECT stdout, stderr, exit_code, duration_s, expires_at FROM cache_entries WHERE key = ?",
+        "SELECT stdout, stderr, exit_code, duration_s, expires_at, created_at "
+        "FROM cache_entries WHERE key = ?",
         (key.digest,),
     ).fetchone()
     if row is None or (row[4] is not None and row[4] <= now):
         return None
-    return CachedAnswer(bytes(row[0]), bytes(row[1]), int(row[2]), float(row[3]))
+    return CachedAnswer(bytes(row[0]), bytes(row[1]), int(row[2]), float(row[3]), float(row[5]))
 
 
 def record(store: Store, event: Event, *, entry: NewEntry | None = None, hit: str = "") -> None:
