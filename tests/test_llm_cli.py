@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -103,9 +104,20 @@ class Terminal:
     def finish(self) -> tuple[int, bytes]:
         """Wait for the command to end; its exit status and everything it printed."""
         self.read_until(b"\0never\0")
-        code = self.process.wait(timeout=120)
-        os.close(self.leader)
+        try:
+            code = self.process.wait(timeout=120)
+        finally:
+            self.close()
         return code, self.output.replace(b"\r\n", b"\n")
+
+    def close(self) -> None:
+        """End the command (and anything it started) if it still runs; release the terminal."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        if self.leader >= 0:
+            os.close(self.leader)
+            self.leader = -1
 
 
 def in_terminal(cli: Cli, *args: str) -> tuple[int, bytes]:
@@ -156,14 +168,18 @@ def test_chat_is_a_live_session_on_the_terminal_every_time(llm: Cli) -> None:
     for turn in range(2):
         # Prepare / Execute: start a chat through aicache, as a person would.
         session = Terminal([*AICACHE, "run", "--", "llm", "chat"], llm.env, llm.cwd)
-        session.read_until(b"exit or quit")
-        # Assert: llm itself holds the terminal on stdin, stdout and stderr.
-        fds = [Path(f"/proc/{session.process.pid}/fd/{fd}").readlink() for fd in (0, 1, 2)]
-        assert fds == [Path(session.tty)] * 3
-        session.type("one two one three one two\n")
-        time.sleep(0.5)
-        session.type("quit\n")
-        code, output = session.finish()
+        try:
+            session.read_until(b"exit or quit")
+            # Assert: llm itself holds the terminal on stdin, stdout and stderr.
+            pid = session.process.pid
+            fds = [Path(f"/proc/{pid}/fd/{fd}").readlink() for fd in (0, 1, 2)]
+            assert fds == [Path(session.tty)] * 3
+            session.type("one two one three one two\n")
+            time.sleep(0.5)
+            session.type("quit\n")
+            code, output = session.finish()
+        finally:
+            session.close()
         assert code == 0, output
         assert b"Chatting with markov" in output
         assert llm_runs(llm) == turn + 1  # the session really ran, both times
