@@ -9,7 +9,9 @@ account (their content goes into the key, hashed), whether a prompt also comes
 from standard input, and where the prompt text is.
 
 The table is data: to teach aicache a new tool, add one :class:`Adapter` to
-:data:`ADAPTERS`. When in doubt an invocation is *not* a prompt: passing a
+:data:`ADAPTERS`. Its records are named tuples rather than dataclasses because
+the table is built on every call, cache hits included, and named tuples cost a
+fraction of a dataclass to define. When in doubt an invocation is *not* a prompt: passing a
 prompt through costs a call, replaying a session or a log would be wrong.
 
 This module is on the cache-hit path: standard library only, no regular
@@ -22,6 +24,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
 class Kind(enum.Enum):
@@ -37,8 +40,7 @@ class Kind(enum.Enum):
     """A tool the table does not know."""
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(NamedTuple):
     """A subcommand path (``("logs",)``, ``("api", "chat.completions.create")``) and its kind.
 
     ``skip`` positionals after the path are not prompt text (``ollama run MODEL PROMPT``).
@@ -49,8 +51,7 @@ class Command:
     skip: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigDir:
+class ConfigDir(NamedTuple):
     """A folder of configuration whose listed files (or folders) select the model or account.
 
     ``candidates`` are tried in order: one with ``$VAR`` counts when every
@@ -86,8 +87,7 @@ def _expand(template: str, environ: dict[str, str]) -> str | None:
     return "/".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
-class Adapter:
+class Adapter(NamedTuple):
     """How one tool is called.
 
     Attributes
@@ -317,14 +317,12 @@ class Invocation:
     files: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class _Parsed:
-    options: tuple[tuple[str, tuple[str, ...]], ...]
-    positionals: tuple[str, ...]
+_Options = list[tuple[str, tuple[str, ...]]]
 
 
-def _parse(adapter: Adapter, args: list[str]) -> _Parsed:
-    options: list[tuple[str, tuple[str, ...]]] = []
+def _parse(adapter: Adapter, args: list[str]) -> tuple[_Options, tuple[str, ...]]:
+    """Split ``args`` into options with their values, and positional words."""
+    options: _Options = []
     positionals: list[str] = []
     index = 0
     rest_positional = False
@@ -346,7 +344,7 @@ def _parse(adapter: Adapter, args: list[str]) -> _Parsed:
             values.append(args[index])
             index += 1
         options.append((name, tuple(values)))
-    return _Parsed(tuple(options), tuple(positionals))
+    return options, tuple(positionals)
 
 
 def classify(argv: list[str] | tuple[str, ...], *, stdin_piped: bool = False) -> Invocation:
@@ -360,17 +358,17 @@ def classify(argv: list[str] | tuple[str, ...], *, stdin_piped: bool = False) ->
     adapter = ADAPTERS.get(tool)
     if adapter is None:
         return Invocation(Kind.UNKNOWN, None)
-    parsed = _parse(adapter, list(argv[1:]))
-    names = {name for name, _ in parsed.options}
+    options, positionals = _parse(adapter, list(argv[1:]))
+    names = {name for name, _ in options}
     if names & INFO_FLAGS or names & adapter.stateful_flags:
         return Invocation(Kind.STATEFUL, adapter)
     if names & adapter.interactive_flags:
         return Invocation(Kind.INTERACTIVE, adapter)
-    command = _match(adapter, parsed.positionals)
-    rest = parsed.positionals
+    command = _match(adapter, positionals)
+    rest = positionals
     if command is not None:
         kind, rest = command.kind, rest[len(command.words) + command.skip :]
-        if len(parsed.positionals) < len(command.words) + command.skip:
+        if len(positionals) < len(command.words) + command.skip:
             kind = Kind.STATEFUL  # `ollama run` without a model only prints its usage
     elif names & (adapter.prompt_flags | adapter.prompt_options):
         kind = Kind.PROMPT
@@ -378,9 +376,9 @@ def classify(argv: list[str] | tuple[str, ...], *, stdin_piped: bool = False) ->
         kind = adapter.default if rest else adapter.bare
     if kind is not Kind.PROMPT:
         return Invocation(kind, adapter)
-    texts = [v[-1] for name, v in parsed.options if name in adapter.prompt_options and v]
+    texts = [v[-1] for name, v in options if name in adapter.prompt_options and v]
     texts.extend(rest)
-    files = tuple(v[0] for name, v in parsed.options if name in adapter.file_options and v)
+    files = tuple(v[0] for name, v in options if name in adapter.file_options and v)
     reads_stdin = (adapter.stdin or "-" in files) and stdin_piped
     if not texts and not reads_stdin and not files:
         return Invocation(Kind.INTERACTIVE, adapter)
