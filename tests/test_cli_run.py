@@ -461,3 +461,28 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
+
+
+def test_terminating_aicache_ends_the_command_and_what_it_started(cli: Cli, tmp_path: Path) -> None:
+    # Prepare: a tool (with a child of its own) running through aicache.
+    tool = tmp_path / "stubborn"
+    tool.write_text(IGNORES_SIGINT)
+    tool.chmod(0o755)
+    pid_file = tmp_path / "child.pid"
+    process = cli.popen("run", "--", str(tool), str(pid_file))
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        assert time.monotonic() < deadline, "the tool did not start"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    try:
+        # Execute: `kill PID` of aicache alone, as a supervisor or a closed terminal would.
+        process.terminate()
+        process.communicate(timeout=60)
+        # Assert
+        assert process.returncode != 0
+        assert not alive(child)
+        assert entries(cli) == 0
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)

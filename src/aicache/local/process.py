@@ -18,6 +18,7 @@ from aicache.local.shims import resolve_program
 
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Iterator
 
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
@@ -117,7 +118,8 @@ def execute(
     for thread in pumps:
         thread.start()
     try:
-        proc.wait()
+        with _forwarding(proc.pid):
+            proc.wait()
     except KeyboardInterrupt:
         _end_after_interrupt(proc)
         raise
@@ -144,6 +146,27 @@ def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
         proc.stdin.close()
     except OSError:
         pass  # the command did not read all of its input
+
+
+@contextlib.contextmanager
+def _forwarding(group: int) -> Iterator[None]:
+    """Pass SIGTERM and SIGHUP on to the command's process group while it runs.
+
+    The command has its own group, so a closed terminal or a ``kill`` aimed at
+    aicache would otherwise leave it (and its children) running unattended.
+    """
+    import signal
+
+    def forward(signum: int, _frame: object) -> None:
+        _signal_group(group, signum)
+
+    signals = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _end_after_interrupt(proc: subprocess.Popen[bytes]) -> None:
