@@ -1,8 +1,8 @@
 """Cache entries and interaction events: keys, lookups, writes and pruning.
 
 A cache key is the SHA-256 of the command's argv (program reduced to its
-basename), a digest of its standard input, and its context (see
-:mod:`aicache.local.context`). Events never hold the key material itself,
+basename), a digest of its standard input when read, and its context (see
+:mod:`aicache.local.context`; the runner adds what identifies the program). Events never hold the key material itself,
 only a hash of the key, the tool and normalised tokens.
 """
 
@@ -33,7 +33,8 @@ class CacheKey:
     argv
         The argv with the program reduced to ``tool``.
     stdin_sha256
-        Hex SHA-256 of standard input when it was read, else ``None`` (a terminal).
+        Hex SHA-256 of standard input when it was read, else ``None`` (the
+        command got ``/dev/null`` or inherited its input unread).
     context
         The context values that went into the key.
     """
@@ -280,13 +281,13 @@ def refreshable(
     """Entries of ``tools`` that are expired or expire within ``within_s``.
 
     Only entries whose command read no input can be re-run unattended (their
-    input is empty, so the same key comes back).
+    input was empty or not read, so the same key comes back).
     """
     kept = sorted(tools)
     marks = ", ".join("?" for _ in kept)
     rows = store.conn.execute(
         "SELECT key, argv, context, created_at, expires_at FROM cache_entries "
-        f"WHERE tool IN ({marks}) AND stdin_sha256 = ? "
+        f"WHERE tool IN ({marks}) AND (stdin_sha256 IS NULL OR stdin_sha256 = ?) "
         "AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
         (*kept, EMPTY_STDIN_SHA256, now + within_s),
     ).fetchall()
@@ -340,7 +341,7 @@ def prune(
             # Kept: what prefetch can refresh (a predicted tool, run without input).
             expired = conn.execute(
                 "DELETE FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= ? "
-                f"AND NOT (tool IN ({marks}) AND stdin_sha256 IS ?)",
+                f"AND NOT (tool IN ({marks}) AND (stdin_sha256 IS NULL OR stdin_sha256 = ?))",
                 (now, *kept, EMPTY_STDIN_SHA256),
             ).rowcount
         aged = conn.execute("DELETE FROM cache_entries WHERE created_at < ?", (cutoff,)).rowcount
