@@ -2,8 +2,9 @@
 
 A cache key is the SHA-256 of the command's argv (program reduced to its
 basename), a digest of its standard input when read, and its context (see
-:mod:`aicache.local.context`; the runner adds what identifies the program). Events never hold the key material itself,
-only a hash of the key, the tool and normalised tokens.
+:mod:`aicache.local.context`; the runner adds what identifies the program).
+Events never hold the key material itself, only a hash of the key, the tool
+and normalised tokens.
 """
 
 from __future__ import annotations
