@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aicache.errors import AicacheError
 from aicache.local.store import Store
+from aicache.local.units import bounded_timestamp
 
 KEY_FORMAT = 1
 EMPTY_STDIN_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -205,7 +206,7 @@ def _summary(row: tuple[object, ...]) -> EntrySummary:
         argv=tuple(json.loads(str(argv))),
         size=int(str(size)),
         created_at=float(str(created)),
-        expires_at=None if expires is None else float(str(expires)),
+        expires_at=bounded_timestamp(None if expires is None else float(str(expires))),
         hits=int(str(hits)),
     )
 
