@@ -6,15 +6,16 @@ and the rows that can still be read are copied into a fresh store.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aicache.errors import StoreUnreadableError
-from aicache.local.paths import store_path
+from aicache.local.paths import check_home, store_path
 from aicache.local.schema import APPLICATION_ID, DATA_TABLES, SCHEMA_VERSION
-from aicache.local.store import SQLITE_HEADER, Store
+from aicache.local.store import SQLITE_HEADER, Store, check_own_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +28,14 @@ class Finding:
 
 def diagnose(home: Path) -> list[Finding]:
     """Check the store under ``home`` without changing anything."""
-    path = store_path(home)
-    if not path.exists():
-        return [Finding("ok", f"no store yet at {path}; it is created on first use")]
+    try:
+        check_home(home)
+        path = store_path(home)
+        if not os.path.lexists(path):
+            return [Finding("ok", f"no store yet at {path}; it is created on first use")]
+        check_own_files(path)
+    except StoreUnreadableError as exc:
+        return [Finding("problem", exc.message)]
     findings = _permission_findings(home, path)
     try:
         header = path.read_bytes()[: len(SQLITE_HEADER)]
@@ -86,6 +92,7 @@ class RepairResult:
 def repair(home: Path) -> RepairResult:
     """Make the store under ``home`` usable again, keeping the old file as a backup."""
     result = RepairResult()
+    check_home(home)  # a home that is a file is the user's to move: nothing to salvage
     path = store_path(home)
     if not any(f.level == "problem" for f in diagnose(home)):
         if path.exists():
