@@ -120,3 +120,19 @@ def test_a_store_owned_by_another_user_is_refused(cli: Cli) -> None:
     # Assert
     assert ran.returncode == 0 and b"belongs to another user" in ran.stderr
     assert store.read_bytes() == before
+
+
+def test_a_max_age_stored_before_durations_were_bounded_still_works(cli: Cli) -> None:
+    # Prepare: a setting an older aicache accepted
+    assert cli.run("run", "--", "fake-ai", "first").returncode == 0
+    with sqlite3.connect(cli.home / "store.db") as conn:
+        conn.execute("INSERT OR REPLACE INTO settings VALUES ('max-age', '99999999999w')")
+    conn.close()
+    # Execute
+    ran = cli.run("run", "--", "fake-ai", "second")
+    shown = cli.run("config", "show")
+    refused = cli.run("config", "set", "max-age", "99999999999w")
+    # Assert
+    assert ran.returncode == 0, ran.stderr
+    assert shown.returncode == 0 and b"5200w" in shown.stdout
+    assert refused.returncode == 2 and b"longest accepted is 5200w" in refused.stderr
