@@ -114,6 +114,8 @@ def test_forget_erases_the_copies_doctor_kept(cli: Cli) -> None:
     assert cli.run("doctor", "--repair").returncode == 0
     assert list(cli.home.glob("store.db.broken-*"))
     assert _files_holding(cli.home, prompt)
+    checked = cli.run("doctor")
+    assert checked.returncode == 0 and b"kept by an earlier repair" in checked.stdout
     federation = cli.home / "federation"
     (federation / "examples").mkdir(parents=True)
     (federation / "examples" / "abc.npz").write_bytes(b"features")

@@ -36,7 +36,7 @@ def diagnose(home: Path) -> list[Finding]:
         check_own_files(path)
     except StoreUnreadableError as exc:
         return [Finding("problem", exc.message)]
-    findings = _permission_findings(home, path)
+    findings = [*_permission_findings(home, path), *_backup_findings(path)]
     try:
         header = path.read_bytes()[: len(SQLITE_HEADER)]
     except OSError as exc:
@@ -64,6 +64,20 @@ def diagnose(home: Path) -> list[Finding]:
     else:
         findings.append(Finding("ok", "integrity check passed"))
     return findings
+
+
+def _backup_findings(path: Path) -> list[Finding]:
+    # A repair's backup keeps whatever the store held, prompts included, until erased.
+    return [
+        Finding(
+            "warning",
+            f"{backup} is a copy kept by an earlier repair and may hold old prompts and "
+            "answers; delete it once you no longer need it (`aicache privacy forget` erases "
+            "it with the store)",
+        )
+        for backup in sorted(path.parent.glob(f"{path.name}.broken-*"))
+        if not backup.name.endswith(("-wal", "-shm", "-journal"))
+    ]
 
 
 def _permission_findings(home: Path, path: Path) -> list[Finding]:
