@@ -90,6 +90,15 @@ def test_a_password_glued_to_mysql_p_is_hashed() -> None:
     )
 
 
+def test_the_password_of_curl_user_is_hashed() -> None:
+    assert redact_argv(("curl", "-u", "bob:hunter2", "https://example.com")) == (
+        "curl",
+        "-u",
+        "bob:" + secret_hash("hunter2"),
+        "https://example.com",
+    )
+
+
 def test_the_hash_is_stable_and_short() -> None:
     assert secret_hash("x") == secret_hash("x") != secret_hash("y")
     assert len(secret_hash("x")) == len("<secret:>") + 12

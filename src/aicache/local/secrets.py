@@ -13,7 +13,8 @@ One rule, used wherever aicache keeps words from a command line:
 - A cache entry's argv keeps a *secret value* only as ``<secret:HASH>``
   (the first 12 hex digits of its SHA-256): the value of a flag whose name
   says it holds one (``--api-key=V``, ``--token V``, ``--password V``, ...),
-  a value glued to ``-p`` for the MySQL family (``mysql -pV``), the value of
+  a value glued to ``-p`` for the MySQL family (``mysql -pV``), the password
+  in ``curl -u user:V``, the value of
   a ``NAME=V`` word whose name says so (``OPENAI_API_KEY=V``), an
   ``Authorization:``-style header, a URL's ``user:password@``, and any word
   that looks like a secret. The cache key is computed from the real argv
@@ -51,6 +52,8 @@ _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$", re.DOTALL)
 _LONG_FLAG = re.compile(r"^(--?[A-Za-z][A-Za-z0-9_-]*)(?:=(.*))?$", re.DOTALL)
 # Programs whose -p takes the password glued to it (``mysql -pSECRET``).
 _GLUED_PASSWORD = frozenset({"mysql", "mysqldump", "mysqladmin", "mariadb", "mariadb-dump"})
+# Programs whose -u/--user takes ``user:password``.
+_USER_PASSWORD = frozenset({"curl", "http", "https"})
 MARK = "<secret:"
 
 
@@ -108,6 +111,10 @@ def redact_argv(argv: Sequence[str]) -> tuple[str, ...]:
         if value_is_secret:
             kept.append(secret_hash(word))
             value_is_secret = False
+            continue
+        if index > 1 and program in _USER_PASSWORD and argv[index - 1] in ("-u", "--user"):
+            user, colon, password = word.partition(":")
+            kept.append(user + colon + secret_hash(password) if colon else word)
             continue
         if index == 0:
             kept.append(redact_word(word))
