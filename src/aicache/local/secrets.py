@@ -36,7 +36,7 @@ _KNOWN_PREFIX = re.compile(
     r"(?:^|[^A-Za-z0-9])(?:sk-ant-|sk-|gh[pousr]_|github_pat_|xox[a-z]-|AKIA|ASIA|AIza|glpat-"
     r"|hf_|npm_|pypi-|eyJ[A-Za-z0-9_-]{6,}\.)[A-Za-z0-9_\-./+=]{12,}"
 )
-_KEYLIKE_RUN = re.compile(r"[A-Za-z0-9+/=_.\-]{20,}")
+_KEYLIKE_RUN = re.compile(r"[A-Za-z0-9+/=_.\-]{16,}")
 MIN_KEY_PART = 16
 MIN_ENTROPY_BITS = 3.5
 # Parts of a flag or variable name (split at - and _) that say its value is a secret.
