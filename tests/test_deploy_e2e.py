@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -285,6 +286,46 @@ def test_server_away_mid_run_then_resume(federation: Federation) -> None:
     run_id = _registry_rounds(federation)[-1][0]
     rounds = [r for run, r in _registry_rounds(federation) if run == run_id]
     assert rounds == sorted(set(rounds)) and rounds[-1] == 3 and len(rounds) == 3
+
+
+def test_ctrl_c_stops_the_followed_run_and_says_how_to_resume(federation: Federation) -> None:
+    # Prepare: a run followed by `server run`, interrupted as a terminal's Ctrl-C does
+    # (SIGINT to the command's process group) once its first round is registered.
+    before = len(_registry_rounds(federation))
+    args = ["server", "run", str(federation.root), "--rounds", "3", "--min-clients", "3"]
+    running = federation.cli.popen(*args, "--round-timeout", "60", "--wait", "600")
+    try:
+        deadline = time.monotonic() + 300
+        while len(_registry_rounds(federation)) == before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(_registry_rounds(federation)) > before, "no round was registered"
+        # Execute
+        os.killpg(running.pid, signal.SIGINT)
+        _, err = running.communicate(timeout=60)  # a bound against a hang, not a timing
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+    # Assert: exit 130 and one line that says the run stopped and how to continue it
+    lines = [line for line in err.decode().splitlines() if line.strip()]
+    assert running.returncode == 130, err.decode()[-2000:]
+    assert len(lines) == 1, lines
+    assert "the run is stopped on the server" in lines[0]
+    assert f"aicache server run --resume {federation.root}" in lines[0]
+    # The run no longer holds the server: --resume continues it to its last round.
+    resumed = federation.server(
+        "run",
+        str(federation.root),
+        "--resume",
+        "--round-timeout",
+        "60",
+        "--wait",
+        "600",
+        timeout=700,
+    )
+    assert resumed.returncode == 0, _text(resumed)
+    run_id = _registry_rounds(federation)[-1][0]
+    assert [r for run, r in _registry_rounds(federation) if run == run_id] == [1, 2, 3]
 
 
 def test_a_node_that_vanishes_mid_run_does_not_stall_it(federation: Federation) -> None:

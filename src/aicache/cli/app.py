@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import sys
 from typing import Annotated
 
 import typer
 
 from aicache import __version__
 from aicache.cli import admin, cache, imports, models, node, prefetch, privacy, server, simulate
-from aicache.cli.console import print_error
-from aicache.errors import AicacheError
+from aicache.cli.console import print_error, print_interrupted
+from aicache.errors import AicacheError, Interrupted
 from aicache.local.paths import aicache_home, store_path
 from aicache.local.store import unreadable
 
@@ -57,6 +59,16 @@ def run_app(args: list[str]) -> int:
     """Run the Typer application and turn every user-facing error into a message."""
     try:
         app(args=args, prog_name="aicache")
+    except Interrupted as exc:  # the command ended what it started and says how to go on
+        print_interrupted(exc.message)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Ray's native threads would hold the interpreter's exit for seconds
+        # after its processes are gone; nothing of ours is left open.
+        os._exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print_interrupted("interrupted")
+        return 130
     except AicacheError as exc:
         print_error(exc.message, exc.hint)
         return exc.exit_code

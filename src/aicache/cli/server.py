@@ -7,6 +7,8 @@ Every command but ``init`` takes the federation directory as ``DIR`` or
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,7 +31,7 @@ from aicache.cli.common import (
     stay_in_foreground,
 )
 from aicache.cli.console import out, when
-from aicache.errors import AicacheError
+from aicache.errors import AicacheError, Interrupted
 
 if TYPE_CHECKING:
     from aicache.deploy.server import ServerDirectory
@@ -293,6 +295,37 @@ def _config_value(server: ServerDirectory, table: str, key: str, default: Any, k
     return kind(value)
 
 
+def _interrupted(server: ServerDirectory, submitted: Any, directory: Path | None) -> Interrupted:
+    """Stop the followed run on the SuperLink after Ctrl-C; say how to continue it.
+
+    A run nobody follows would go on training on the nodes; stopped, it is
+    continued from its last registered round by ``--resume``.
+    """
+    from aicache.deploy.server import CONNECTION
+    from aicache.registry import ModelRegistry
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: already stopping
+    try:
+        server.flwr("stop", str(submitted.flower_run_id), CONNECTION, timeout=STOP_TIMEOUT)
+        where = "stopped on the server"
+    except AicacheError as exc:
+        where = f"not stopped on the server ({exc.message})"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with ModelRegistry(server.registry) as registry:
+        done = max((v.round for v in registry.run_versions(submitted.run_id)), default=0)
+    again = shlex.join(
+        ["aicache", "server", "run", "--resume", *([str(directory)] if directory else [])]
+    )
+    return Interrupted(
+        f"interrupted after round {done} of {submitted.plan.rounds}; the run is {where}; "
+        f"to continue it: {again}"
+    )
+
+
+STOP_TIMEOUT = 4.0  # Ctrl-C must end the command within 5 s
+
+
 @app.command("run")
 def run(
     directory: DirArgument = None,
@@ -418,7 +451,11 @@ def run(
                 f"({version.num_clients} nodes{privacy}, v{version.version})",
             )
 
-        result = runs.follow(server, submitted, timeout=wait, on_version=on_version)
+        try:
+            result = runs.follow(server, submitted, timeout=wait, on_version=on_version)
+        except KeyboardInterrupt:
+            progress.stop()
+            raise _interrupted(server, submitted, directory or dir_option) from None
     if result.versions:
         last = result.versions[-1]
         out.print(
