@@ -217,7 +217,8 @@ def test_bad_simulation_flags_are_named(cli: Cli) -> None:
         (("--rounds", "0"), b"--rounds 0 is out of range"),
         (("--fraction", "1.5"), b"invalid fraction 1.5"),
         (("--task", "mind-reading"), b"unknown task 'mind-reading'"),
-        (("--data", "/nonexistent"), b"not a folder of Greenberg traces"),
+        (("--data", "/nonexistent"), b"--data /nonexistent: does not exist"),
+        (("--data", str(FAKE_AI)), b"not a folder of Greenberg traces"),
     ):
         result = cli.run("simulate", *args, timeout=120)
         assert result.returncode == 2, args

@@ -29,7 +29,7 @@ from aicache.cli.common import (
     load_model,
     registry_dir,
 )
-from aicache.cli.console import out
+from aicache.cli.console import err, out
 from aicache.errors import AicacheError, Interrupted
 
 
@@ -452,9 +452,27 @@ def evaluate(
     with ModelRegistry(registry_dir(registry)) as reg:
         version = reg.resolve(task, model)
         params = load_model(reg, version)
+        trained_on = _trained_on(reg, version.run_id)
     source = GreenbergSource(str(data)) if data is not None else SyntheticSource(seed, clients)
+    seen = [n for n, m in zip(source.names(), source.members(), strict=True) if m in trained_on]
+    if seen:
+        shown = ", ".join(seen[:5]) + (", ..." if len(seen) > 5 else "")
+        err.print(
+            f"warning: {len(seen)} of the {len(source.names())} users evaluated on trained "
+            f"v{version.version} ({shown}): their scores are not on unseen users. "
+            "Evaluate on other users (another --seed or --data).",
+            style="yellow",
+            markup=False,
+            soft_wrap=True,
+        )
     result = summary(evaluate_unseen(task, params, source, cold_start=cold_start))
-    result.update(task=task, version=version.version, data=source.describe(), cold_start=cold_start)
+    result.update(
+        task=task,
+        version=version.version,
+        data=source.describe(),
+        cold_start=cold_start,
+        seen_in_training=seen,
+    )
     if as_json:
         emit_json(result)
         return
@@ -486,6 +504,16 @@ def evaluate(
         style="bold",
     )
     out.print(table)
+
+
+def _trained_on(reg: Any, run_id: str) -> set[str]:
+    """Who trained the run ``run_id`` (empty when the registry does not know it)."""
+    from aicache.simulation.sources import training_members
+
+    try:
+        return training_members(reg.run(run_id).spec)
+    except AicacheError:  # a version not made by a run of this registry
+        return set()
 
 
 def register(app: typer.Typer) -> None:

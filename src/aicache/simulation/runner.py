@@ -33,6 +33,7 @@ from aicache.privacy.secure import SecAggSettings
 from aicache.registry import ModelRegistry
 from aicache.registry.model_registry import ModelVersion
 from aicache.simulation.adversary import Adversary, Dropout
+from aicache.simulation.budget import budget_advice
 from aicache.simulation.engine import SimulationInterrupted, simulate
 from aicache.simulation.evaluation import ensure_compatible
 from aicache.simulation.sources import GreenbergSource, PartitionProvider, SyntheticSource
@@ -205,6 +206,8 @@ def run(
                 "plan": plan.as_dict(),
                 "federation": federation,
                 "parent": parent,
+                # Who trained it: `evaluate` warns when it is asked to score them again.
+                "members": source.members(),
             }
             run_id = registry.start_run(plan.task, spec)
         prior = prior_spends(registry, plan.task, federation, run_id)
@@ -225,7 +228,7 @@ def run(
             registry.finish_run(run_id, "failed", str(stop))
         raise AicacheError(
             f"the privacy budget allows no round: {stop}",
-            hint="Raise --noise-multiplier or --budget, or sample fewer clients per round.",
+            hint=budget_advice(plan, prior),
         ) from stop
     if plan.secure == "secagg":
         stage("checking SecAgg+ capacity")
@@ -279,7 +282,7 @@ def run(
             registry.finish_run(run_id, "failed", observer.stopped)
             raise AicacheError(
                 f"the privacy budget allows no round: {observer.stopped}",
-                hint="Raise --noise-multiplier or --budget, or sample fewer clients per round.",
+                hint=budget_advice(plan, prior),
             )
         if observer.stopped is None and len(observer.rounds) != plan.rounds - plan.start_round:
             registry.finish_run(run_id, "failed", "the simulation ended early")
