@@ -288,6 +288,18 @@ def test_server_away_mid_run_then_resume(federation: Federation) -> None:
     assert rounds == sorted(set(rounds)) and rounds[-1] == 3 and len(rounds) == 3
 
 
+def test_node_status_moved_and_the_old_spelling_still_shows_it(federation: Federation) -> None:
+    # Execute
+    old = federation.node("alice", "status")
+    new = federation.node("alice", "node", "status")
+    # Assert: `status` is the cache's, then the node's after a note; `node status` the node's.
+    assert old.returncode == new.returncode == 0, _text(old) + _text(new)
+    assert b"Store:" in old.stdout
+    assert "moved to `aicache node status`" in _text(old)
+    assert b"alice in " in old.stdout and b"alice in " in new.stdout
+    assert b"moved" not in new.stderr
+
+
 def test_ctrl_c_stops_the_followed_run_and_says_how_to_resume(federation: Federation) -> None:
     # Prepare: a run followed by `server run`, interrupted as a terminal's Ctrl-C does
     # (SIGINT to the command's process group) once its first round is registered.
