@@ -173,7 +173,7 @@ def test_two_rounds_land_signed_in_the_registry(federation: Federation) -> None:
 
 
 def test_client_pulls_verifies_and_uses_the_model(federation: Federation) -> None:
-    status = json.loads(federation.node("alice", "status", "--json").stdout)
+    status = json.loads(federation.node("alice", "node", "status", "--json").stdout)
     assert status["connected"] and status["last_round"]["round"] == 2
     assert status["updates_sent"] == 2 and status["bytes_sent"] > 0
     pulled = federation.node("alice", "models", "pull")
@@ -239,7 +239,7 @@ def test_privacy_report_says_what_left_the_machine(federation: Federation) -> No
     assert row["task"] == "next-command" and row["updates_sent"] == 2 and row["rounds"] == 2
     assert (
         row["bytes_sent"]
-        == json.loads(federation.node("alice", "status", "--json").stdout)["bytes_sent"]
+        == json.loads(federation.node("alice", "node", "status", "--json").stdout)["bytes_sent"]
     )
     # The run had no differential privacy: no finite ε may be claimed for it.
     assert row["updates_without_dp"] == 2 and row["epsilon"] is None
