@@ -6,9 +6,12 @@ Every command but ``init`` takes the federation directory as ``DIR`` or
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -299,17 +302,33 @@ def _interrupted(server: ServerDirectory, submitted: Any, directory: Path | None
     """Stop the followed run on the SuperLink after Ctrl-C; say how to continue it.
 
     A run nobody follows would go on training on the nodes; stopped, it is
-    continued from its last registered round by ``--resume``.
+    continued from its last registered round by ``--resume``. ``flwr stop``
+    runs in its own session, so a second Ctrl-C cannot cut it short, and it
+    may finish after this command when the machine is slow.
     """
+    from aicache.deploy.processes import flower_env
     from aicache.deploy.server import CONNECTION
     from aicache.registry import ModelRegistry
 
+    command = [str(Path(sys.executable).parent / "flwr"), "stop", str(submitted.flower_run_id)]
+    stopper = subprocess.Popen(
+        [*command, CONNECTION, "--format", "json"],
+        env=flower_env(server.flwr_home),
+        cwd=server.root,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: already stopping
     try:
-        server.flwr("stop", str(submitted.flower_run_id), CONNECTION, timeout=STOP_TIMEOUT)
-        where = "stopped on the server"
-    except AicacheError as exc:
-        where = f"not stopped on the server ({exc.message})"
+        answer, _ = stopper.communicate(timeout=STOP_TIMEOUT)
+        stopped = json.loads(answer or b"{}").get("success", False)
+        where = "stopped on the server" if stopped else "not stopped on the server"
+    except subprocess.TimeoutExpired:
+        where = "being stopped on the server (`flwr stop` finishes in the background)"
+    except ValueError:
+        where = "not stopped on the server"
     finally:
         signal.signal(signal.SIGINT, previous)
     with ModelRegistry(server.registry) as registry:
@@ -323,7 +342,7 @@ def _interrupted(server: ServerDirectory, submitted: Any, directory: Path | None
     )
 
 
-STOP_TIMEOUT = 4.0  # Ctrl-C must end the command within 5 s
+STOP_TIMEOUT = 3.5  # Ctrl-C must end the command within 5 s
 
 
 @app.command("run")
