@@ -139,3 +139,9 @@ def shim_reach(tool: str, bin_dir: Path, path_env: str | None = None) -> ShimRea
                 return ShimReach(True, on_path, None)
             return ShimReach(False, on_path, candidate)
     return ShimReach(False, on_path, None)
+
+
+def path_has(bin_dir: Path) -> bool:
+    """Whether ``bin_dir`` is on ``PATH`` (see :func:`shim_reach` for whether it comes first)."""
+    entries = [Path(p).resolve() for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    return bin_dir.resolve() in entries
