@@ -6,7 +6,11 @@ machine noise falls on all of them alike.
 
 Usage::
 
-    python benchmarks/bench_hit.py [--runs 50] [--out results.json]
+    python benchmarks/bench_hit.py [--runs 50] [--out results.json] [--compare-src DIR]
+
+``--compare-src DIR`` adds a hit served by the ``aicache`` package under
+``DIR`` (for example ``src`` of an older checkout), interleaved with the
+others, to compare two versions on an equally busy machine.
 """
 
 from __future__ import annotations
@@ -61,6 +65,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50, help="samples per variant")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--compare-src", type=Path, help="also time a hit served by the package under this folder"
+    )
     args = parser.parse_args()
     if args.runs < 5:
         parser.error("--runs must be at least 5")
@@ -81,7 +88,19 @@ def main() -> int:
             "aicache run hit (1 entry)": ([*AICACHE, "run", "--", *question], base),
             "aicache run hit (1,001 entries)": ([*AICACHE, "run", "--", *question], filled),
         }
-        for env in (base, filled):  # the one miss that fills each cache
+        homes = [base, filled]
+        if args.compare_src:
+            other = {
+                **base,
+                "PYTHONPATH": str(args.compare_src.resolve()),
+                "AICACHE_HOME": str(Path(tmp) / "compare"),
+            }
+            variants[f"aicache run hit (1 entry), {args.compare_src}"] = (
+                [*AICACHE, "run", "--", *question],
+                other,
+            )
+            homes.append(other)
+        for env in homes:  # the one miss that fills each cache
             subprocess.run(
                 [*AICACHE, "run", "--", *question], env=env, capture_output=True, check=True
             )

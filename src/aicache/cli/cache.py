@@ -14,9 +14,17 @@ from aicache.cli.common import JsonOption, YesOption, bad_value, confirm, emit_j
 from aicache.cli.console import ago, out, when
 from aicache.errors import AicacheError
 from aicache.local import cache as cache_ops
+from aicache.local.adapters import ADAPTERS
 from aicache.local.runner import RUN_USAGE, parse_run_args, run
 from aicache.local.settings import Settings
-from aicache.local.shims import default_bin_dir, path_has, remove_shim, write_shim
+from aicache.local.shims import (
+    NotAShimError,
+    ShimReach,
+    default_bin_dir,
+    remove_shim,
+    shim_reach,
+    write_shim,
+)
 from aicache.local.stats import cache_stats
 from aicache.local.units import format_size, parse_duration
 
@@ -28,8 +36,12 @@ def run_command(ctx: typer.Context) -> None:
     entry; [bold]--ttl DURATION[/] (30s, 10m, 2h, 7d) makes the entry expire;
     [bold]--no-store[/] keeps the result out of the cache; [bold]--scope
     project|dir|global[/] sets what the answer is keyed to (default: the project,
-    i.e. the git repository you are in). Only results of commands that exit 0 are
-    stored; outputs above the max-output setting pass through unstored.
+    i.e. the git repository you are in); [bold]--stdin[/] reads standard input
+    into the key (known AI tools that take a prompt on stdin do so anyway).
+    Only results of commands that exit 0 are stored; outputs above the max-output
+    setting pass through unstored. Sessions and subcommands that read or change a
+    known tool's state (llm chat, llm logs, claude --continue) always run directly,
+    and AICACHE_DISABLE=1 runs everything directly.
     """
     try:
         request = parse_run_args(list(ctx.args))
@@ -57,19 +69,60 @@ def wrap(
         bool, typer.Option("--force", help="Replace a file that is not a shim.")
     ] = False,
 ) -> None:
-    """Install a shim so that TOOL always goes through the cache."""
+    """Install a shim so that TOOL always goes through the cache.
+
+    Prompts of the tools in the adapter table are cached; their sessions and
+    state-changing subcommands run directly. Any other tool runs directly until
+    you mark commands of it cacheable: aicache config set cacheable 'TOOL SUBCOMMAND'.
+    """
     target_dir = bin_dir or default_bin_dir()
     try:
         shim = write_shim(tool, target_dir, _launcher(), force=force)
     except ValueError as exc:
         raise AicacheError(str(exc)) from exc
-    except FileExistsError as exc:
+    except NotAShimError as exc:
         raise AicacheError(
             f"{exc} exists and is not an aicache shim", hint="Pass --force to replace it."
         ) from exc
+    except OSError as exc:
+        raise _unwritable(target_dir, exc) from exc
+    reach = shim_reach(tool, target_dir)
+    if not reach.active:
+        raise _inactive(tool, shim, target_dir, reach)
     out.print(f"Wrapped {tool}: {shim}")
-    if not path_has(target_dir):
-        out.print(f"[yellow]{target_dir} is not on PATH: add it before the real {tool}.[/]")
+    if tool not in ADAPTERS:
+        out.print(
+            f"{tool} is not in the adapter table: it runs uncached until you mark commands "
+            f"of it cacheable, e.g. aicache config set cacheable '{tool} SUBCOMMAND'."
+        )
+
+
+def _unwritable(directory: Path, exc: OSError) -> AicacheError:
+    reason = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != directory else ""
+    return AicacheError(
+        f"cannot write a shim in {directory}: {reason}{where}",
+        hint="Choose a folder you can write, with --bin-dir DIR, and put it first on PATH.",
+    )
+
+
+def _inactive(tool: str, shim: Path, directory: Path, reach: ShimReach) -> AicacheError:
+    """The error for a shim the shell will not find first (it stays installed)."""
+    if not reach.on_path:
+        problem = f"{directory} is not on PATH"
+    elif reach.ahead is not None:
+        problem = f"{reach.ahead} comes before {directory} on PATH"
+    else:
+        problem = f"the shell does not find {tool} in {directory}"
+    return AicacheError(
+        f"installed {shim}, but typing {tool} will not use it: {problem}",
+        hint=(
+            f'Put {directory} first: add  export PATH="{directory}:$PATH"  at the end of '
+            f"~/.bashrc or ~/.zshrc (fish: fish_add_path --move {directory}), open a new "
+            f"shell (or run hash -r), and check that `command -v {tool}` prints {shim}."
+        ),
+        exit_code=1,
+    )
 
 
 def unwrap(
@@ -79,10 +132,13 @@ def unwrap(
     ] = None,
 ) -> None:
     """Remove the shim of TOOL (the real program is never touched)."""
+    target_dir = bin_dir or default_bin_dir()
     try:
-        shim = remove_shim(tool, bin_dir or default_bin_dir())
+        shim = remove_shim(tool, target_dir)
     except FileNotFoundError as exc:
         raise AicacheError(f"no aicache shim for {tool} at {exc}") from exc
+    except OSError as exc:
+        raise _unwritable(target_dir, exc) from exc
     out.print(f"Unwrapped {tool}: removed {shim}")
 
 

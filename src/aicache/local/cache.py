@@ -1,9 +1,10 @@
 """Cache entries and interaction events: keys, lookups, writes and pruning.
 
 A cache key is the SHA-256 of the command's argv (program reduced to its
-basename), a digest of its standard input, and its context (see
-:mod:`aicache.local.context`). Events never hold the key material itself,
-only a hash of the key, the tool and normalised tokens.
+basename), a digest of its standard input when read, and its context (see
+:mod:`aicache.local.context`; the runner adds what identifies the program).
+Events never hold the key material itself, only a hash of the key, the tool
+and normalised tokens.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class CacheKey:
     argv
         The argv with the program reduced to ``tool``.
     stdin_sha256
-        Hex SHA-256 of standard input when it was read, else ``None`` (a terminal).
+        Hex SHA-256 of standard input when it was read, else ``None`` (the
+        command got ``/dev/null`` or inherited its input unread).
     context
         The context values that went into the key.
     """
@@ -74,6 +76,7 @@ class CachedAnswer:
     stderr: bytes
     exit_code: int
     duration_s: float
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +113,13 @@ class NewEntry:
 def lookup(store: Store, key: CacheKey, now: float) -> CachedAnswer | None:
     """Return the live entry for ``key``, or ``None`` when absent or expired."""
     row = store.conn.execute(
-        "SELECT stdout, stderr, exit_code, duration_s, expires_at FROM cache_entries WHERE key = ?",
+        "SELECT stdout, stderr, exit_code, duration_s, expires_at, created_at "
+        "FROM cache_entries WHERE key = ?",
         (key.digest,),
     ).fetchone()
     if row is None or (row[4] is not None and row[4] <= now):
         return None
-    return CachedAnswer(bytes(row[0]), bytes(row[1]), int(row[2]), float(row[3]))
+    return CachedAnswer(bytes(row[0]), bytes(row[1]), int(row[2]), float(row[3]), float(row[5]))
 
 
 def record(store: Store, event: Event, *, entry: NewEntry | None = None, hit: str = "") -> None:
@@ -282,14 +286,16 @@ def refreshable(
     """Entries of ``tools`` that are expired or expire within ``within_s``.
 
     Only entries whose command read no input can be re-run unattended (their
-    input is empty, so the same key comes back), and whose argv holds no hashed
-    secret (the real value is not kept, so the command cannot be rebuilt).
+    input was empty or not read, so the same key comes back), and whose argv
+    holds no hashed secret (the real value is not kept, so the command cannot
+    be rebuilt).
     """
     kept = sorted(tools)
     marks = ", ".join("?" for _ in kept)
     rows = store.conn.execute(
         "SELECT key, argv, context, created_at, expires_at FROM cache_entries "
-        f"WHERE tool IN ({marks}) AND stdin_sha256 = ? AND instr(argv, ?) = 0 "
+        f"WHERE tool IN ({marks}) AND (stdin_sha256 IS NULL OR stdin_sha256 = ?) "
+        "AND instr(argv, ?) = 0 "
         "AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
         (*kept, EMPTY_STDIN_SHA256, MARK, now + within_s),
     ).fetchall()
@@ -343,7 +349,7 @@ def prune(
             # Kept: what prefetch can refresh (a predicted tool, run without input).
             expired = conn.execute(
                 "DELETE FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= ? "
-                f"AND NOT (tool IN ({marks}) AND stdin_sha256 IS ?)",
+                f"AND NOT (tool IN ({marks}) AND (stdin_sha256 IS NULL OR stdin_sha256 = ?))",
                 (now, *kept, EMPTY_STDIN_SHA256),
             ).rowcount
         aged = conn.execute("DELETE FROM cache_entries WHERE created_at < ?", (cutoff,)).rowcount

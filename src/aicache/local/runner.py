@@ -13,28 +13,35 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from aicache.errors import StoreUnreadableError
+from aicache.local.adapters import Invocation, Kind, classify, config_digest, user_marked
 from aicache.local.cache import CacheKey, Event, NewEntry, lookup, make_key, prune, record
 from aicache.local.context import SCOPES, key_context, project_language, project_root
 from aicache.local.normalise import command_tokens, error_signature
+from aicache.local.process import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_EXECUTABLE,
+    carries_data,
+    execute,
+    not_found,
+    run_passthrough,
+    write_all,
+)
 from aicache.local.settings import Settings
 from aicache.local.shims import resolve_program
 from aicache.local.single_flight import key_lock
 from aicache.local.store import Store, unreadable
 from aicache.local.units import parse_duration
 
-if TYPE_CHECKING:
-    import subprocess
-
-EXIT_NOT_FOUND = 127
-EXIT_NOT_EXECUTABLE = 126
-EXIT_INTERRUPTED = 130
 AUTO_PRUNE_EVERY_S = 86400.0
 RUN_USAGE = (
-    "usage: aicache run [--refresh] [--ttl DURATION] [--no-store] [--scope S] -- CMD [ARGS...]"
+    "usage: aicache run [--refresh] [--ttl DURATION] [--no-store] [--scope S] [--stdin] "
+    "-- CMD [ARGS...]"
 )
+# Set (to anything but 0) to run commands without the cache, for one call or a whole shell.
+DISABLE_VARIABLE = "AICACHE_DISABLE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,11 @@ class RunRequest:
         Do not store the result (a hit is still served).
     scope
         Which context the key includes (see :data:`aicache.local.context.SCOPES`).
+    stdin
+        Read standard input and key on it, whatever the adapter table says.
+    wrapped
+        The call comes from an ``aicache wrap`` shim: a tool outside the
+        adapter table passes through unless the user marked it cacheable.
     """
 
     command: tuple[str, ...]
@@ -60,6 +72,8 @@ class RunRequest:
     ttl_s: float | None = None
     no_store: bool = False
     scope: str = "project"
+    stdin: bool = False
+    wrapped: bool = False
 
 
 def parse_run_args(args: list[str]) -> RunRequest:
@@ -73,7 +87,7 @@ def parse_run_args(args: list[str]) -> RunRequest:
     ValueError
         For an unknown option, a bad value, or a missing command.
     """
-    refresh = no_store = False
+    refresh = no_store = read_stdin = wrapped = False
     ttl_s: float | None = None
     scope = "project"
     index = 0
@@ -103,148 +117,17 @@ def parse_run_args(args: list[str]) -> RunRequest:
             refresh = True
         elif word == "--no-store":
             no_store = True
+        elif word == "--stdin":
+            read_stdin = True
+        elif word == "--wrapped":
+            wrapped = True
         else:
             raise ValueError(f"unknown option {word!r}; put the command after --: {RUN_USAGE}")
         index += 1
     command = tuple(args[index:])
     if not command:
         raise ValueError(f"no command given: {RUN_USAGE}")
-    return RunRequest(command, refresh, ttl_s, no_store, scope)
-
-
-def _write_all(fd: int, data: bytes) -> bool:
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view) :]
-    except OSError:  # a closed pipe (| head) must not break the run
-        return False
-    return True
-
-
-def _read_stdin(stdin: BinaryIO | None) -> bytes | None:
-    if stdin is None:
-        return None
-    try:
-        if os.isatty(stdin.fileno()):
-            return None
-    except (OSError, ValueError):
-        return None
-    return stdin.read()
-
-
-@dataclass(frozen=True, slots=True)
-class Completed:
-    """What a command did when it ran."""
-
-    exit_code: int
-    stdout: bytes
-    stderr: bytes
-    total_bytes: int
-    oversize: bool
-    duration_s: float
-
-
-def execute(
-    argv: tuple[str, ...], executable: str, stdin: bytes | None, max_output: int
-) -> Completed:
-    """Run ``argv`` streaming its output live while keeping up to ``max_output`` bytes.
-
-    Raises
-    ------
-    KeyboardInterrupt
-        After the child has ended, if the user interrupted it.
-    """
-    import subprocess
-    import threading
-
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        list(argv),
-        executable=executable,
-        stdin=None if stdin is None else subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    kept: dict[int, list[bytes]] = {1: [], 2: []}
-    totals = {1: 0, 2: 0}
-
-    def pump(source: int, target: int) -> None:
-        writable = True
-        while chunk := os.read(source, 65536):
-            writable = writable and _write_all(target, chunk)
-            totals[target] += len(chunk)
-            if totals[target] <= max_output:
-                kept[target].append(chunk)
-            else:
-                kept[target].clear()
-
-    assert proc.stdout is not None and proc.stderr is not None
-    pumps = [
-        threading.Thread(target=pump, args=(proc.stdout.fileno(), 1), daemon=True),
-        threading.Thread(target=pump, args=(proc.stderr.fileno(), 2), daemon=True),
-    ]
-    if stdin is not None:
-        pumps.append(threading.Thread(target=_feed, args=(proc, stdin), daemon=True))
-    for thread in pumps:
-        thread.start()
-    try:
-        proc.wait()
-    except KeyboardInterrupt:
-        _wait_after_interrupt(proc)
-        raise
-    for thread in pumps:
-        thread.join()
-    proc.stdout.close()
-    proc.stderr.close()
-    code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-    total = totals[1] + totals[2]
-    return Completed(
-        exit_code=code,
-        stdout=b"".join(kept[1]),
-        stderr=b"".join(kept[2]),
-        total_bytes=total,
-        oversize=total > max_output,
-        duration_s=time.monotonic() - started,
-    )
-
-
-def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
-    assert proc.stdin is not None
-    try:
-        proc.stdin.write(data)
-        proc.stdin.close()
-    except OSError:
-        pass  # the command did not read all of its input
-
-
-def _wait_after_interrupt(proc: subprocess.Popen[bytes]) -> None:
-    # The terminal sent SIGINT to the child too; give it a moment to exit cleanly.
-    import subprocess
-
-    try:
-        proc.wait(timeout=5)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        proc.kill()
-        proc.wait()
-
-
-def run_passthrough(argv: tuple[str, ...]) -> int:
-    """Run ``argv`` with no cache at all (used when the store cannot be opened)."""
-    import subprocess
-
-    executable = resolve_program(argv[0])
-    if executable is None:
-        return _not_found(argv[0])
-    try:
-        return subprocess.call(list(argv), executable=executable)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-
-
-def _not_found(name: str) -> int:
-    sys.stderr.write(f"aicache: {name}: command not found\n")
-    return EXIT_NOT_FOUND
+    return RunRequest(command, refresh, ttl_s, no_store, scope, read_stdin, wrapped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,9 +169,22 @@ class _EventMaker:
 
 
 def run(request: RunRequest, *, stdin: BinaryIO | None = None, home: Path | None = None) -> int:
-    """Serve ``request`` from the cache or run it; return the exit status to use."""
+    """Serve ``request`` from the cache or run it; return the exit status to use.
+
+    Sessions, state-changing calls (by the adapter table), calls with
+    ``AICACHE_DISABLE`` set, and, from a shim, tools outside the table that
+    the user did not mark cacheable replace this process with the command.
+    Standard input is read only when the tool takes its prompt from it or
+    ``--stdin`` asks; otherwise the command inherits it untouched.
+    """
     started = time.monotonic()
-    stdin_data = _read_stdin(stdin if stdin is not None else sys.stdin.buffer)
+    if os.environ.get(DISABLE_VARIABLE, "") not in ("", "0"):
+        return run_passthrough(request.command)
+    source = stdin if stdin is not None else (sys.stdin.buffer if sys.stdin else None)
+    piped = carries_data(source)
+    invocation = classify(request.command, stdin_piped=piped)
+    if invocation.kind in (Kind.INTERACTIVE, Kind.STATEFUL):
+        return run_passthrough(request.command)
     try:
         store = Store.open(home)
     except StoreUnreadableError as exc:
@@ -297,11 +193,23 @@ def run(request: RunRequest, *, stdin: BinaryIO | None = None, home: Path | None
     progress = _Progress()
     try:
         with store:
-            return _serve(store, request, stdin_data, started, progress)
+            settings = Settings.from_stored(store.settings())
+            if _cacheable(request, invocation, settings):
+                wanted = piped and (invocation.reads_stdin or request.stdin)
+                stdin_data = source.read() if wanted and source is not None else None
+                return _serve(store, request, invocation, settings, stdin_data, started, progress)
     except sqlite3.DatabaseError as exc:  # damage found after opening
         error = unreadable(store.path, str(exc))
         sys.stderr.write(f"aicache: warning: running without the cache: {error}\n")
         return progress.exit_code if progress.ran else run_passthrough(request.command)
+    return run_passthrough(request.command)  # after the store is closed
+
+
+def _cacheable(request: RunRequest, invocation: Invocation, settings: Settings) -> bool:
+    """Whether the cache may answer: known prompts always; other tools unless from a shim."""
+    if invocation.kind is Kind.PROMPT or not request.wrapped:
+        return True
+    return user_marked(request.command, settings.cacheable)
 
 
 @dataclass(slots=True)
@@ -313,11 +221,20 @@ class _Progress:
 
 
 def _serve(
-    store: Store, request: RunRequest, stdin_data: bytes | None, started: float, progress: _Progress
+    store: Store,
+    request: RunRequest,
+    invocation: Invocation,
+    settings: Settings,
+    stdin_data: bytes | None,
+    started: float,
+    progress: _Progress,
 ) -> int:
-    settings = Settings.from_stored(store.settings())
     cwd = Path.cwd()
-    context = key_context(request.scope, cwd, dict(os.environ))
+    environ = dict(os.environ)
+    context = key_context(request.scope, cwd, environ)
+    program = _program_identity(request.command[0], invocation, environ, cwd)
+    if program is not None:
+        context.update(program)
     key = make_key(list(request.command), stdin_data, context)
     event = _EventMaker(
         key=key,
@@ -327,14 +244,18 @@ def _serve(
         started=started,
     )
     if not request.refresh:
-        served = _serve_hit(store, key, event, progress, started)
+        served = _serve_hit(store, key, event, progress, started, settings)
         if served is not None:
             return served
         if not request.no_store:
             # An identical miss already running: wait for its answer instead of a second run.
             try:
                 with key_lock(store.path.parent, key.digest) as waited:
-                    served = _serve_hit(store, key, event, progress, started) if waited else None
+                    served = (
+                        _serve_hit(store, key, event, progress, started, settings)
+                        if waited
+                        else None
+                    )
                     if served is not None:
                         return served
                     return _run_miss(store, request, stdin_data, settings, event, progress)
@@ -344,20 +265,57 @@ def _serve(
 
 
 def _serve_hit(
-    store: Store, key: CacheKey, event: _EventMaker, progress: _Progress, started: float
+    store: Store,
+    key: CacheKey,
+    event: _EventMaker,
+    progress: _Progress,
+    started: float,
+    settings: Settings,
 ) -> int | None:
     """Write the stored answer for ``key`` and return its exit status (``None`` on a miss)."""
     answer = lookup(store, key, time.time())
     if answer is None:
         return None
     progress.ran, progress.exit_code = True, answer.exit_code
-    _write_all(1, answer.stdout)
-    _write_all(2, answer.stderr)
+    write_all(1, answer.stdout)
+    write_all(2, answer.stderr)
+    if settings.show_hits:
+        write_all(2, _hit_note(answer.created_at))
     saved = max(0.0, answer.duration_s - (time.monotonic() - started))
     size = len(answer.stdout) + len(answer.stderr)
     hit = event("hit", output_bytes=size, exit_code=answer.exit_code, saved_s=saved)
     record(store, hit, hit=key.digest)
     return answer.exit_code
+
+
+def _program_identity(
+    name: str, invocation: Invocation, environ: dict[str, str], cwd: Path
+) -> dict[str, str] | None:
+    """What identifies the program in the key.
+
+    A tool of the adapter table is its name (the same ``llm`` wherever it is
+    installed, so a moved install keeps its answers) plus a hash of the
+    configuration that selects its model or account. Any other program is
+    the file it resolves to, so ``/a/tool`` never replays ``/b/tool``.
+    """
+    if invocation.adapter is not None:
+        digest = config_digest(invocation, environ, cwd)
+        return None if digest is None else {"tool-config": digest}
+    executable = resolve_program(name)
+    if executable is None:
+        return None
+    return {"program": os.path.realpath(executable)}
+
+
+def _hit_note(created_at: float) -> bytes:
+    age = max(0.0, time.time() - created_at)
+    when = f"{age:.0f} s" if age < 120 else f"{age / 60:.0f} min" if age < 7200 else ""
+    if not when:
+        when = f"{age / 3600:.0f} h" if age < 172800 else f"{age / 86400:.0f} days"
+    return (
+        f"aicache: cached answer from {when} ago "
+        f"(aicache run --refresh, or {DISABLE_VARIABLE}=1, to run it)\n"
+    ).encode()
 
 
 def _run_miss(
@@ -371,7 +329,7 @@ def _run_miss(
     name = request.command[0]
     executable = resolve_program(name)
     if executable is None:
-        code = _not_found(name)
+        code = not_found(name)
         record(store, event("error", exit_code=code))
         return code
     try:

@@ -27,6 +27,18 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"invalid switch {text!r}: use on or off")
 
 
+def _parse_marks(text: str) -> tuple[str, ...]:
+    """Comma-separated command prefixes such as ``mytool ask, other`` (empty: none)."""
+    marks = tuple(" ".join(part.split()) for part in text.split(",") if part.strip())
+    for mark in marks:
+        tool = mark.split()[0]
+        if "/" in tool or tool.startswith("-"):
+            raise ValueError(
+                f"invalid command {mark!r}: start each with a program name, e.g. 'mytool ask'"
+            )
+    return marks
+
+
 def _stored_duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -67,6 +79,19 @@ SETTINGS: dict[str, Setting] = {
             "10m",
             parse_size,
         ),
+        Setting(
+            "show-hits",
+            "say on stderr when an answer comes from the cache",
+            "off",
+            _parse_bool,
+        ),
+        Setting(
+            "cacheable",
+            "commands of tools outside the adapter table that `aicache wrap` may cache "
+            "(comma-separated prefixes, e.g. 'mytool ask, othertool')",
+            "",
+            _parse_marks,
+        ),
     )
 }
 
@@ -78,6 +103,8 @@ class Settings:
     raw_storage: bool = False
     max_age_s: float = DEFAULT_MAX_AGE_S
     max_output: int = DEFAULT_MAX_OUTPUT
+    show_hits: bool = False
+    cacheable: tuple[str, ...] = ()
 
     @classmethod
     def from_stored(cls, stored: dict[str, str]) -> Settings:
@@ -87,6 +114,8 @@ class Settings:
             raw_storage=_parse_bool(values["raw-storage"]),
             max_age_s=_stored_duration(values["max-age"]),
             max_output=parse_size(values["max-output"]),
+            show_hits=_parse_bool(values["show-hits"]),
+            cacheable=_parse_marks(values["cacheable"]),
         )
 
     def describe(self) -> dict[str, str]:
@@ -95,6 +124,8 @@ class Settings:
             "raw-storage": "on" if self.raw_storage else "off",
             "max-age": format_duration(self.max_age_s),
             "max-output": format_size(self.max_output),
+            "show-hits": "on" if self.show_hits else "off",
+            "cacheable": ", ".join(self.cacheable),
         }
 
 
@@ -109,6 +140,8 @@ def validate_setting(name: str, value: str) -> str:
     if name not in SETTINGS:
         raise ValueError(f"unknown setting {name!r}: choose one of {', '.join(SETTINGS)}")
     SETTINGS[name].parse(value)
+    if name == "cacheable":
+        return ", ".join(_parse_marks(value))
     return value.strip()
 
 
