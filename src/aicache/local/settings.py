@@ -20,6 +20,17 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"invalid switch {text!r}: use on or off")
 
 
+def parse_tools(text: str) -> frozenset[str]:
+    """A comma-separated list of program names (``llm,make``); empty for none."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if any(c.isspace() or c in "/\\" for c in name):
+            raise ValueError(
+                f"invalid tool name {name!r}: give program names separated by commas (llm,make)"
+            )
+    return frozenset(names)
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """A setting's name, what it means, its default and how to read it."""
@@ -51,6 +62,13 @@ SETTINGS: dict[str, Setting] = {
             "10m",
             parse_size,
         ),
+        Setting(
+            "prefetch-tools",
+            "tools whose expired answers `aicache prefetch` may re-run (comma-separated; "
+            "none by default: a re-run may be a paid AI call)",
+            "",
+            parse_tools,
+        ),
     )
 }
 
@@ -62,6 +80,7 @@ class Settings:
     raw_storage: bool = False
     max_age_s: float = DEFAULT_MAX_AGE_S
     max_output: int = DEFAULT_MAX_OUTPUT
+    prefetch_tools: frozenset[str] = frozenset()
 
     @classmethod
     def from_stored(cls, stored: dict[str, str]) -> Settings:
@@ -71,6 +90,7 @@ class Settings:
             raw_storage=_parse_bool(values["raw-storage"]),
             max_age_s=parse_duration(values["max-age"]),
             max_output=parse_size(values["max-output"]),
+            prefetch_tools=parse_tools(values["prefetch-tools"]),
         )
 
     def describe(self) -> dict[str, str]:
@@ -79,6 +99,7 @@ class Settings:
             "raw-storage": "on" if self.raw_storage else "off",
             "max-age": format_duration(self.max_age_s),
             "max-output": format_size(self.max_output),
+            "prefetch-tools": ",".join(sorted(self.prefetch_tools)) or "(none)",
         }
 
 
@@ -92,5 +113,7 @@ def validate_setting(name: str, value: str) -> str:
     """
     if name not in SETTINGS:
         raise ValueError(f"unknown setting {name!r}: choose one of {', '.join(SETTINGS)}")
-    SETTINGS[name].parse(value)
+    parsed = SETTINGS[name].parse(value)
+    if isinstance(parsed, frozenset):
+        return ",".join(sorted(parsed))
     return value.strip()
