@@ -187,3 +187,34 @@ def test_a_loop_typed_many_times_is_kept_as_often_as_typed(home: Path) -> None:
     # Assert
     assert (first.added, again.added, grown.added) == (31, 0, 1)
     assert stored == 32
+
+
+def test_commands_imported_by_an_older_aicache_are_recognised(home: Path) -> None:
+    # Prepare: rows as the previous schema keyed them (source, position, text),
+    # without the neighbourhood hashes
+    import hashlib
+
+    from aicache.local.history import parse_bash
+    from aicache.local.importer import import_commands
+    from aicache.local.store import Store
+
+    lines = [f"make target{i}" for i in range(12)] + ["#1700000000", "git push"]
+    text = "\n".join(lines)
+    with Store.open(home) as store:
+        import_commands(store, list(parse_bash(text)), source="bash", origin="a")
+        with store.write() as conn:
+            rows = conn.execute("SELECT id, seq, raw FROM commands ORDER BY seq").fetchall()
+            for (row_id, seq, _), command in zip(rows, parse_bash(text), strict=True):
+                material = f"bash\0\0{seq}\0{command.line}".encode()
+                conn.execute(
+                    "UPDATE commands SET fingerprint = ?, before_hash = NULL, after_hash = NULL "
+                    "WHERE id = ?",
+                    (hashlib.sha256(material).hexdigest(), row_id),
+                )
+        # Execute
+        again = import_commands(store, list(parse_bash(text)), source="bash", origin="a")
+        rotated_text = "\n".join(lines[1:])
+        rotated = import_commands(store, list(parse_bash(rotated_text)), source="bash", origin="a")
+        stored = store.conn.execute("SELECT count(*) FROM commands").fetchone()[0]
+    # Assert
+    assert (again.added, rotated.added, stored) == (0, 0, 13)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import sqlite3
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,6 @@ class _Known:
     seen_before: Counter[str] = field(default_factory=Counter)
     seen_after: Counter[str] = field(default_factory=Counter)
     seen_pair: Counter[tuple[str, str]] = field(default_factory=Counter)
-    added_pair: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @classmethod
     def load(cls, conn: sqlite3.Connection) -> _Known:
@@ -81,14 +81,29 @@ class _Known:
         self.seen_pair[pair] += 1
         return found
 
-    def new_fingerprint(self, key: CommandKey) -> str:
-        """A unique fingerprint for a window-keyed command about to be stored."""
+    def adopt(self, key: CommandKey) -> None:
+        """Count a row stored before windows were kept as stored, and as matched here."""
         assert key.before is not None and key.after is not None
-        pair = (key.before, key.after)
-        occurrence = self.pair[pair] + self.added_pair[pair]
-        self.added_pair[pair] += 1
-        material = f"{key.before}\0{key.after}\0{occurrence}"
-        return hashlib.sha256(material.encode()).hexdigest()
+        for stored, seen, value in (
+            (self.before, self.seen_before, key.before),
+            (self.after, self.seen_after, key.after),
+        ):
+            stored[value] += 1
+            seen[value] += 1
+        self.pair[key.before, key.after] += 1
+        self.seen_pair[key.before, key.after] += 1
+
+
+def _window_fingerprint() -> str:
+    # Rows keyed by windows are matched through before_hash and after_hash;
+    # the fingerprint only has to be unique.
+    return f"w-{uuid.uuid4().hex}"
+
+
+def _legacy_fingerprint(source: str, user: str | None, position: int, line: str) -> str:
+    """The identity stores before schema 2 gave a command: its source, user, line number, text."""
+    material = f"{source}\0{user or ''}\0{position}\0{line}"
+    return hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def import_commands(
@@ -112,13 +127,26 @@ def import_commands(
             "SELECT coalesce(max(seq) + 1, 0) FROM commands WHERE source = ?", (source,)
         ).fetchone()[0]
         known = _Known.load(conn)
-        for command, key in zip(commands, keys, strict=True):
+        for position, (command, key) in enumerate(zip(commands, keys, strict=True)):
+            legacy = _legacy_fingerprint(source, user, position, command.line)
+            row = conn.execute(
+                "SELECT id FROM commands WHERE fingerprint = ?", (legacy,)
+            ).fetchone()
+            if row is not None:  # imported by an older aicache: give it its new identity
+                if key.timed is None:
+                    known.adopt(key)
+                conn.execute(
+                    "UPDATE commands SET fingerprint = ?, before_hash = ?, after_hash = ? "
+                    "WHERE id = ?",
+                    (key.timed or _window_fingerprint(), key.before, key.after, row[0]),
+                )
+                continue
             if key.timed is not None:
                 fingerprint = key.timed
             elif known.already_there(key):
                 continue
             else:
-                fingerprint = known.new_fingerprint(key)
+                fingerprint = _window_fingerprint()
             tokens = command_tokens(command.line)
             if not tokens.program:
                 continue
