@@ -81,3 +81,15 @@ def test_prune_and_list_agree_on_what_expired(cli: Cli, tmp_path: Path) -> None:
     assert "Kept 1 expired entries of make for `aicache prefetch`" in said
     assert [e["tool"] for e in json.loads(cli.run("list", "--json").stdout)] == ["make"]
     assert "expired" in listed
+
+
+def test_prefetch_tools_names_a_bad_value(cli: Cli) -> None:
+    # Execute
+    bad = cli.run("config", "set", "prefetch-tools", "make, my tool")
+    good = cli.run("config", "set", "prefetch-tools", " llm ,make,")
+    shown = cli.run("config", "show", COLUMNS="200")
+    # Assert
+    assert bad.returncode == 2
+    assert b"invalid tool name 'my tool'" in bad.stderr and b"Traceback" not in bad.stderr
+    assert good.returncode == 0 and b"prefetch-tools = llm,make" in good.stdout
+    assert "llm,make" in shown.stdout.decode()

@@ -102,6 +102,7 @@ def test_a_strong_personal_habit_wins_over_the_shared_model() -> None:
 def test_a_fresh_install_suggests_commands_as_the_user_typed_them(cli: Cli) -> None:
     # Prepare: nothing registered; command lines kept
     empty = cli.run("suggest")
+    listed = cli.run("models", "list", COLUMNS="200")
     assert cli.run("config", "set", "raw-storage", "on").returncode == 0
     history = cli.cwd / "history"
     history.write_text("\n".join(_habit_history()) + "\n")
@@ -115,6 +116,8 @@ def test_a_fresh_install_suggests_commands_as_the_user_typed_them(cli: Cli) -> N
     assert suggested.returncode == 0, suggested.stderr
     answer = json.loads(suggested.stdout)
     assert answer["model"] == "shipped" and answer["model_version"] is None
+    assert answer["privacy"]["dp"] == "central" and answer["privacy"]["epsilon"] > 0
+    assert "suggest serves the model shipped with aicache (ε=" in listed.stdout.decode()
     assert answer["suggestions"][0] == "git commit -m 'step 21'"
     typed = history.read_text().splitlines()
     typed_tokens = {" ".join(line.split()[:2]) for line in typed}

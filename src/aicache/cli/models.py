@@ -42,6 +42,7 @@ def suggest(
                 "as_typed": [s.typed is not None for s in answer.suggestions],
                 "model_version": answer.model.version,
                 "model": answer.model.origin,
+                "privacy": answer.model.privacy,
                 "history": answer.history,
             }
         )
@@ -78,8 +79,13 @@ def models_list(
         emit_json([{**v.as_dict(), "serving": bool(_serves(serving, v))} for v in versions])
         return
     if not versions:
+        from aicache.registry.shipped import shipped_model
+
+        shipped = shipped_model(task or "next-command")
+        served = "" if shipped is None else f" ({_privacy_text(shipped.privacy)})"
         out.print(
-            f"No model versions in {registry_dir(registry)}: suggest serves the shipped model."
+            f"No model versions in {registry_dir(registry)}: suggest serves the model shipped "
+            f"with aicache{served}."
         )
         return
     table = Table(
