@@ -171,10 +171,11 @@ class NextCommandTask(Task[NextCommandSource, CandidateSet, NextCommandContext, 
         ids, features = state.features(context.session, context.dir_hash)
         score, _ = scores(params, features)
         model = _softmax(score)
+        typed = _subcommand_shares(context.history)
         blended: dict[str, float] = {}
         for row in np.argsort(-score, kind="stable"):
             program = state.names[int(ids[row])]
-            for command, share in _subcommand_shares(program, context.history).items():
+            for command, share in typed.get(program, {program: 1.0}).items():
                 blended[command] = blended.get(command, 0.0) + float(model[row]) * share
         if context.history:
             own = TransitionCounts(item.command for item in context.history)
@@ -206,23 +207,25 @@ def _share(ranks: np.ndarray, k: int, total: int) -> float:
 
 
 def _subcommand_shares(
-    program: str, history: Sequence[HistoryItem], window: int = 20
-) -> dict[str, float]:
-    """How ``program`` was typed in its last ``window`` uses (``git status``: 0.6, ...).
+    history: Sequence[HistoryItem], window: int = 20
+) -> dict[str, dict[str, float]]:
+    """How each program was typed in its last ``window`` uses (``git``: ``git status`` 0.6, ...).
 
-    A program the user never ran is itself, with share 1.
+    One pass from the newest command back; a program the user never ran is absent.
     """
-    uses: dict[str, int] = {}
-    seen = 0
+    uses: dict[str, dict[str, int]] = {}
+    seen: dict[str, int] = {}
     for item in reversed(history):
-        if item.program == program:
-            uses[item.command] = uses.get(item.command, 0) + 1
-            seen += 1
-            if seen == window:
-                break
-    if not uses:
-        return {program: 1.0}
-    return {command: count / seen for command, count in uses.items()}
+        count = seen.get(item.program, 0)
+        if count == window:
+            continue
+        seen[item.program] = count + 1
+        commands = uses.setdefault(item.program, {})
+        commands[item.command] = commands.get(item.command, 0) + 1
+    return {
+        program: {command: n / seen[program] for command, n in commands.items()}
+        for program, commands in uses.items()
+    }
 
 
 register_task(NextCommandTask.name)(NextCommandTask)
