@@ -44,7 +44,7 @@ def test_prefetch_runs_nothing_the_user_did_not_allow(cli: Cli, tmp_path: Path) 
     assert b"no tool is allowed to be prefetched" in refused.stderr
     assert b"config set prefetch-tools" in refused.stderr
     assert not_asked.returncode == 2
-    assert b"Refreshing runs 1 command(s): 1 \xc3\x97 make." in not_asked.stdout
+    assert b"Prefetch will run 1 command: 1 \xc3\x97 make." in not_asked.stdout
     assert b"no terminal to ask on" in not_asked.stderr and b"--yes" in not_asked.stderr
     assert cli.invocations() == calls
 
@@ -78,7 +78,7 @@ def test_prune_and_list_agree_on_what_expired(cli: Cli, tmp_path: Path) -> None:
     assert pruned.returncode == 0, pruned.stderr
     said = pruned.stdout.decode().replace("\n", " ")
     assert "Pruned 1 expired" in said
-    assert "Kept 1 expired entries of make for `aicache prefetch`" in said
+    assert "Kept 1 expired entry of make for `aicache prefetch`" in said
     assert [e["tool"] for e in json.loads(cli.run("list", "--json").stdout)] == ["make"]
     assert "expired" in listed
 

@@ -257,8 +257,9 @@ def prune(
         f"cleared raw text from {result.raw_cleared} records."
     )
     if result.kept_expired:
+        entries = "entry" if result.kept_expired == 1 else "entries"
         out.print(
-            f"Kept {result.kept_expired} expired entries of {', '.join(sorted(keep))} for "
+            f"Kept {result.kept_expired} expired {entries} of {', '.join(sorted(keep))} for "
             "`aicache prefetch` to refresh (allowed in prefetch-tools and predicted next).",
             highlight=False,
         )

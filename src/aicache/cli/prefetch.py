@@ -116,12 +116,13 @@ def prefetch(
         return
     calls = Counter(entry.argv[0] for entry in due)
     cost = ", ".join(f"{count} × {tool}" for tool, count in sorted(calls.items()))
-    out.print(f"Refreshing runs {len(due)} command(s): {cost}.", highlight=False)
+    runs = f"{len(due)} command{'s' if len(due) != 1 else ''}"
+    out.print(f"Prefetch will run {runs}: {cost}.", highlight=False)
     for entry in due:
         out.print(f"  {' '.join(entry.argv)}", markup=False, highlight=False)
     if dry_run:
         return
-    if not confirm(f"Run {len(due)} command(s) ({cost}) now?", yes):
+    if not confirm(f"Run {runs} ({cost}) now?", yes):
         out.print("Nothing was run.")
         return
     failures = 0
