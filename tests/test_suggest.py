@@ -171,3 +171,21 @@ def test_models_use_pins_what_suggest_serves(cli: Cli) -> None:
     assert missing.returncode == malformed.returncode == 2
     assert b"no version 9" in missing.stderr and b"Traceback" not in missing.stderr
     assert b"invalid model version 'two'" in malformed.stderr
+
+
+def test_a_rollback_moves_the_pin_to_the_restored_model(tmp_path: Path) -> None:
+    # Prepare
+    shipped = shipped_model("next-command")
+    assert shipped is not None
+    _register(tmp_path, shipped.arrays, "first")
+    _register(tmp_path, [a * 0.5 for a in shipped.arrays], "second")
+    with ModelRegistry(tmp_path) as registry:
+        registry.pin("next-command", registry.resolve("next-command", "2"))
+        # Execute
+        restored = registry.rollback("next-command", registry.resolve("next-command", "1"))
+        pinned = registry.pinned("next-command")
+        registry.pin("next-command", None)
+        unpinned = registry.pinned("next-command")
+    # Assert
+    assert pinned is not None and pinned.version == restored.version == 3
+    assert unpinned is None
