@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/aicache simulate --clients 20 --rounds 10 --out aicache-report
+	$(VENV)/bin/aicache simulate --clients 20 --rounds 10 --out aicache-report --registry aicache-report/registry
 
 cache-demo: $(STAMP)
 	$(PY) examples/demo.py
@@ -22,8 +22,8 @@ cache-demo: $(STAMP)
 test: $(STAMP) lint typecheck unit
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples
-	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks examples scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

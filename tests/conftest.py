@@ -69,9 +69,10 @@ class Cli:
         metrics = json.loads((report / "metrics.json").read_text())
         return metrics, (result.stdout + result.stderr).replace(b"\n", b" ")
 
-    def versions(self) -> list[dict[str, Any]]:
-        """The registered model versions (``aicache models list --json``)."""
-        listed = self.run("models", "list", "--json")
+    def versions(self, registry: Path | None = None) -> list[dict[str, Any]]:
+        """The versions in a registry (default: the simulations' one), ``models list --json``."""
+        where = registry or self.home / "simulations"
+        listed = self.run("models", "list", "--json", "--registry", str(where))
         assert listed.returncode == 0, listed.stderr
         return list(json.loads(listed.stdout))
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +78,143 @@ def test_a_file_in_another_format_is_refused(cli: Cli) -> None:
     result = cli.run("import", "greenberg", str(other))
     assert result.returncode == 2
     assert b"not a Greenberg trace" in result.stderr
+
+
+def _trace_lines(user: str) -> list[str]:
+    """A real user's command lines, to stand in for a plain bash history."""
+    commands = parse_greenberg(read_text(shared_data("greenberg") / user))
+    return [c.line for c in commands if c.line.strip() and not c.line.startswith("#")]
+
+
+def _imported(result: subprocess.CompletedProcess[bytes]) -> int:
+    assert result.returncode == 0, result.stderr
+    found = re.search(rb"Imported (\d+) commands", result.stdout)
+    assert found, result.stdout
+    return int(found.group(1))
+
+
+def test_a_rotated_history_adds_only_its_new_commands(cli: Cli) -> None:
+    # Prepare: a 300-line history, then the shell drops its oldest line
+    lines = _trace_lines("experienced-1")[:301]
+    history = cli.cwd / "bash_history"
+    history.write_text("\n".join(lines[:300]) + "\n")
+    first = _imported(cli.run("import", "history", "--shell", "bash", str(history)))
+    # Execute
+    history.write_text("\n".join(lines[1:300]) + "\n")
+    rotated = _imported(cli.run("import", "history", "--shell", "bash", str(history)))
+    history.write_text("\n".join(lines[2:301]) + "\n")
+    rotated_and_grown = _imported(cli.run("import", "history", "--shell", "bash", str(history)))
+    # Assert
+    assert first == 300
+    assert rotated == 0
+    assert rotated_and_grown == 1
+    assert len(commands(cli)) == 301
+
+
+def test_a_second_file_adds_all_its_commands(cli: Cli) -> None:
+    # Prepare: two different stretches of one user's real usage, as two files
+    lines = _trace_lines("experienced-1")
+    first, second = cli.cwd / "first_history", cli.cwd / "second_history"
+    first.write_text("\n".join(lines[:300]) + "\n")
+    second.write_text("\n".join(lines[1000:1080]) + "\n")
+    _imported(cli.run("import", "history", "--shell", "bash", str(first)))
+    # Execute
+    added = _imported(cli.run("import", "history", "--shell", "bash", str(second)))
+    again = _imported(cli.run("import", "history", "--shell", "bash", str(second)))
+    # Assert
+    assert added == 80
+    assert again == 0
+    assert len(commands(cli)) == 380
+
+
+def test_zsh_extended_history_is_keyed_by_time_and_text(cli: Cli) -> None:
+    # Prepare: the same command twice in one second, then the file rotates
+    entries = [
+        ": 1700000000:0;git add -A",
+        ": 1700000001:0;git commit -m wip",
+        ": 1700000001:0;git commit -m wip",
+        ": 1700000002:0;ls",
+        ": 1700000003:0;make test",
+    ]
+    history = cli.cwd / "zsh_history"
+    history.write_text("\n".join(entries[:4]) + "\n")
+    first = _imported(cli.run("import", "history", "--shell", "zsh", str(history)))
+    # Execute: the oldest line dropped, one new line, and a second file that
+    # types the same command at another time
+    history.write_text("\n".join(entries[1:]) + "\n")
+    rotated = _imported(cli.run("import", "history", "--shell", "zsh", str(history)))
+    other = cli.cwd / "other_history"
+    other.write_text(": 1700009999:0;ls\n: 1700000002:0;ls\n")
+    second = _imported(cli.run("import", "history", "--shell", "zsh", str(other)))
+    # Assert
+    assert (first, rotated, second) == (4, 1, 1)
+    assert [p for p, _, _ in commands(cli)] == ["git", "git", "git", "ls", "make", "ls"]
+
+
+def test_fish_history_is_keyed_by_time_and_text(cli: Cli) -> None:
+    # Prepare
+    entries = [f"- cmd: git status\n  when: {1700000000 + i}\n" for i in range(3)]
+    history = cli.cwd / "fish_history"
+    history.write_text("".join(entries[:2]))
+    first = _imported(cli.run("import", "history", "--shell", "fish", str(history)))
+    # Execute: rotated by one, one command more
+    history.write_text("".join(entries[1:]))
+    rotated = _imported(cli.run("import", "history", "--shell", "fish", str(history)))
+    # Assert
+    assert (first, rotated) == (2, 1)
+    assert len(commands(cli)) == 3
+
+
+def test_a_loop_typed_many_times_is_kept_as_often_as_typed(home: Path) -> None:
+    # Prepare: the same short loop again and again, no timestamps
+    from aicache.local.history import parse_bash
+    from aicache.local.importer import import_commands
+    from aicache.local.store import Store
+
+    lines = ["make", "./run --fast", "vim main.c"] * 10 + ["git diff"]
+    with Store.open(home) as store:
+        # Execute
+        first = import_commands(
+            store, list(parse_bash("\n".join(lines))), source="bash", origin="a"
+        )
+        again = import_commands(
+            store, list(parse_bash("\n".join(lines))), source="bash", origin="a"
+        )
+        grown = import_commands(
+            store, list(parse_bash("\n".join([*lines[3:], "make"]))), source="bash", origin="a"
+        )
+        stored = store.conn.execute("SELECT count(*) FROM commands").fetchone()[0]
+    # Assert
+    assert (first.added, again.added, grown.added) == (31, 0, 1)
+    assert stored == 32
+
+
+def test_commands_imported_by_an_older_aicache_are_recognised(home: Path) -> None:
+    # Prepare: rows as the previous schema keyed them (source, position, text),
+    # without the neighbourhood hashes
+    import hashlib
+
+    from aicache.local.history import parse_bash
+    from aicache.local.importer import import_commands
+    from aicache.local.store import Store
+
+    lines = [f"make target{i}" for i in range(12)] + ["#1700000000", "git push"]
+    text = "\n".join(lines)
+    with Store.open(home) as store:
+        import_commands(store, list(parse_bash(text)), source="bash", origin="a")
+        with store.write() as conn:
+            rows = conn.execute("SELECT id, seq, raw FROM commands ORDER BY seq").fetchall()
+            for (row_id, seq, _), command in zip(rows, parse_bash(text), strict=True):
+                material = f"bash\0\0{seq}\0{command.line}".encode()
+                conn.execute(
+                    "UPDATE commands SET fingerprint = ?, before_hash = NULL, after_hash = NULL "
+                    "WHERE id = ?",
+                    (hashlib.sha256(material).hexdigest(), row_id),
+                )
+        # Execute
+        again = import_commands(store, list(parse_bash(text)), source="bash", origin="a")
+        rotated_text = "\n".join(lines[1:])
+        rotated = import_commands(store, list(parse_bash(rotated_text)), source="bash", origin="a")
+        stored = store.conn.execute("SELECT count(*) FROM commands").fetchone()[0]
+    # Assert
+    assert (again.added, rotated.added, stored) == (0, 0, 13)

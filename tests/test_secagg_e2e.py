@@ -21,7 +21,7 @@ CLIENTS = 5
 
 
 def _model(home: Path, version: int) -> list[np.ndarray]:
-    with ModelRegistry(home / "registry") as registry:
+    with ModelRegistry(home / "simulations") as registry:
         return registry.load(registry.resolve("next-command", str(version)))
 
 

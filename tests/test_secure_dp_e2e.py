@@ -25,7 +25,7 @@ Z = 0.01  # little noise, so that where the aggregate lands shows what was summe
 
 
 def _model(home: Path, version: int) -> np.ndarray:
-    with ModelRegistry(home / "registry") as registry:
+    with ModelRegistry(home / "simulations") as registry:
         arrays = registry.load(registry.resolve("next-command", str(version)))
     return np.concatenate([a.ravel().astype(np.float64) for a in arrays])
 

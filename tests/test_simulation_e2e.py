@@ -81,7 +81,8 @@ def test_a_simulation_learns_and_registers_every_round(cli: Cli, tmp_path: Path)
     assert stat.S_IMODE(cli.home.stat().st_mode) == 0o700  # the registry made the home private
     assert versions[-1]["privacy"] == {"dp": "off"}
 
-    exported = cli.run("models", "export", str(tmp_path))
+    simulations = str(cli.home / "simulations")
+    exported = cli.run("models", "export", str(tmp_path), "--registry", simulations)
     assert exported.returncode == 0, exported.stderr
     artifact = tmp_path / "next-command-v2.npz"
     assert artifact.stat().st_size > 0
@@ -95,15 +96,22 @@ def test_a_simulation_learns_and_registers_every_round(cli: Cli, tmp_path: Path)
     assert report["top1"] > metrics["untrained"]["top1"] + 0.1
     assert 0.0 <= report["cold_own_top1"] <= 1.0
 
-    # ... and suggests from the user's own history.
+    # ... never changes what suggest serves (the shipped model) ...
+    served = cli.run("suggest", "--json")
+    assert served.returncode == 0, served.stderr
+    assert json.loads(served.stdout)["model"] == "shipped"
+    assert cli.versions(cli.home / "registry") == []
+
+    # ... and suggests from the user's own history when asked to.
     history = tmp_path / "history"
     history.write_text("git pull\nmake test\ngit status\nmake test\ngit status\nmake test\n" * 5)
     cli.run("import", "history", "--shell", "bash", str(history))
-    suggested = cli.run("suggest", "--json", timeout=120)
+    suggested = cli.run("suggest", "--json", "--registry", simulations, timeout=120)
     assert suggested.returncode == 0, suggested.stderr
     suggestions = json.loads(suggested.stdout)["suggestions"]
     assert len(suggestions) == 3
     assert {"make test", "git status"} <= set(suggestions)
+    assert json.loads(suggested.stdout)["model_version"] == 2
 
     # ... and keeps and refreshes the cached answers of the commands it predicts.
     bin_dir = tmp_path / "bin"
@@ -113,15 +121,17 @@ def test_a_simulation_learns_and_registers_every_round(cli: Cli, tmp_path: Path)
     cli.run("run", "--ttl", "1s", "--", "make", "release notes", PATH=path)
     cli.run("run", "--ttl", "1s", "--", "fake-ai", "unpredicted", PATH=path)
     time.sleep(1.2)
+    assert cli.run("config", "set", "prefetch-tools", "make").returncode == 0
     assert cli.run("prune").returncode == 0
     assert [e["tool"] for e in json.loads(cli.run("list", "--json").stdout)] == ["make"]
     calls = cli.invocations()
-    prefetched = cli.run("prefetch", PATH=path, timeout=120)
+    started = time.time()
+    prefetched = cli.run("prefetch", "--yes", "--registry", simulations, PATH=path, timeout=120)
     assert prefetched.returncode == 0, prefetched.stderr
     assert b"refreshed: make release notes" in prefetched.stdout
     assert cli.invocations() == calls + 1
     (entry,) = json.loads(cli.run("list", "--json").stdout)
-    assert entry["expires_at"] > time.time()
+    assert entry["created_at"] >= started  # stored anew (its 1 s TTL may have run out since)
 
 
 def test_an_invalid_update_is_rejected_and_the_round_completes(cli: Cli) -> None:

@@ -185,10 +185,17 @@ def list_entries(
             command if len(command) <= 60 else command[:57] + "...",
             format_size(e.size),
             ago(e.created_at, now),
-            ago(e.expires_at, now) if e.expires_at else "never",
+            _expiry(e.expires_at, now),
             str(e.hits),
         )
     out.print(table)
+
+
+def _expiry(expires_at: float | None, now: float) -> str:
+    """``in 5m``, ``never``, or ``expired 3m ago`` (prune removes it unless prefetch needs it)."""
+    if expires_at is None:
+        return "never"
+    return f"expired {ago(expires_at, now)}" if expires_at <= now else ago(expires_at, now)
 
 
 def inspect(
@@ -306,21 +313,27 @@ def prune(
             age = settings.max_age_s if max_age is None else parse_duration(max_age)
         except ValueError as exc:
             raise bad_value(exc, "--max-age") from exc
-        result = cache_ops.prune(
-            store, now=time.time(), max_age_s=age, keep_tools=_predicted_or_nothing()
-        )
+        keep = _prefetchable_or_nothing()
+        result = cache_ops.prune(store, now=time.time(), max_age_s=age, keep_tools=keep)
     out.print(
         f"Pruned {result.expired} expired and {result.aged} old entries; "
         f"cleared raw text from {result.raw_cleared} records."
     )
+    if result.kept_expired:
+        entries = "entry" if result.kept_expired == 1 else "entries"
+        out.print(
+            f"Kept {result.kept_expired} expired {entries} of {', '.join(sorted(keep))} for "
+            "`aicache prefetch` to refresh (allowed in prefetch-tools and predicted next).",
+            highlight=False,
+        )
 
 
-def _predicted_or_nothing() -> frozenset[str]:
-    """Tools predicted to be needed soon, whose expired answers prune keeps for prefetch."""
-    from aicache.cli.prefetch import predicted_tools
+def _prefetchable_or_nothing() -> frozenset[str]:
+    """Allowed tools predicted to be needed soon, whose expired answers prefetch refreshes."""
+    from aicache.cli.prefetch import prefetchable_tools
 
     try:
-        return predicted_tools(3, None)
+        return prefetchable_tools(3, None)[1]
     except AicacheError:
         return frozenset()
 

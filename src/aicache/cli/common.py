@@ -60,7 +60,16 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for con
 RegistryOption = Annotated[
     Path | None,
     typer.Option(
-        "--registry", help="The model registry directory (default: $AICACHE_HOME/registry)."
+        "--registry",
+        help="The model registry directory (default: $AICACHE_HOME/registry, what suggest serves).",
+    ),
+]
+SimulationRegistryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry",
+        help="Where simulations register their versions (default: $AICACHE_HOME/simulations, "
+        "never the registry suggest serves from).",
     ),
 ]
 TaskOption = Annotated[str, typer.Option("--task", help="The task.")]
@@ -98,6 +107,17 @@ def registry_dir(registry: Path | None) -> Path:
     return ensure_private_dir(aicache_home()) / "registry"
 
 
+def simulation_registry_dir(registry: Path | None) -> Path:
+    """Where simulations register versions: ``--registry`` or ``$AICACHE_HOME/simulations``.
+
+    Apart from :func:`registry_dir` so that an experiment (or ``make demo``)
+    never changes the model ``suggest`` and ``prefetch`` serve.
+    """
+    if registry is not None:
+        return registry
+    return ensure_private_dir(aicache_home()) / "simulations"
+
+
 def load_model(registry: Any, version: Any) -> Any:
     """A version's arrays for use; a model pulled from a federation is verified first.
 
@@ -106,11 +126,9 @@ def load_model(registry: Any, version: Any) -> Any:
     AicacheError
         If a pulled model no longer matches its signature (it is not used).
     """
-    from aicache.deploy.distribution import check_version
-    from aicache.deploy.node import NodeHome
+    from aicache.deploy.serving import load_verified
 
-    check_version(registry, version, NodeHome().signing_key())
-    return registry.load(version)
+    return load_verified(registry, version)
 
 
 def stay_in_foreground(

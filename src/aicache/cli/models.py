@@ -31,36 +31,33 @@ def suggest(
 ) -> None:
     """The commands you are likely to type next, from your own history and the global model."""
     from aicache.cli.common import open_store
-    from aicache.features.history_items import items_from_store
-    from aicache.local.importer import directory_hash
-    from aicache.registry import ModelRegistry
-    from aicache.simulation.evaluation import ensure_compatible
-    from aicache.tasks.next_command import NextCommandContext, NextCommandTask
+    from aicache.deploy.serving import suggest_next
 
     checked("--k", k, 1, 20)
-    task = NextCommandTask()
-    with ModelRegistry(registry_dir(registry)) as reg:
-        version = reg.latest(task.name)
-        if version is None:
-            raise AicacheError(
-                f"there is no {task.name} model yet in {registry_dir(registry)}",
-                hint="Run `aicache simulate` (or join a federation) to get one.",
-            )
-        params = load_model(reg, version)
-    ensure_compatible(task.name, params)
     with open_store() as store:
-        history = items_from_store(store.conn)
-    context = NextCommandContext(history=history, dir_hash=directory_hash(str(Path.cwd())), k=k)
-    suggestions = task.predict(params, context)
+        answer = suggest_next(store, registry_dir(registry), k=k, directory=Path.cwd())
     if as_json:
         emit_json(
-            {"suggestions": suggestions, "model_version": version.version, "history": len(history)}
+            {
+                "suggestions": [s.shown for s in answer.suggestions],
+                "tokens": [s.tokens for s in answer.suggestions],
+                "as_typed": [s.typed is not None for s in answer.suggestions],
+                "model_version": answer.model.version,
+                "model": answer.model.origin,
+                "privacy": answer.model.privacy,
+                "history": answer.history,
+            }
         )
         return
-    for rank, command in enumerate(suggestions, 1):
-        out.print(f"{rank}. {command}")
-    if not history:
+    for rank, suggestion in enumerate(answer.suggestions, 1):
+        out.print(f"{rank}. {suggestion.shown}", markup=False, highlight=False)
+    if not answer.history:
         out.print("(no history yet: `aicache import history` makes these yours)")
+    elif not answer.lines_kept:
+        out.print(
+            "(shown as program and subcommand: the store keeps no command lines; "
+            "`aicache config set raw-storage on` before importing keeps them as typed)"
+        )
 
 
 models_app = typer.Typer(
@@ -74,16 +71,24 @@ def models_list(
     registry: RegistryOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Every registered version, oldest first."""
+    """Every registered version, oldest first, and which one each task serves."""
     from aicache.registry import ModelRegistry
 
     with ModelRegistry(registry_dir(registry)) as reg:
         versions = reg.versions(task)
+        serving = _serving(reg, {v.task for v in versions})
     if as_json:
-        emit_json([v.as_dict() for v in versions])
+        emit_json([{**v.as_dict(), "serving": bool(_serves(serving, v))} for v in versions])
         return
     if not versions:
-        out.print(f"No model versions in {registry_dir(registry)}.")
+        from aicache.registry.shipped import shipped_model
+
+        shipped = shipped_model(task or "next-command")
+        served = "" if shipped is None else f" ({_privacy_text(shipped.privacy)})"
+        out.print(
+            f"No model versions in {registry_dir(registry)}: suggest serves the model shipped "
+            f"with aicache{served}."
+        )
         return
     # Compact enough for an 80-column terminal: a table per task, ε without δ (it
     # is in `models show`), no year, and the 8 characters of the hash people compare.
@@ -110,7 +115,7 @@ def models_list(
             top1 = v.metrics.get("eval.top1")
             epsilon = v.privacy.get("epsilon")
             table.add_row(
-                str(v.version),
+                f"{v.version}*" if _serves(serving, v) else str(v.version),
                 str(v.parent or "-"),
                 str(v.round),
                 v.strategy,
@@ -121,6 +126,54 @@ def models_list(
                 v.sha256[:8],
             )
         out.print(table)
+        serves = serving.get(task_name)
+        if serves is not None:
+            how = "pinned; `models use latest` unpins" if serves[1] else "the newest"
+            out.print(f"* serves suggest and prefetch ({how}).")
+
+
+def _serving(reg: Any, tasks: set[str]) -> dict[str, tuple[int, bool]]:
+    """For each task, the version it serves and whether it is pinned."""
+    serving: dict[str, tuple[int, bool]] = {}
+    for name in tasks:
+        pinned = reg.pinned(name)
+        chosen = pinned or reg.latest(name)
+        if chosen is not None:
+            serving[name] = (chosen.version, pinned is not None)
+    return serving
+
+
+def _serves(serving: dict[str, tuple[int, bool]], version: Any) -> str:
+    served = serving.get(version.task)
+    if served is None or served[0] != version.version:
+        return ""
+    return "pinned" if served[1] else "newest"
+
+
+@models_app.command("use")
+def models_use(
+    version: Annotated[
+        str, typer.Argument(help="The version to serve, or latest to follow the newest.")
+    ],
+    task: TaskOption = "next-command",
+    registry: RegistryOption = None,
+) -> None:
+    """Pin the version suggest and prefetch serve (new versions then change nothing)."""
+    from aicache.deploy.serving import load_verified
+    from aicache.registry import ModelRegistry
+    from aicache.simulation.evaluation import ensure_compatible
+
+    with ModelRegistry(registry_dir(registry)) as reg:
+        if version == "latest":
+            reg.pin(task, None)
+            newest = reg.latest(task)
+            shown = "the shipped model" if newest is None else f"version {newest.version}"
+            out.print(f"{task}: serving the newest version from now on (now {shown}).")
+            return
+        chosen = reg.resolve(task, version)
+        ensure_compatible(task, load_verified(reg, chosen))  # never pin what cannot serve
+        reg.pin(task, chosen)
+    out.print(f"{task}: version {chosen.version} now serves, pinned (`models use latest` unpins).")
 
 
 def _privacy_text(privacy: dict[str, Any]) -> str:

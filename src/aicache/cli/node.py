@@ -67,7 +67,7 @@ def status(as_json: JsonOption = False) -> None:
 
     state = NodeHome().status()
     with ModelRegistry(registry_dir(None)) as registry:
-        latest = registry.latest("next-command")
+        latest = registry.pinned("next-command") or registry.latest("next-command")
     state["model_version"] = None if latest is None else latest.version
     state["model_note"] = None if latest is None else latest.note
     if as_json:

@@ -6,38 +6,41 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from aicache.cli.common import RegistryOption, checked, load_model, open_store, registry_dir
+from aicache.cli.common import (
+    RegistryOption,
+    YesOption,
+    checked,
+    confirm,
+    open_store,
+    registry_dir,
+)
 from aicache.cli.console import out
 from aicache.errors import AicacheError
 from aicache.local import cache as cache_ops
 from aicache.local.context import KEY_ENVIRONMENT
+from aicache.local.settings import Settings
 from aicache.local.units import parse_duration
 
 
-def predicted_tools(k: int, registry: Path | None) -> frozenset[str]:
-    """The programs of the ``k`` likeliest next commands (empty without a model)."""
-    from aicache.features.history_items import items_from_store
-    from aicache.local.importer import directory_hash
-    from aicache.registry import ModelRegistry
-    from aicache.simulation.evaluation import ensure_compatible
-    from aicache.tasks.next_command import NextCommandContext, NextCommandTask
+def prefetchable_tools(k: int, registry: Path | None) -> tuple[frozenset[str], frozenset[str]]:
+    """The programs of the ``k`` likeliest next commands, and those of them prefetch may run.
 
-    task = NextCommandTask()
-    with ModelRegistry(registry_dir(registry)) as reg:
-        version = reg.latest(task.name)
-        if version is None:
-            return frozenset()
-        params = load_model(reg, version)
-    ensure_compatible(task.name, params)
+    Only tools the user listed in the ``prefetch-tools`` setting may be re-run
+    without them: a re-run of an AI CLI may be a paid call.
+    """
+    from aicache.deploy.serving import suggest_next
+
     with open_store() as store:
-        history = items_from_store(store.conn)
-    context = NextCommandContext(history=history, dir_hash=directory_hash(str(Path.cwd())), k=k)
-    return frozenset(command.split(" ", 1)[0] for command in task.predict(params, context))
+        allowed = Settings.from_stored(store.settings()).prefetch_tools
+        answer = suggest_next(store, registry_dir(registry), k=k, directory=Path.cwd())
+    predicted = frozenset(s.tokens.split(" ", 1)[0] for s in answer.suggestions)
+    return predicted, predicted & allowed
 
 
 RERUN_TIMEOUT_S = 600
@@ -80,35 +83,57 @@ def prefetch(
         str, typer.Option("--within", help="Also refresh entries expiring this soon.")
     ] = "1h",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would run.")] = False,
+    yes: YesOption = False,
     registry: RegistryOption = None,
 ) -> None:
-    """Refresh expired cached answers of the commands you are predicted to run next."""
+    """Re-run expired cached answers of allowed tools you are predicted to run next.
+
+    Only tools listed in the prefetch-tools setting are re-run; the number of
+    calls and their tools are shown first, and the question is skipped with --yes.
+    """
     checked("--k", k, 1, 20)
     try:
         window = parse_duration(within)
     except ValueError as exc:
         raise AicacheError(f"--within: {exc}") from exc
-    tools = predicted_tools(k, registry)
-    if not tools:
-        raise AicacheError(
-            "there is no next-command model to predict with",
-            hint="Run `aicache simulate` (or join a federation) first.",
-        )
+    predicted, tools = prefetchable_tools(k, registry)
     with open_store() as store:
+        allowed = Settings.from_stored(store.settings()).prefetch_tools
         due = cache_ops.refreshable(store, tools, now=time.time(), within_s=window)
-    out.print(f"Predicted next: {', '.join(sorted(tools))}; {len(due)} cached answers to refresh.")
+    out.print(f"Predicted next: {', '.join(sorted(predicted))}.", highlight=False)
+    if not allowed:
+        raise AicacheError(
+            "no tool is allowed to be prefetched: a re-run may be a paid AI call",
+            hint="Allow the tools whose answers may be refreshed without you, for example "
+            "`aicache config set prefetch-tools make,llm`.",
+        )
+    if not due:
+        out.print(
+            f"Nothing to refresh: no expired answer of an allowed tool "
+            f"({', '.join(sorted(allowed))}) that is predicted next.",
+            highlight=False,
+        )
+        return
+    calls = Counter(entry.argv[0] for entry in due)
+    cost = ", ".join(f"{count} × {tool}" for tool, count in sorted(calls.items()))
+    runs = f"{len(due)} command{'s' if len(due) != 1 else ''}"
+    out.print(f"Prefetch will run {runs}: {cost}.", highlight=False)
+    for entry in due:
+        out.print(f"  {' '.join(entry.argv)}", markup=False, highlight=False)
+    if dry_run:
+        return
+    if not confirm(f"Run {runs} ({cost}) now?", yes):
+        out.print("Nothing was run.")
+        return
     failures = 0
     for entry in due:
         shown = " ".join(entry.argv)
-        if dry_run:
-            out.print(f"  would refresh: {shown}")
-            continue
         code = _rerun(entry)
         if code is None:
-            out.print(f"  skipped (its folder is gone): {shown}")
+            out.print(f"  skipped (its folder is gone): {shown}", markup=False)
             continue
         failures += code != 0
-        out.print(f"  {'refreshed' if code == 0 else f'failed ({code})'}: {shown}")
+        out.print(f"  {'refreshed' if code == 0 else f'failed ({code})'}: {shown}", markup=False)
     if failures:
         raise typer.Exit(1)
 

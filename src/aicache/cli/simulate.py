@@ -21,13 +21,13 @@ from aicache.cli.common import (
     LearningRateOption,
     LocalEpochsOption,
     NoiseOption,
-    RegistryOption,
+    SimulationRegistryOption,
     TargetEpsilonOption,
     TaskOption,
     checked,
     emit_json,
     load_model,
-    registry_dir,
+    simulation_registry_dir,
 )
 from aicache.cli.console import err, out
 from aicache.errors import AicacheError, Interrupted
@@ -225,7 +225,7 @@ def simulate(
     data_format: Annotated[str, typer.Option("--format", help="Format of --data.")] = "greenberg",
     seed: Annotated[int, typer.Option("--seed", help="Seeds data, model and sampling.")] = 0,
     output: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("aicache-report"),
-    registry: RegistryOption = None,
+    registry: SimulationRegistryOption = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the interrupted run of this task.")
     ] = False,
@@ -384,7 +384,7 @@ def simulate(
             outcome = runner.run(
                 plan,
                 source,
-                registry_root=registry_dir(registry),
+                registry_root=simulation_registry_dir(registry),
                 resume=resume,
                 warm_start=warm_start,
                 cpus=cpus,
@@ -413,7 +413,7 @@ def simulate(
     first, last = outcome.versions[0], outcome.versions[-1]
     out.print(
         f"{len(outcome.names)} clients, {len(outcome.rounds)} rounds in {outcome.seconds:.1f} s; "
-        f"registry versions {first}–{last} in {registry_dir(registry)}"
+        f"registry versions {first}–{last} in {simulation_registry_dir(registry)}"
     )
     out.print(f"Privacy: {privacy_text(outcome.privacy)}")
     if outcome.stopped:
@@ -436,7 +436,7 @@ def evaluate(
     ] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic users.")] = 1,
     clients: Annotated[int, typer.Option("--clients", help="Synthetic users.")] = 20,
-    registry: RegistryOption = None,
+    registry: SimulationRegistryOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate a registered model on users it never saw, with a cold-start view."""
@@ -449,7 +449,7 @@ def evaluate(
             f"--format: unknown format {data_format!r}: choose one of {', '.join(FORMATS)}"
         )
     checked("--cold-start", cold_start, 1)
-    with ModelRegistry(registry_dir(registry)) as reg:
+    with ModelRegistry(simulation_registry_dir(registry)) as reg:
         version = reg.resolve(task, model)
         params = load_model(reg, version)
         trained_on = _trained_on(reg, version.run_id)

@@ -280,6 +280,15 @@ class Refreshable:
     ttl_s: float | None
 
 
+# What prefetch can re-run unattended: an entry of an allowed tool whose
+# command read no input (the same key comes back) and holds no hashed secret
+# (the real value is not kept, so the command cannot be rebuilt). Prune keeps
+# exactly these.
+_REFRESHABLE = (
+    "tool IN ({marks}) AND (stdin_sha256 IS NULL OR stdin_sha256 = ?) AND instr(argv, ?) = 0"
+)
+
+
 def refreshable(
     store: Store, tools: frozenset[str], *, now: float, within_s: float
 ) -> list[Refreshable]:
@@ -291,12 +300,10 @@ def refreshable(
     be rebuilt).
     """
     kept = sorted(tools)
-    marks = ", ".join("?" for _ in kept)
+    condition = _REFRESHABLE.format(marks=", ".join("?" for _ in kept))
     rows = store.conn.execute(
         "SELECT key, argv, context, created_at, expires_at FROM cache_entries "
-        f"WHERE tool IN ({marks}) AND (stdin_sha256 IS NULL OR stdin_sha256 = ?) "
-        "AND instr(argv, ?) = 0 "
-        "AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
+        f"WHERE {condition} AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
         (*kept, EMPTY_STDIN_SHA256, MARK, now + within_s),
     ).fetchall()
     return [
@@ -318,11 +325,12 @@ def clear(store: Store) -> int:
 
 @dataclass(frozen=True, slots=True)
 class PruneResult:
-    """What a prune removed."""
+    """What a prune removed, and the expired entries it kept for prefetch."""
 
     expired: int
     aged: int
     raw_cleared: int
+    kept_expired: int = 0
 
 
 def prune(
@@ -335,23 +343,27 @@ def prune(
 ) -> PruneResult:
     """Remove expired entries and raw text older than the retention window.
 
-    Expired entries of ``keep_tools`` (the tools predicted to be needed soon)
-    stay so that ``aicache prefetch`` can refresh them, and with
-    ``drop_expired`` false only the retention window applies: nothing ever
-    outlives it.
+    Expired entries that ``aicache prefetch`` would refresh (of ``keep_tools``:
+    the tools the user allows it to re-run and that are predicted to be needed
+    soon; see :func:`refreshable`) stay, and are counted in
+    :attr:`PruneResult.kept_expired`. With ``drop_expired`` false only the
+    retention window applies: nothing ever outlives it.
     """
     cutoff = now - max_age_s
     kept = sorted(keep_tools)
-    marks = ", ".join("?" for _ in kept)
+    condition = _REFRESHABLE.format(marks=", ".join("?" for _ in kept))
+    expired_now = "expires_at IS NOT NULL AND expires_at <= ?"
     with store.write() as conn:
-        expired = 0
+        expired = kept_expired = 0
         if drop_expired:
-            # Kept: what prefetch can refresh (a predicted tool, run without input).
             expired = conn.execute(
-                "DELETE FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= ? "
-                f"AND NOT (tool IN ({marks}) AND (stdin_sha256 IS NULL OR stdin_sha256 = ?))",
-                (now, *kept, EMPTY_STDIN_SHA256),
+                f"DELETE FROM cache_entries WHERE {expired_now} AND NOT ({condition})",
+                (now, *kept, EMPTY_STDIN_SHA256, MARK),
             ).rowcount
+            kept_expired = conn.execute(
+                f"SELECT count(*) FROM cache_entries WHERE {expired_now} AND created_at >= ?",
+                (now, cutoff),
+            ).fetchone()[0]
         aged = conn.execute("DELETE FROM cache_entries WHERE created_at < ?", (cutoff,)).rowcount
         raw = conn.execute(
             "UPDATE events SET raw_prompt = NULL WHERE raw_prompt IS NOT NULL AND ts < ?",
@@ -364,4 +376,4 @@ def prune(
         conn.execute(
             "INSERT OR REPLACE INTO settings (key, value) VALUES ('last-prune', ?)", (repr(now),)
         )
-    return PruneResult(expired, aged, raw)
+    return PruneResult(expired, aged, raw, kept_expired)

@@ -76,6 +76,14 @@ MIGRATIONS: tuple[str, ...] = (
         skipped INTEGER NOT NULL
     );
     """,
+    # 2: imported commands recognised by content, not position: a command
+    # without a time is known by the hashes of its neighbourhood.
+    """
+    ALTER TABLE commands ADD COLUMN before_hash TEXT;
+    ALTER TABLE commands ADD COLUMN after_hash TEXT;
+    CREATE INDEX commands_before ON commands(before_hash);
+    CREATE INDEX commands_after ON commands(after_hash);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

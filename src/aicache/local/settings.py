@@ -37,6 +37,15 @@ def _parse_marks(text: str) -> tuple[str, ...]:
                 f"invalid command {mark!r}: start each with a program name, e.g. 'mytool ask'"
             )
     return marks
+def parse_tools(text: str) -> frozenset[str]:
+    """A comma-separated list of program names (``llm,make``); empty for none."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if any(c.isspace() or c in "/\\" for c in name):
+            raise ValueError(
+                f"invalid tool name {name!r}: give program names separated by commas (llm,make)"
+            )
+    return frozenset(names)
 
 
 def _stored_duration(text: str) -> float:
@@ -91,6 +100,11 @@ SETTINGS: dict[str, Setting] = {
             "(comma-separated prefixes, e.g. 'mytool ask, othertool')",
             "",
             _parse_marks,
+            "prefetch-tools",
+            "tools whose expired answers `aicache prefetch` may re-run (comma-separated; "
+            "none by default: a re-run may be a paid AI call)",
+            "",
+            parse_tools,
         ),
     )
 }
@@ -105,6 +119,7 @@ class Settings:
     max_output: int = DEFAULT_MAX_OUTPUT
     show_hits: bool = False
     cacheable: tuple[str, ...] = ()
+    prefetch_tools: frozenset[str] = frozenset()
 
     @classmethod
     def from_stored(cls, stored: dict[str, str]) -> Settings:
@@ -116,6 +131,7 @@ class Settings:
             max_output=parse_size(values["max-output"]),
             show_hits=_parse_bool(values["show-hits"]),
             cacheable=_parse_marks(values["cacheable"]),
+            prefetch_tools=parse_tools(values["prefetch-tools"]),
         )
 
     def describe(self) -> dict[str, str]:
@@ -126,6 +142,7 @@ class Settings:
             "max-output": format_size(self.max_output),
             "show-hits": "on" if self.show_hits else "off",
             "cacheable": ", ".join(self.cacheable),
+            "prefetch-tools": ",".join(sorted(self.prefetch_tools)) or "(none)",
         }
 
 
@@ -139,9 +156,11 @@ def validate_setting(name: str, value: str) -> str:
     """
     if name not in SETTINGS:
         raise ValueError(f"unknown setting {name!r}: choose one of {', '.join(SETTINGS)}")
-    SETTINGS[name].parse(value)
+    parsed = SETTINGS[name].parse(value)
     if name == "cacheable":
         return ", ".join(_parse_marks(value))
+    if isinstance(parsed, frozenset):
+        return ",".join(sorted(parsed))
     return value.strip()
 
 

@@ -3,7 +3,8 @@
 Metadata lives in ``registry.db`` (SQLite, WAL) beside an ``artifacts/``
 folder of content-addressed array archives. Versions are immutable: a
 rollback registers a new version whose artifact is the older one's, so the
-lineage stays a simple chain and "latest" is always what is in use.
+lineage stays a simple chain. What ``suggest`` serves can be pinned to one
+version (:meth:`ModelRegistry.pin`); unpinned, the newest version serves.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ CREATE TABLE IF NOT EXISTS signatures (
     manifest TEXT NOT NULL,
     signature BLOB NOT NULL,
     PRIMARY KEY (task, version)
+);
+CREATE TABLE IF NOT EXISTS serving (
+    task TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    pinned_at REAL NOT NULL
 )
 """
 _VERSION_COLUMNS = (
@@ -411,7 +417,27 @@ class ModelRegistry:
         signed = self.signature(task, to.version)
         if signed is not None:  # a model from a federation stays verifiable after a rollback
             self.add_signature(task, restored.version, *signed)
+        if self.pinned(task) is not None:  # a rollback is meant to change what serves
+            self.pin(task, restored)
         return restored
+
+    # Serving --------------------------------------------------------------
+
+    def pin(self, task: str, version: ModelVersion | None) -> None:
+        """Serve ``version`` of ``task`` from now on (``None``: the newest, whatever it is)."""
+        with self._write() as conn:
+            if version is None:
+                conn.execute("DELETE FROM serving WHERE task = ?", (task,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO serving (task, version, pinned_at) VALUES (?, ?, ?)",
+                    (task, version.version, time.time()),
+                )
+
+    def pinned(self, task: str) -> ModelVersion | None:
+        """The version of ``task`` pinned to serve, or ``None`` when none is pinned."""
+        row = self._conn.execute("SELECT version FROM serving WHERE task = ?", (task,)).fetchone()
+        return None if row is None else self.resolve(task, str(row[0]))
 
     # Signatures -----------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Package data: the global models shipped with aicache (read by ``aicache.registry.shipped``)."""

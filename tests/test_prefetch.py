@@ -1,0 +1,95 @@
+"""Prefetch re-runs only what the user allowed, says what it will run first, and
+prune and list agree on what has expired."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAKE_AI, Cli
+
+pytestmark = pytest.mark.e2e
+
+
+def _expired_entries(cli: Cli, tmp_path: Path) -> str:
+    """A user who runs make all day, with expired answers of make and of fake-ai."""
+    history = cli.cwd / "history"
+    history.write_text("make\nmake test\ngit status\n" * 10)
+    assert cli.run("import", "history", "--shell", "bash", str(history)).returncode == 0
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shutil.copy(FAKE_AI, bin_dir / "make")
+    path = os.pathsep.join([str(bin_dir), cli.env["PATH"]])
+    cli.run("run", "--ttl", "1s", "--", "make", "release notes", PATH=path)
+    cli.run("run", "--ttl", "1s", "--", "fake-ai", "a paid question", PATH=path)
+    time.sleep(1.2)
+    return path
+
+
+def test_prefetch_runs_nothing_the_user_did_not_allow(cli: Cli, tmp_path: Path) -> None:
+    # Prepare
+    path = _expired_entries(cli, tmp_path)
+    calls = cli.invocations()
+    # Execute
+    refused = cli.run("prefetch", "--yes", PATH=path)
+    cli.run("config", "set", "prefetch-tools", "make")
+    not_asked = cli.run("prefetch", PATH=path)
+    # Assert
+    assert refused.returncode == 2
+    assert b"no tool is allowed to be prefetched" in refused.stderr
+    assert b"config set prefetch-tools" in refused.stderr
+    assert not_asked.returncode == 2
+    assert b"Prefetch will run 1 command: 1 \xc3\x97 make." in not_asked.stdout
+    assert b"no terminal to ask on" in not_asked.stderr and b"--yes" in not_asked.stderr
+    assert cli.invocations() == calls
+
+
+def test_prefetch_with_yes_refreshes_only_allowed_tools(cli: Cli, tmp_path: Path) -> None:
+    # Prepare
+    path = _expired_entries(cli, tmp_path)
+    cli.run("config", "set", "prefetch-tools", "make, llm")
+    calls = cli.invocations()
+    started = time.time()
+    # Execute
+    ran = cli.run("prefetch", "--yes", PATH=path, timeout=120)
+    # Assert
+    assert ran.returncode == 0, ran.stderr
+    assert b"1 \xc3\x97 make" in ran.stdout and b"refreshed: make release notes" in ran.stdout
+    assert b"fake-ai" not in ran.stdout
+    assert cli.invocations() == calls + 1
+    entries = {e["tool"]: e for e in json.loads(cli.run("list", "--json").stdout)}
+    assert entries["make"]["created_at"] >= started  # stored anew by the re-run
+    assert entries["fake-ai"]["created_at"] < started
+
+
+def test_prune_and_list_agree_on_what_expired(cli: Cli, tmp_path: Path) -> None:
+    # Prepare
+    _expired_entries(cli, tmp_path)
+    cli.run("config", "set", "prefetch-tools", "make")
+    # Execute
+    pruned = cli.run("prune")
+    listed = cli.run("list").stdout.decode()
+    # Assert
+    assert pruned.returncode == 0, pruned.stderr
+    said = pruned.stdout.decode().replace("\n", " ")
+    assert "Pruned 1 expired" in said
+    assert "Kept 1 expired entry of make for `aicache prefetch`" in said
+    assert [e["tool"] for e in json.loads(cli.run("list", "--json").stdout)] == ["make"]
+    assert "expired" in listed
+
+
+def test_prefetch_tools_names_a_bad_value(cli: Cli) -> None:
+    # Execute
+    bad = cli.run("config", "set", "prefetch-tools", "make, my tool")
+    good = cli.run("config", "set", "prefetch-tools", " llm ,make,")
+    shown = cli.run("config", "show", COLUMNS="200")
+    # Assert
+    assert bad.returncode == 2
+    assert b"invalid tool name 'my tool'" in bad.stderr and b"Traceback" not in bad.stderr
+    assert good.returncode == 0 and b"prefetch-tools = llm,make" in good.stdout
+    assert "llm,make" in shown.stdout.decode()
