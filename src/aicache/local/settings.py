@@ -37,6 +37,8 @@ def _parse_marks(text: str) -> tuple[str, ...]:
                 f"invalid command {mark!r}: start each with a program name, e.g. 'mytool ask'"
             )
     return marks
+
+
 def parse_tools(text: str) -> frozenset[str]:
     """A comma-separated list of program names (``llm,make``); empty for none."""
     names = [name.strip() for name in text.split(",") if name.strip()]
