@@ -58,14 +58,17 @@ def _state(home: Path) -> dict[str, Any]:
     path = home / "registry" / "registry.db"
     if not path.exists():
         return {"rounds": [], "runs": 0, "ledger": []}
-    with sqlite3.connect(path) as conn:
-        versions = conn.execute(
-            "SELECT round, run_id FROM versions WHERE task = ? ORDER BY version", (TASK,)
-        ).fetchall()
-        ledger = conn.execute(
-            "SELECT rounds, epsilon, delta, spend FROM privacy_ledger WHERE task = ?", (TASK,)
-        ).fetchall()
-    conn.close()
+    try:
+        with sqlite3.connect(path) as conn:
+            versions = conn.execute(
+                "SELECT round, run_id FROM versions WHERE task = ? ORDER BY version", (TASK,)
+            ).fetchall()
+            ledger = conn.execute(
+                "SELECT rounds, epsilon, delta, spend FROM privacy_ledger WHERE task = ?", (TASK,)
+            ).fetchall()
+        conn.close()
+    except sqlite3.OperationalError:  # created, but its tables not yet
+        return {"rounds": [], "runs": 0, "ledger": []}
     return {
         "rounds": [row[0] for row in versions],
         "runs": len({row[1] for row in versions}),
