@@ -147,6 +147,8 @@ def main() -> int:
             progress.update(bar, description=f"{mode}, {vanished} of {args.clients} vanish")
             rows.append(one_round(mode, args.clients, vanished))
             progress.advance(bar)
+            if args.out:  # after every case: a campaign cut short keeps what it did
+                args.out.write_text(json.dumps(rows, indent=2) + "\n")
     table = Table("mode", "vanished", "outcome", "versions", "max |error|", "allowed", "s")
     for row in rows:
         table.add_row(
@@ -159,8 +161,6 @@ def main() -> int:
             f"{row['seconds']:.0f}",
         )
     console.print(table)
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
 
 

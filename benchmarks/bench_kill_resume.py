@@ -193,6 +193,9 @@ def main() -> int:
             progress.update(bar, description=f"kill {index} of {args.kills}, then --resume")
             rows.append(trial(index, flags, reference, duration, rng))
             progress.advance(bar)
+            if args.out:  # after every trial: a long campaign cut short keeps what it did
+                document = {"reference": reference, "duration": duration, "trials": rows}
+                args.out.write_text(json.dumps(document, indent=2) + "\n")
     table = Table("trial", "killed", "versions at kill", "ledger rounds", "resume", "versions ok")
     table.add_column("ledger = reference")
     for row in rows:
@@ -215,8 +218,6 @@ def main() -> int:
     for row in rows:
         if row["stderr"]:
             console.print(f"trial {row['trial']}: {row['stderr']}")
-    if args.out:
-        args.out.write_text(json.dumps({"reference": reference, "trials": rows}, indent=2) + "\n")
     return 0
 
 
