@@ -9,8 +9,8 @@ reference: its versions' rounds and its privacy-ledger row. Then, for each
 trial, the same run starts in a fresh home and its whole process group
 (Ray's workers included) is SIGKILLed:
 
-- odd trials at a random moment between the run's first registry write and
-  the reference run's duration;
+- odd trials at a random moment within the first 70 % of the reference
+  run's duration;
 - even trials the moment the registry's write-ahead log grows past the
   ``k``-th round's write (polled every millisecond): during or right after a
   registry write.
@@ -18,7 +18,8 @@ trial, the same run starts in a fresh home and its whole process group
 ``aicache simulate --resume`` must then exit 0, the versions' rounds must be
 exactly 1..R once each in one run, and the ledger row (rounds, ε, δ, the
 spend) must equal the reference's. A kill before the run was recorded leaves
-nothing to resume; that trial starts afresh and says so.
+nothing to resume; that trial starts afresh and says so. A run that ended
+before its kill moment has nothing to resume either (``--resume`` exits 2).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def trial(
         started = time.monotonic()
         rounds = len(reference["rounds"])
         if index % 2:  # a random moment
-            delay = rng.uniform(0.0, duration)
+            delay = rng.uniform(0.0, 0.7 * duration)  # load varies: leave the run time to end
             moment = f"at {delay:.1f} s"
             while process.poll() is None and time.monotonic() - started < delay:
                 time.sleep(0.01)
@@ -132,7 +133,8 @@ def trial(
             timeout=1800,
         )
         fresh = False
-        if resume.returncode == 2 and b"no interrupted run" in resume.stderr:
+        nothing_recorded = not killed["rounds"] and not finished_first
+        if resume.returncode == 2 and b"no interrupted run" in resume.stderr and nothing_recorded:
             fresh = True  # killed before the run was recorded: start it again
             resume = subprocess.run(
                 _command(flags, Path(tmp) / "report"),
