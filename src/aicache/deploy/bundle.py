@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from aicache.errors import AicacheError
 from aicache.security import signing
@@ -101,11 +102,14 @@ class Bundle:
             bundle = cls(**data)
             if not isinstance(bundle.node_id, int) or not isinstance(bundle.insecure, bool):
                 raise TypeError("node_id must be a number and insecure true or false")
+            for name, value in asdict(bundle).items():
+                if name not in ("node_id", "insecure") and not isinstance(value, str):
+                    raise TypeError(f"{name} must be text, not {type(value).__name__}")
             x509.load_pem_x509_certificates(bundle.ca_pem.encode())
             signing.load_public(bundle.signing_public_pem.encode())
             public_from_private(bundle.node_private_key.encode())
             check_name(bundle.name)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, UnsupportedAlgorithm) as exc:
             raise AicacheError(
                 f"bundle {path} is damaged: {exc}", hint="Ask the operator for a new one."
             ) from exc

@@ -110,7 +110,10 @@ class Delivery:
 
     def manifest_dict(self) -> dict[str, Any]:
         """The manifest, parsed (only trust it after :meth:`verify`)."""
-        value = json.loads(self.manifest)
+        try:
+            value = json.loads(self.manifest)
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise AicacheError(f"a model manifest is not JSON: {exc}") from exc
         if not isinstance(value, dict):
             raise AicacheError("a model manifest is not a JSON object")
         return value

@@ -119,6 +119,19 @@ class RunObserver:
         model = arrays.to_numpy_ndarrays()
         privacy = self.privacy_after(global_round)
         with ModelRegistry(self.registry_root) as registry:
+            # Every run goes in the ledger: one without DP makes the federation's ε infinite.
+            # The spend is recorded before the model is: a crash between the two then
+            # over-counts a round that a resume redoes, instead of leaving a released
+            # model unaccounted for (a resume after the last round trains nothing more).
+            registry.record_spend(
+                run_id=self.run_id,
+                task=self.plan.task,
+                federation=self.federation,
+                spend=self.plan.dp.as_dict(),
+                rounds=global_round,
+                epsilon=privacy.get("epsilon", math.inf),
+                delta=self.plan.dp.delta,
+            )
             version: ModelVersion = registry.register(
                 self.plan.task,
                 model,
@@ -130,16 +143,6 @@ class RunObserver:
                 num_clients=log.accepted,
                 metrics=metrics,
                 privacy=privacy,
-            )
-            # Every run goes in the ledger: one without DP makes the federation's ε infinite.
-            registry.record_spend(
-                run_id=self.run_id,
-                task=self.plan.task,
-                federation=self.federation,
-                spend=self.plan.dp.as_dict(),
-                rounds=global_round,
-                epsilon=privacy.get("epsilon", math.inf),
-                delta=self.plan.dp.delta,
             )
         self.parent = version.version
         self.final_arrays = model

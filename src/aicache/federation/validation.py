@@ -9,6 +9,7 @@ into an error instead of a silently unchanged model.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -89,7 +90,7 @@ def reply_problem(
         meta = content.config_records[META]
         num_examples = float(metrics[NUM_EXAMPLES])  # type: ignore[arg-type]
         task = str(meta["task"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, EOFError) as exc:  # EOFError: truncated array bytes
         return f"malformed reply: missing or invalid {exc}"
     return update_problem(
         arrays,
@@ -115,6 +116,36 @@ def _plain(record: MetricRecord | None) -> dict[str, float]:
     if record is None:
         return {}
     return {k: float(v) for k, v in record.items() if isinstance(v, int | float)}
+
+
+def _uniform(valid: list[Message]) -> list[Message]:
+    """The valid replies rebuilt with one layout: the checked model and the shared metrics.
+
+    Flower's strategies fail the whole round when replies differ in their
+    records or keys, so a client adding a record, a metric or renaming an
+    array could otherwise void everyone's round. Each reply keeps its model,
+    its weight and the finite metrics that every valid reply has.
+    """
+    records = [m.content.metric_records["metrics"] for m in valid]
+    shared = set.intersection(
+        *(
+            {k for k, v in r.items() if isinstance(v, int | float) and math.isfinite(v)}
+            for r in records
+        )
+    )
+    return [
+        Message(
+            RecordDict(
+                {
+                    "arrays": ArrayRecord(m.content.array_records["arrays"].to_numpy_ndarrays()),
+                    "metrics": MetricRecord({k: r[k] for k in sorted(shared)}),
+                }
+            ),
+            dst_node_id=0,
+            message_type=MessageType.TRAIN,
+        )
+        for m, r in zip(valid, records, strict=True)
+    ]
 
 
 def _clipped_bit(message: Message) -> int:
@@ -242,6 +273,8 @@ class ValidatedStrategy(Strategy):
                 self._slot(model, bit if self.clipped_bits else None)
                 for model, bit in zip(models, bits, strict=True)
             ]
+        elif valid:
+            valid = _uniform(valid)
         arrays, metrics = self.inner.aggregate_train(server_round, valid) if valid else (None, None)
         if arrays is None:
             reasons = "; ".join(sorted(set(self.log.rejected))) or "no client replied"

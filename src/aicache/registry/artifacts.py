@@ -41,10 +41,13 @@ def decode_arrays(data: bytes, *, origin: str = "artifact") -> list[np.ndarray]:
         If the bytes are not an array archive of plain numeric arrays.
     """
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an archive of them")
+        with loaded as archive:
             names = sorted(archive.files, key=lambda n: int(n.removeprefix("arr_")))
             return [np.array(archive[name]) for name in names]
-    except (ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise ArtifactError(f"{origin} is not a plain array archive: {exc}") from exc
 
 

@@ -10,6 +10,7 @@ version (:meth:`ModelRegistry.pin`); unpinned, the newest version serves.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 import uuid
@@ -144,11 +145,36 @@ class RunRecord:
     message: str | None
 
 
+def _damaged(what: str, exc: Exception) -> AicacheError:
+    return AicacheError(
+        f"the model registry's record of {what} is damaged: {exc}",
+        hint="Restore registry.db from a backup, or move the registry aside and train again.",
+    )
+
+
 def _run_record(row: tuple[Any, ...]) -> RunRecord:
-    return RunRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+    try:
+        return RunRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6])
+    except (ValueError, TypeError) as exc:  # a row edited or damaged outside aicache
+        raise _damaged(f"run {row[0]}", exc) from exc
 
 
 def _version(row: tuple[Any, ...]) -> ModelVersion:
+    try:
+        return _version_of(row)
+    except (ValueError, TypeError) as exc:  # a row edited or damaged outside aicache
+        raise _damaged(f"version {row[1]} of {row[0]}", exc) from exc
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _version_of(row: tuple[Any, ...]) -> ModelVersion:
+    # The digest becomes a file path: only a real SHA-256 may name an artifact.
+    if not isinstance(row[11], str) or not _DIGEST.fullmatch(row[11]):
+        raise ValueError(f"its artifact hash {row[11]!r} is not a SHA-256")
+    if not all(isinstance(row[i], str) for i in (0, 4, 5, 13)):
+        raise TypeError("its task, run, strategy or note is not text")
     return ModelVersion(
         task=row[0],
         version=row[1],

@@ -10,7 +10,10 @@ from flwr.app import Context, Message
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
 
-ATTACKS = ("nan", "scale", "sign-flip")
+from aicache.features.candidates import CandidateSet
+
+ATTACKS = ("nan", "scale", "sign-flip", "vanish")
+BOUNDED_ATTACKS = ("sign-flip", "scale", "label-flip")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +25,9 @@ class Adversary:
     count
         How many clients are adversarial.
     attack
-        ``nan`` (non-finite values), ``scale`` (the model times 1000) or
-        ``sign-flip`` (the model negated).
+        ``nan`` (non-finite values), ``scale`` (the model times 1000),
+        ``sign-flip`` (the model negated) or ``vanish`` (the client trains, then
+        fails before it replies: a dropout in the middle of a plain round).
     """
 
     count: int
@@ -39,11 +43,84 @@ class Adversary:
         """The parameters ``client`` sends."""
         if client >= self.count:
             return params
+        if self.attack == "vanish":
+            raise ConnectionAbortedError(f"client {client} dropped out (simulated)")
         if self.attack == "nan":
             return [np.full_like(p, np.nan) for p in params]
         if self.attack == "scale":
             return [p * 1000.0 for p in params]
         return [-p for p in params]
+
+
+def update_norm(update: list[np.ndarray]) -> float:
+    """The L2 norm of a whole update (every array together), as validation measures it."""
+    return float(np.sqrt(sum(float(np.sum(np.square(u, dtype=np.float64))) for u in update)))
+
+
+def label_flipped(examples: CandidateSet) -> CandidateSet:
+    """``examples`` with each point's answer moved to another candidate of its group.
+
+    The right candidate ``t`` of a group of ``k`` becomes ``(t + 1) mod k``: the
+    client learns to rank a wrong command first. Groups of one candidate, and
+    points whose answer is absent (-1), stay as they are.
+    """
+    sizes = examples.sizes
+    flipped = np.where(
+        (examples.targets >= 0) & (sizes > 1),
+        (examples.targets + 1) % np.maximum(sizes, 1),
+        examples.targets,
+    )
+    return CandidateSet(examples.features, examples.offsets, flipped.astype(np.int64))
+
+
+@dataclass(frozen=True, slots=True)
+class BoundedAttack:
+    """A poisoning attack that stays under the server's update norm bound.
+
+    An update the bound rejects never reaches the aggregation rule; these
+    attacks are built to be accepted, so that they test the rule itself.
+
+    Attributes
+    ----------
+    attack
+        ``sign-flip`` (the honest update reversed), ``scale`` (the honest update
+        boosted) or ``label-flip`` (trained on answers moved to wrong candidates,
+        sent as trained).
+    margin
+        Sign-flip and scale stretch the update to this share of the bound.
+    """
+
+    attack: str
+    margin: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.attack not in BOUNDED_ATTACKS:
+            raise ValueError(
+                f"unknown attack {self.attack!r}: choose one of {', '.join(BOUNDED_ATTACKS)}"
+            )
+        if not 0 < self.margin < 1:
+            raise ValueError(f"invalid margin {self.margin}: it must be in (0, 1)")
+
+    def training_data(self, examples: CandidateSet) -> CandidateSet:
+        """What the attacker trains on."""
+        return label_flipped(examples) if self.attack == "label-flip" else examples
+
+    def update(self, honest: list[np.ndarray], bound: float) -> list[np.ndarray]:
+        """The update sent in place of ``honest`` (the trained model minus the global one).
+
+        Label-flip sends its trained update, shrunk only if it would exceed the
+        bound; the others point along (sign-flip: against) the honest update
+        with a norm of ``margin`` times the bound.
+        """
+        norm = update_norm(honest)
+        if norm == 0:
+            return [np.array(u, dtype=np.float64) for u in honest]
+        target = self.margin * bound
+        if self.attack == "label-flip":
+            factor = min(1.0, target / norm)
+        else:
+            factor = (-1.0 if self.attack == "sign-flip" else 1.0) * target / norm
+        return [np.asarray(u, dtype=np.float64) * factor for u in honest]
 
 
 @dataclass(frozen=True, slots=True)
