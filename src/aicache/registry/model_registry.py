@@ -432,6 +432,13 @@ class ModelRegistry:
         ).fetchone()
         return None if row is None else (row[0].encode(), bytes(row[1]))
 
+    def signed_manifests(self, task: str) -> dict[int, bytes]:
+        """Every signed manifest of ``task``, by local version number."""
+        rows = self._conn.execute(
+            "SELECT version, manifest FROM signatures WHERE task = ? ORDER BY version", (task,)
+        ).fetchall()
+        return {int(row[0]): row[1].encode() for row in rows}
+
     # Privacy ledger -------------------------------------------------------
 
     def record_spend(
