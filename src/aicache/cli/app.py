@@ -9,6 +9,7 @@ import typer
 
 from aicache import __version__
 from aicache.cli import admin, cache, imports, models, node, prefetch, privacy, server, simulate
+from aicache.cli.common import finite_floats
 from aicache.cli.console import print_error
 from aicache.errors import AicacheError
 from aicache.local.paths import aicache_home, store_path
@@ -56,7 +57,7 @@ app.add_typer(server.app, name="server")
 def run_app(args: list[str]) -> int:
     """Run the Typer application and turn every user-facing error into a message."""
     try:
-        app(args=args, prog_name="aicache")
+        finite_floats(typer.main.get_command(app))(args=args, prog_name="aicache")
     except AicacheError as exc:
         print_error(exc.message, exc.hint)
         return exc.exit_code

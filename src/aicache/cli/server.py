@@ -219,8 +219,9 @@ def _deploy_plan(
     secure: str,
     round_timeout: float,
     evaluate_every: int,
+    expected_attackers: int = 0,
 ) -> Any:  # -> TrainingPlan
-    from aicache.cli.simulate import _dp_plan
+    from aicache.cli.simulate import _dp_plan, robust_spec
     from aicache.federation.plan import TrainingPlan
     from aicache.federation.strategies import Selection, StrategySpec
     from aicache.privacy.secure import SecAggSettings
@@ -265,7 +266,9 @@ def _deploy_plan(
         plan = TrainingPlan(
             task=task,
             rounds=rounds,
-            strategy=StrategySpec(strategy, {}),
+            strategy=robust_spec(
+                StrategySpec(strategy, {}), expected_attackers, selection.per_round(population)
+            ),
             selection=selection,
             seed=seed,
             dp=dp_plan,
@@ -336,6 +339,12 @@ def run(
             "--evaluate-every", help="Evaluate every N rounds and after the last (saves latency)."
         ),
     ] = 1,
+    expected_attackers: Annotated[
+        int,
+        typer.Option(
+            "--expected-attackers", help="Attackers krum, trimmed-mean, median withstand."
+        ),
+    ] = 0,
     wait: Annotated[
         float, typer.Option("--wait", help="Give up following the run after this many seconds.")
     ] = 3600.0,
@@ -385,6 +394,7 @@ def run(
         secure=secure,
         round_timeout=round_timeout,
         evaluate_every=evaluate_every,
+        expected_attackers=expected_attackers,
     )
     submitted = runs.submit(server, plan, resume=resume)
     plan = submitted.plan
