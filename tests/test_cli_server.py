@@ -20,7 +20,7 @@ def test_a_config_value_that_is_not_a_number_is_named(cli: Cli) -> None:
     # Assert
     text = result.stderr.decode()
     assert result.returncode == 2
-    assert "training.rounds = 'ten'" in text and "is not a number" in text
+    assert "training.rounds = 'ten'" in text and "is not a finite number" in text
     assert "Traceback" not in text
 
 
@@ -35,3 +35,14 @@ def test_an_address_without_a_port_is_named(cli: Cli) -> None:
     result = cli.run("server", "nodes", str(root))
     assert result.returncode == 2
     assert "has no port" in result.stderr.decode() and b"Traceback" not in result.stderr
+
+
+def test_a_config_value_that_is_not_finite_is_named(cli: Cli) -> None:
+    root = cli.cwd / "fed"
+    assert cli.run("server", "init", str(root), "--port", "19324").returncode == 0
+    config = root / "aicache-server.toml"
+    config.write_text(config.read_text().replace("clip = 1.0", "clip = nan"))
+    result = cli.run("server", "run", str(root))
+    text = result.stderr.decode()
+    assert result.returncode == 2
+    assert "privacy.clip = nan" in text and "is not a finite number" in text

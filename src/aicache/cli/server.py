@@ -6,6 +6,7 @@ Every command but ``init`` takes the federation directory as ``DIR`` or
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -288,9 +289,12 @@ def _deploy_plan(
 def _config_value(server: ServerDirectory, table: str, key: str, default: Any, kind: Any) -> Any:
     """``table.key`` of the federation's config as ``kind``, or a message naming it."""
     value = server.config.get(table, {}).get(key, default)
-    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+    if kind in (int, float) and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    ):
         raise AicacheError(
-            f"{table}.{key} = {value!r} in {server.root / 'aicache-server.toml'} is not a number",
+            f"{table}.{key} = {value!r} in {server.root / 'aicache-server.toml'} is not a "
+            "finite number",
             hint=f"Write a number, or remove it (default: {default}).",
         )
     return kind(value)
