@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from aicache.deploy.distribution import Inbox, delivery_for, sign_version
 from aicache.registry import ModelRegistry
@@ -169,3 +170,64 @@ def test_a_newer_delivery_still_installs_after_a_rollback(cli: Cli, tmp_path: Pa
     pulled = cli.run("models", "pull")
     assert pulled.returncode == 0, _text(pulled)
     assert "installed version 6 of the federation (local version 4)" in _text(pulled)
+
+
+def _local_model(cli: Cli) -> None:
+    """One version trained here, in the CLI's default registry."""
+    with ModelRegistry(cli.home / "registry") as registry:
+        registry.register(
+            TASK,
+            [np.ones(3)],
+            run_id="run-1",
+            round=1,
+            parent=None,
+            strategy="fedavg",
+            strategy_config={},
+            num_clients=3,
+            metrics={},
+            privacy={"dp": "off"},
+        )
+
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("models", "show", HUGE),
+        ("models", "export", "out.npz", "--version", HUGE),
+        ("models", "rollback", "--to", HUGE),
+        ("evaluate", "--model", HUGE),
+    ],
+)
+def test_a_version_number_too_large_for_the_registry_is_named(
+    cli: Cli, args: tuple[str, ...]
+) -> None:
+    _local_model(cli)
+    result = cli.run(*args)
+    assert result.returncode == 2, _text(result)
+    assert f"invalid model version '{HUGE}': use latest or a version number from 1 to" in (
+        _text(result)
+    )
+    assert "Traceback" not in _text(result)
+    assert len(cli.versions()) == 1
+
+
+def test_export_refuses_to_overwrite_without_force(cli: Cli) -> None:
+    # Prepare: an existing file where the metadata would go.
+    _local_model(cli)
+    sibling = cli.cwd / "model.json"
+    sibling.write_text("my notes\n")
+    # Execute
+    refused = cli.run("models", "export", "model.npz")
+    forced = cli.run("models", "export", "model.npz", "--force")
+    # Assert
+    assert refused.returncode == 2
+    assert "error: model.json already exists" in _text(refused)
+    assert "pass --force to overwrite" in _text(refused)
+    assert forced.returncode == 0, _text(forced)
+    assert json.loads(sibling.read_text())["version"] == 1
+    again = cli.run("models", "export", "model.npz")
+    assert again.returncode == 2
+    assert "model.npz and model.json already exist" in _text(again)

@@ -153,6 +153,9 @@ def models_export(
     ] = "latest",
     task: TaskOption = "next-command",
     registry: RegistryOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing .npz and .json.")
+    ] = False,
 ) -> None:
     """Write one version's arrays (.npz, no pickle) and its metadata (.json)."""
     from aicache.registry import ModelRegistry
@@ -168,6 +171,14 @@ def models_export(
         target = destination
     else:
         target = destination.with_name(destination.name + ".npz")
+    existing = [p for p in (target, target.with_suffix(".json")) if p.exists() or p.is_symlink()]
+    if existing and not force:
+        raise AicacheError(
+            f"{' and '.join(str(p) for p in existing)} already exist"
+            if len(existing) > 1
+            else f"{existing[0]} already exists",
+            hint="Nothing was written. Choose another destination, or pass --force to overwrite.",
+        )
     try:
         target.write_bytes(data)
         target.with_suffix(".json").write_text(json.dumps(found.as_dict(), indent=2) + "\n")

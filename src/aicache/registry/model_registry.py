@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS signatures (
     PRIMARY KEY (task, version)
 )
 """
+MAX_VERSION = 2**63 - 1
 _VERSION_COLUMNS = (
     "task, version, parent, round, run_id, strategy, strategy_config, num_clients, metrics, "
     "privacy, created_at, sha256, size, note"
@@ -371,9 +372,13 @@ class ModelRegistry:
         else:
             try:
                 number = int(ref)
+                if not 1 <= number <= MAX_VERSION:  # SQLite integers are 64-bit
+                    raise ValueError(ref)
             except ValueError as exc:
                 raise AicacheError(
-                    f"invalid model version {ref!r}: use latest or a version number"
+                    f"invalid model version {ref!r}: use latest or a version number from 1 "
+                    f"to {MAX_VERSION}",
+                    hint="`aicache models list` shows what is registered.",
                 ) from exc
             row = self._conn.execute(
                 f"SELECT {_VERSION_COLUMNS} FROM versions WHERE task = ? AND version = ?",
