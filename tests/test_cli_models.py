@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -231,3 +232,20 @@ def test_export_refuses_to_overwrite_without_force(cli: Cli) -> None:
     again = cli.run("models", "export", "model.npz")
     assert again.returncode == 2
     assert "model.npz and model.json already exist" in _text(again)
+
+
+def test_a_foreign_registry_file_is_named_not_the_store(cli: Cli) -> None:
+    # Prepare
+    foreign = cli.home / "registry" / "registry.db"
+    foreign.parent.mkdir(parents=True)
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE versions (id INTEGER, body TEXT)")
+    db.close()
+    before = foreign.read_bytes()
+    # Execute
+    result = cli.run("models", "list")
+    # Assert
+    assert result.returncode == 2
+    assert f"the model registry {foreign} cannot be used" in _text(result)
+    assert "store.db" not in _text(result) and "doctor" not in _text(result)
+    assert foreign.read_bytes() == before
