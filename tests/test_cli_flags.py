@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,32 @@ def test_expected_attackers_on_a_rule_without_them_is_refused(cli: Cli) -> None:
     )
     assert result.returncode == 2
     assert "fedavg has no setting for expected attackers" in _text(result)
+
+
+def test_a_data_folder_of_garbage_is_named_before_the_simulation_starts(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Prepare: one real trace among files that are not traces.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "alice").write_text("S 1\nC ls\nD /\nA NIL\nH NIL\nX NIL\n\nE 1\n")
+    (data / "binary").write_bytes(bytes(range(256)) * 8)
+    (data / "notes").write_text("hello\nworld\n")
+    # Execute
+    simulated = cli.run("simulate", "--rounds", "1", "--data", str(data), timeout=120)
+    # Assert: the first bad file is named, and nothing started.
+    assert simulated.returncode == 2, _text(simulated)
+    assert f"--data {data}: binary cannot be used: no command records" in _text(simulated)
+    assert "Traceback" not in _text(simulated) and "Greenberg UNIX traces in" not in _text(
+        simulated
+    )
+    assert not (cli.home / "registry").exists()
+
+
+def test_a_data_folder_with_one_user_is_not_a_federation(cli: Cli, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "alice").write_text("S 1\nC ls\nD /\nA NIL\nH NIL\nX NIL\n\nE 1\n")
+    result = cli.run("simulate", "--rounds", "1", "--data", str(data), timeout=120)
+    assert result.returncode == 2
+    assert "it holds 1 user's trace; a federation needs at least 2" in _text(result)

@@ -312,7 +312,12 @@ def simulate(
     checked("--rounds", rounds, 1)
     checked("--cpus", cpus, 1)
     source = GreenbergSource(str(data)) if data is not None else SyntheticSource(seed, clients)
+    source.check()  # a bad data file is named here, not in a Ray worker's traceback
     names = source.names()
+    if len(names) < 2:
+        raise AicacheError(
+            f"--data {data}: it holds {len(names)} user's trace; a federation needs at least 2"
+        )
     try:
         settings = {"proximal_mu": mu} if mu is not None else {}
         selection = _selection(fraction, min_clients, sample_rate, dp, population=len(names))
