@@ -71,8 +71,12 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing federation.")] = False,
 ) -> None:
     """Create a CA, a server certificate, a model-signing key (Ed25519) and a config."""
+    from aicache.deploy.bundle import check_host, check_name
     from aicache.security.federation_dir import CONFIG, init_federation
 
+    check_name(name, what="federation name")  # it names the CA and every bundle
+    for each in host or []:
+        check_host(each)
     files = init_federation(directory, name=name, hosts=host or [], port=port, force=force)
     out.print(f"Federation {name!r} initialised in {files.root} (keys owner-only).")
     out.print(f"Edit {files.path(CONFIG)} for its tasks, strategy and privacy settings.")
