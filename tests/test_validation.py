@@ -104,7 +104,6 @@ def _reply(arrays: list[np.ndarray], examples: int, task: str = "next-command") 
 
 def _wrapper() -> ValidatedStrategy:
     strategy = ValidatedStrategy(FedAvg(), task="next-command", max_update_norm=10.0)
-    strategy._sent = [a.copy() for a in REFERENCE]
     strategy._reference = [a.copy() for a in REFERENCE]
     return strategy
 

@@ -19,7 +19,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.supercore.differential_privacy import KEY_NORM_BIT
 
-from aicache.tasks.base import get_task
+from aicache.tasks.base import Task, get_task
 
 logger = logging.getLogger("aicache.federation")
 
@@ -131,6 +131,13 @@ def reply_problem(
     )
 
 
+def _max_examples_of(task: str) -> int:
+    try:
+        return get_task(task).max_examples
+    except KeyError:  # a task this process does not know: the contract's default bound
+        return Task.max_examples
+
+
 @dataclass
 class RoundLog:
     """What the wrapper saw in the latest round (read by the run observer)."""
@@ -209,7 +216,7 @@ class ValidatedStrategy(Strategy):
         self.inner = inner
         self.task = task
         self.max_update_norm = max_update_norm
-        self.max_examples = get_task(task).max_examples if max_examples is None else max_examples
+        self.max_examples = _max_examples_of(task) if max_examples is None else max_examples
         self.fixed_count = fixed_count
         self.evaluate_every = evaluate_every
         self.round_offset = round_offset
@@ -218,8 +225,8 @@ class ValidatedStrategy(Strategy):
         self.expected_count = expected_count
         self.clipped_bits = clipped_bits
         self.log = RoundLog()
-        self._sent: list[np.ndarray] = []  # the global model as sent, in the task's dtypes
-        self._reference: list[np.ndarray] = []  # the same in float64, to compute with
+        # The global model as sent, in the task's dtypes: replies must match them exactly.
+        self._reference: list[np.ndarray] = []
 
     def summary(self) -> None:
         """Log the wrapped strategy's summary."""
@@ -229,8 +236,7 @@ class ValidatedStrategy(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Remember the global model sent, then let the inner strategy sample clients."""
-        self._sent = arrays.to_numpy_ndarrays()
-        self._reference = [a.astype(np.float64) for a in self._sent]
+        self._reference = arrays.to_numpy_ndarrays()
         self.log = RoundLog()
         if self.availability is not None:
             count, seconds = self.availability
@@ -258,7 +264,7 @@ class ValidatedStrategy(Strategy):
         valid = []
         for message in replies:
             problem = reply_problem(
-                message, self._sent, self.task, self.max_update_norm, self.max_examples
+                message, self._reference, self.task, self.max_update_norm, self.max_examples
             )
             if problem is None:
                 valid.append(message)
