@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aicache.local.units import format_duration, format_size, parse_duration, parse_size
+from aicache.local.units import (
+    MAX_DURATION_S,
+    format_duration,
+    format_size,
+    parse_duration,
+    parse_size,
+)
 
 DEFAULT_MAX_AGE_S = 30 * 86400.0
 DEFAULT_MAX_OUTPUT = 10 * 1024 * 1024
@@ -18,6 +25,15 @@ def _parse_bool(text: str) -> bool:
     if lowered in ("off", "false", "no", "0"):
         return False
     raise ValueError(f"invalid switch {text!r}: use on or off")
+
+
+def _stored_duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError:
+        # Set before durations were bounded (it was checked when set): longer than
+        # the longest accepted means the longest.
+        return MAX_DURATION_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +85,7 @@ class Settings:
         values = {name: stored.get(name, s.default) for name, s in SETTINGS.items()}
         return cls(
             raw_storage=_parse_bool(values["raw-storage"]),
-            max_age_s=parse_duration(values["max-age"]),
+            max_age_s=_stored_duration(values["max-age"]),
             max_output=parse_size(values["max-output"]),
         )
 
@@ -94,3 +110,31 @@ def validate_setting(name: str, value: str) -> str:
         raise ValueError(f"unknown setting {name!r}: choose one of {', '.join(SETTINGS)}")
     SETTINGS[name].parse(value)
     return value.strip()
+
+
+def raw_text_kept(conn: sqlite3.Connection) -> tuple[int, int]:
+    """How many events keep a raw prompt, and how many imported commands a raw line."""
+    prompts = conn.execute("SELECT count(*) FROM events WHERE raw_prompt IS NOT NULL").fetchone()
+    lines = conn.execute("SELECT count(*) FROM commands WHERE raw IS NOT NULL").fetchone()
+    return int(prompts[0]), int(lines[0])
+
+
+def erase_raw_text(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Erase every raw prompt and raw command line (raw storage turned off); return the counts.
+
+    The store is then checkpointed and vacuumed: SQLite leaves deleted text in
+    free pages and in its write-ahead log until they are reused.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        prompts = conn.execute(
+            "UPDATE events SET raw_prompt = NULL WHERE raw_prompt IS NOT NULL"
+        ).rowcount
+        lines = conn.execute("UPDATE commands SET raw = NULL WHERE raw IS NOT NULL").rowcount
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    conn.execute("VACUUM")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return prompts, lines

@@ -7,6 +7,8 @@ turns a client's history into the task's examples and splits them in time
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +32,10 @@ class HistorySource(Protocol):
 
     def history(self, client: int) -> list[HistoryItem]:
         """The history of ``client`` in typed order."""
+        ...
+
+    def members(self) -> list[str]:
+        """One identity per client that another source of the same people would share."""
         ...
 
     def describe(self) -> str:
@@ -60,6 +66,10 @@ class SyntheticSource:
     def check(self) -> None:
         """Nothing to check: the population is generated."""
 
+    def members(self) -> list[str]:
+        """Who the clients are, comparable across sources: a developer is its seed and index."""
+        return [f"synthetic seed {self.seed} developer {index}" for index in range(self.clients)]
+
     def describe(self) -> str:
         """What the population is."""
         return (
@@ -76,6 +86,11 @@ class GreenbergSource:
 
     def _files(self) -> list[Path]:
         folder = Path(self.path)
+        if not folder.exists():
+            raise AicacheError(
+                f"--data {self.path}: does not exist",
+                hint="Give the folder that holds one trace file per user.",
+            )
         if not folder.is_dir():
             raise AicacheError(
                 f"--data {self.path}: not a folder of Greenberg traces",
@@ -114,6 +129,13 @@ class GreenbergSource:
         for client in range(len(self.names())):
             self.history(client)
 
+    def members(self) -> list[str]:
+        """Who the clients are, comparable across folders: a user is the content of its trace."""
+        return [
+            "trace sha256 " + hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in self._files()
+        ]
+
     def describe(self) -> str:
         """Where the traces are."""
         return f"Greenberg UNIX traces in {self.path} ({len(self._files())} users)"
@@ -145,3 +167,21 @@ class PartitionProvider:
             cut = int(len(examples) * self.train_fraction)
             _CACHE[key] = ClientData(train=examples.slice(0, cut), test=examples.slice(cut, None))
         return _CACHE[key]
+
+
+_SYNTHETIC = re.compile(r"synthetic population \(seed (-?\d+), (\d+) developers")
+
+
+def training_members(spec: dict[str, Any]) -> set[str]:
+    """The clients a registered run trained on, from its spec (empty when unknown).
+
+    Runs registered before members were recorded name a synthetic population
+    only in their federation's description; that is read instead.
+    """
+    if "members" in spec:
+        return set(spec["members"])
+    found = _SYNTHETIC.search(str(spec.get("federation", "")))
+    if found is None:
+        return set()
+    seed, size = int(found.group(1)), int(found.group(2))
+    return set(SyntheticSource(seed, size).members())
