@@ -213,7 +213,8 @@ def test_tampered_delivery_is_refused_and_the_previous_model_stays(
     assert refused.returncode == 1
     assert "the model's bytes do not match the signed hash" in _text(refused)  # v4
     assert "does not match its signature" in _text(refused)  # v3
-    assert "previous model stays in use" in _text(refused)
+    assert "local version 1 (pulled from federation" in _text(refused)
+    assert "stays in use" in _text(refused)
     assert "version 2 is already in use" in _text(refused)  # v2: verified, kept
     versions = json.loads(federation.node("bob", "models", "list", "--json").stdout)
     assert len(versions) == 1 and versions[0]["privacy"].get("dp") == "off"

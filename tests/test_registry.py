@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import pickle
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from aicache.errors import AicacheError
+from aicache.local import schema as store_schema
 from aicache.registry import ArtifactError, ModelRegistry
 from aicache.registry.artifacts import artifact_path, decode_arrays, encode_arrays
+from aicache.registry.model_registry import APPLICATION_ID, STORE_APPLICATION_ID
 
 ARRAYS = [np.arange(6, dtype=np.float64).reshape(2, 3), np.array([0.5, -1.0])]
 
@@ -104,3 +107,66 @@ def test_unfinished_runs_are_found_for_resuming(tmp_path: Path) -> None:
         crashed = registry.start_run("next-command", {"rounds": 5})
         record = registry.unfinished_run("next-command")
         assert record is not None and record.run_id == crashed and record.spec == {"rounds": 5}
+
+
+def test_a_foreign_database_is_refused_by_name_and_left_untouched(tmp_path: Path) -> None:
+    # Prepare: another program's SQLite file where the registry would be.
+    root = tmp_path / "reg"
+    root.mkdir()
+    foreign = root / "registry.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE notes (body TEXT)")
+        db.execute("INSERT INTO notes VALUES ('keep me')")
+    db.close()
+    before = foreign.read_bytes()
+    # Execute / Assert
+    with pytest.raises(AicacheError, match="SQLite database of another program") as raised:
+        ModelRegistry(root)
+    assert str(foreign) in raised.value.message and "store.db" not in str(raised.value)
+    assert foreign.read_bytes() == before
+    assert sorted(p.name for p in root.iterdir()) == ["registry.db"]
+
+
+def test_the_store_is_not_taken_for_a_registry(tmp_path: Path) -> None:
+    root = tmp_path / "reg"
+    root.mkdir()
+    with sqlite3.connect(root / "registry.db") as db:
+        db.execute(f"PRAGMA application_id = {STORE_APPLICATION_ID}")
+        db.execute("CREATE TABLE versions (x)")
+    db.close()
+    with pytest.raises(AicacheError, match="aicache's private store, not a model registry"):
+        ModelRegistry(root)
+    assert STORE_APPLICATION_ID == store_schema.APPLICATION_ID
+
+
+def test_a_registry_made_before_the_mark_is_adopted(tmp_path: Path) -> None:
+    # Prepare: an unmarked registry with one version, as older releases wrote it.
+    root = tmp_path / "reg"
+    with ModelRegistry(root) as registry:
+        _register(registry, ARRAYS, 1, None)
+    with sqlite3.connect(root / "registry.db") as db:
+        db.execute("PRAGMA application_id = 0")
+        db.execute("PRAGMA user_version = 0")
+    db.close()
+    # Execute
+    with ModelRegistry(root) as registry:
+        versions = registry.versions()
+    # Assert
+    with sqlite3.connect(root / "registry.db") as db:
+        marks = (
+            db.execute("PRAGMA application_id").fetchone()[0],
+            db.execute("PRAGMA user_version").fetchone()[0],
+        )
+    db.close()
+    assert [v.version for v in versions] == [1]
+    assert marks == (APPLICATION_ID, 1)
+
+
+def test_a_registry_from_a_newer_aicache_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "reg"
+    ModelRegistry(root).close()
+    with sqlite3.connect(root / "registry.db") as db:
+        db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(AicacheError, match="written by a newer aicache"):
+        ModelRegistry(root)

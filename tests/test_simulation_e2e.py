@@ -141,6 +141,13 @@ def test_an_invalid_update_is_rejected_and_the_round_completes(cli: Cli) -> None
     assert [v["num_clients"] for v in cli.versions()] == [3]
 
 
+def test_krum_runs_expecting_the_simulated_attackers(cli: Cli) -> None:
+    # Two sign-flipping clients stay under the norm bound: only the rule can stop them.
+    cli.simulate("--clients 7 --rounds 1 --strategy krum --adversarial 2 --attack sign-flip")
+    versions = cli.versions()
+    assert [v["strategy_config"] for v in versions] == [{"num_malicious_nodes": 2}]
+
+
 def test_a_round_with_no_valid_update_fails_loudly_and_registers_nothing(cli: Cli) -> None:
     result = cli.run(
         "simulate", *"--clients 3 --rounds 2 --adversarial 3 --attack scale".split(), timeout=300

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy import FedAvg, Krum
 
-from aicache.federation.strategies import STRATEGIES, Selection, StrategySpec, build_strategy
+from aicache.federation.strategies import (
+    STRATEGIES,
+    Selection,
+    StrategySpec,
+    build_strategy,
+    expecting_attackers,
+)
 from aicache.federation.validation import NoValidAggregateError, ValidatedStrategy, update_problem
+from aicache.tasks.next_command import NextCommandTask
 
 REFERENCE = [np.zeros((2, 2)), np.zeros(3)]
 
@@ -45,6 +54,37 @@ def test_bad_updates_are_rejected_with_their_reason(
 ) -> None:
     problem = _check(arrays, **overrides)
     assert problem is not None and reason in problem
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.longdouble])
+def test_an_update_in_another_float_dtype_than_the_tasks_is_rejected(dtype: type) -> None:
+    problem = _check([np.ones((2, 2), dtype=dtype), np.ones(3)])
+    assert problem == f"array 0 has dtype {np.dtype(dtype)}, the task's is float64"
+
+
+def test_a_claimed_weight_above_the_tasks_per_client_maximum_is_rejected() -> None:
+    arrays = [np.ones((2, 2)), np.ones(3)]
+    assert _check(arrays, num_examples=100_000, max_examples=100_000) is None
+    problem = _check(arrays, num_examples=1e15, max_examples=100_000)
+    assert problem == "example count 1e+15 exceeds the task's per-client maximum 100000"
+
+
+@pytest.mark.usefixtures("flower_task")
+def test_the_wrapper_bounds_weights_by_the_tasks_maximum() -> None:
+    # Prepare: an honest client and one claiming 1e15 examples with a far-off model.
+    strategy = _wrapper()
+    replies = [
+        _reply([np.ones((2, 2)), np.ones(3)], 10),
+        _reply([np.full((2, 2), 3.0), np.full(3, 3.0)], int(1e15)),
+    ]
+    # Execute
+    arrays, _ = strategy.aggregate_train(1, replies)
+    # Assert: only the honest update counts.
+    assert strategy.max_examples == NextCommandTask.max_examples
+    assert arrays is not None and np.allclose(arrays.to_numpy_ndarrays()[0], 1.0)
+    assert strategy.log.rejected == [
+        "example count 1e+15 exceeds the task's per-client maximum 100000"
+    ]
 
 
 def test_the_norm_bound_can_be_turned_off() -> None:
@@ -112,3 +152,36 @@ def test_every_named_strategy_builds() -> None:
 def test_bad_strategy_settings_are_named(build: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build()  # type: ignore[operator]
+
+
+def test_krum_is_told_the_expected_attackers() -> None:
+    spec = expecting_attackers(StrategySpec("krum"), 2, per_round=7)
+    strategy = build_strategy(spec, Selection(1.0, 7))
+    assert isinstance(strategy, Krum) and strategy.num_malicious_nodes == 2
+
+
+@pytest.mark.parametrize(("attackers", "per_round"), [(1, 10), (3, 10), (4, 9), (2, 5)])
+def test_the_trimmed_mean_cuts_at_least_the_expected_attackers(
+    attackers: int, per_round: int
+) -> None:
+    spec = expecting_attackers(StrategySpec("trimmed-mean"), attackers, per_round)
+    beta = spec.resolved()["beta"]
+    assert beta < 0.5 and int(beta * per_round) >= attackers
+    assert beta == 0.2 or int(beta * per_round) == attackers  # no more than needed
+
+
+@pytest.mark.parametrize(
+    ("name", "attackers", "per_round", "message"),
+    [
+        ("krum", 2, 6, "more than 6 clients a round; this run asks 6"),
+        ("median", 3, 6, "3 of 6 is too many"),
+        ("trimmed-mean", 5, 10, "5 of 10 is too many"),
+        ("fedavg", 1, 10, "fedavg has no setting for expected attackers"),
+        ("krum", -1, 10, "invalid number of expected attackers -1"),
+    ],
+)
+def test_attackers_a_rule_cannot_withstand_are_refused(
+    name: str, attackers: int, per_round: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        expecting_attackers(StrategySpec(name), attackers, per_round)

@@ -22,6 +22,7 @@ from aicache.cli import (
     simulate,
     status,
 )
+from aicache.cli.common import finite_floats
 from aicache.cli.console import print_error, print_interrupted
 from aicache.errors import AicacheError, Interrupted
 from aicache.local.paths import aicache_home, store_path
@@ -94,7 +95,7 @@ _place_in_panels(app)
 def run_app(args: list[str]) -> int:
     """Run the Typer application and turn every user-facing error into a message."""
     try:
-        app(args=args, prog_name="aicache")
+        finite_floats(typer.main.get_command(app))(args=args, prog_name="aicache")
     except Interrupted as exc:  # the command ended what it started and says how to go on
         print_interrupted(exc.message)
         sys.stdout.flush()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 
 from aicache.cli.console import out
@@ -152,7 +154,40 @@ def stay_in_foreground(
 
 def checked(name: str, value: float, low: float, high: float | None = None) -> float:
     """``value`` if it lies in the range, else a CLI error naming the option and the range."""
+    if not math.isfinite(value):
+        raise AicacheError(f"{name} {value} is not a finite number")
     if value < low or (high is not None and value > high):
         limit = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
         raise AicacheError(f"{name} {value:g} is out of range: it must be {limit}")
     return value
+
+
+class FiniteFloat(click.types.FloatParamType):
+    """A float option that refuses NaN and infinities.
+
+    Python's ``float()`` reads ``nan`` and ``inf``, and every range check
+    passes NaN (each comparison with it is false): ``--max-update-norm nan``
+    would silently turn the norm check off, and ``--clip nan`` would start Ray
+    before failing.
+    """
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The number, or a usage error naming the option."""
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def finite_floats(command: click.Command) -> click.Command:
+    """``command`` with every float option of it and its subcommands made :class:`FiniteFloat`.
+
+    Done once over the whole command tree, so a flag added later cannot miss it.
+    """
+    for param in command.params:
+        if type(param.type) is click.types.FloatParamType:
+            param.type = FiniteFloat()
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            finite_floats(sub)
+    return command

@@ -217,6 +217,9 @@ def models_export(
     ] = "latest",
     task: TaskOption = "next-command",
     registry: RegistryOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing .npz and .json.")
+    ] = False,
 ) -> None:
     """Write one version's arrays (.npz, no pickle) and its metadata (.json)."""
     from aicache.registry import ModelRegistry
@@ -232,6 +235,14 @@ def models_export(
         target = destination
     else:
         target = destination.with_name(destination.name + ".npz")
+    existing = [p for p in (target, target.with_suffix(".json")) if p.exists() or p.is_symlink()]
+    if existing and not force:
+        raise AicacheError(
+            f"{' and '.join(str(p) for p in existing)} already exist"
+            if len(existing) > 1
+            else f"{existing[0]} already exists",
+            hint="Nothing was written. Choose another destination, or pass --force to overwrite.",
+        )
     try:
         target.write_bytes(data)
         target.with_suffix(".json").write_text(json.dumps(found.as_dict(), indent=2) + "\n")
@@ -259,8 +270,14 @@ def models_rollback(
 
 @models_app.command("pull")
 def models_pull(registry: RegistryOption = None, as_json: JsonOption = False) -> None:
-    """Install the newest model the federation delivered, after verifying its signature."""
+    """Install the newest model the federation delivered, after verifying its signature.
+
+    A version older than the newest this node has verified is never installed
+    (a replayed delivery cannot roll the node back); `models rollback --to N`
+    goes back on purpose.
+    """
     from aicache.deploy.distribution import Inbox, pull
+    from aicache.deploy.freshness import VERIFIED_FILE, NewestVerified
     from aicache.deploy.node import NodeHome
     from aicache.registry import ModelRegistry
 
@@ -272,7 +289,9 @@ def models_pull(registry: RegistryOption = None, as_json: JsonOption = False) ->
             hint="Join one with `aicache join BUNDLE`.",
         )
     with ModelRegistry(registry_dir(registry)) as reg:
-        results = pull(Inbox(node.inbox), reg, key)
+        results = pull(Inbox(node.inbox), reg, key, NewestVerified(node.root / VERIFIED_FILE))
+        # What serves each task now, said after the fact so that it is true.
+        in_use = {r.task: reg.latest(r.task) for r in results}
     if as_json:
         emit_json([_pulled(r) for r in results])
     elif not results:
@@ -285,15 +304,28 @@ def models_pull(registry: RegistryOption = None, as_json: JsonOption = False) ->
             )
         elif result.status == "current":
             out.print(f"{result.task}: version {result.server_version} is already in use.")
+        elif result.status == "kept":
+            out.print(f"{result.task}: {result.problem}.")
         else:
             out.print(f"[bold red]{result.task}: refused[/]: {result.problem}")
-    refused = [r for r in results if r.status == "refused"]
-    if refused:
+    failed = [r for r in results if r.status in ("refused", "stale")]
+    if failed:
+        installed = {r.task for r in results if r.status == "installed"}
         raise AicacheError(
-            f"{len(refused)} delivered model(s) failed verification and were not installed",
-            hint="The previous model stays in use.",
+            f"{len(failed)} delivered model(s) were refused and not installed",
+            hint=" ".join(
+                _in_use_text(task, in_use[task], task in installed)
+                for task in sorted({r.task for r in failed})
+            ),
             exit_code=1,
         )
+
+
+def _in_use_text(task: str, version: Any, just_installed: bool) -> str:
+    if version is None:
+        return f"{task}: no model is installed."
+    status = "is now in use" if just_installed else "stays in use"
+    return f"{task}: local version {version.version} ({version.note or 'trained here'}) {status}."
 
 
 def _pulled(result: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Every command but ``init`` takes the federation directory as ``DIR`` or
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import signal
@@ -75,8 +76,12 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing federation.")] = False,
 ) -> None:
     """Create a CA, a server certificate, a model-signing key (Ed25519) and a config."""
+    from aicache.deploy.bundle import check_host, check_name
     from aicache.security.federation_dir import CONFIG, init_federation
 
+    check_name(name, what="federation name")  # it names the CA and every bundle
+    for each in host or []:
+        check_host(each)
     files = init_federation(directory, name=name, hosts=host or [], port=port, force=force)
     out.print(f"Federation {name!r} initialised in {files.root} (keys owner-only).")
     out.print(f"Edit {files.path(CONFIG)} for its tasks, strategy and privacy settings.")
@@ -224,8 +229,9 @@ def _deploy_plan(
     secure: str,
     round_timeout: float,
     evaluate_every: int,
+    expected_attackers: int = 0,
 ) -> Any:  # -> TrainingPlan
-    from aicache.cli.simulate import _dp_plan
+    from aicache.cli.simulate import _dp_plan, robust_spec
     from aicache.federation.plan import TrainingPlan
     from aicache.federation.strategies import Selection, StrategySpec
     from aicache.privacy.secure import SecAggSettings
@@ -270,7 +276,9 @@ def _deploy_plan(
         plan = TrainingPlan(
             task=task,
             rounds=rounds,
-            strategy=StrategySpec(strategy, {}),
+            strategy=robust_spec(
+                StrategySpec(strategy, {}), expected_attackers, selection.per_round(population)
+            ),
             selection=selection,
             seed=seed,
             dp=dp_plan,
@@ -290,9 +298,12 @@ def _deploy_plan(
 def _config_value(server: ServerDirectory, table: str, key: str, default: Any, kind: Any) -> Any:
     """``table.key`` of the federation's config as ``kind``, or a message naming it."""
     value = server.config.get(table, {}).get(key, default)
-    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+    if kind in (int, float) and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    ):
         raise AicacheError(
-            f"{table}.{key} = {value!r} in {server.root / 'aicache-server.toml'} is not a number",
+            f"{table}.{key} = {value!r} in {server.root / 'aicache-server.toml'} is not a "
+            "finite number",
             hint=f"Write a number, or remove it (default: {default}).",
         )
     return kind(value)
@@ -388,6 +399,12 @@ def run(
             "--evaluate-every", help="Evaluate every N rounds and after the last (saves latency)."
         ),
     ] = 1,
+    expected_attackers: Annotated[
+        int,
+        typer.Option(
+            "--expected-attackers", help="Attackers krum, trimmed-mean, median withstand."
+        ),
+    ] = 0,
     wait: Annotated[
         float, typer.Option("--wait", help="Give up following the run after this many seconds.")
     ] = 3600.0,
@@ -437,6 +454,7 @@ def run(
         secure=secure,
         round_timeout=round_timeout,
         evaluate_every=evaluate_every,
+        expected_attackers=expected_attackers,
     )
     submitted = runs.submit(server, plan, resume=resume)
     plan = submitted.plan

@@ -178,6 +178,26 @@ def _selection(
     return Selection(sample_rate, 1, min_available=population)
 
 
+def robust_spec(spec: Any, expected: int | None, per_round: int, *, simulated: int = 0) -> Any:
+    """``spec`` told how many attackers to withstand (``--expected-attackers``).
+
+    Unset, a robust rule expects the run's simulated attackers (``--adversarial``)
+    and the other rules none: Krum with ``num_malicious_nodes`` 0 under attack
+    would score updates as if every client were honest.
+    """
+    from aicache.federation.strategies import ROBUST_STRATEGIES, expecting_attackers
+
+    if expected is None:
+        expected = simulated if spec.name in ROBUST_STRATEGIES else 0
+    try:
+        return expecting_attackers(spec, expected, per_round)
+    except ValueError as exc:
+        raise AicacheError(
+            f"--expected-attackers {expected}: {exc}",
+            hint="Ask more clients a round (--fraction, --min-clients) or choose another rule.",
+        ) from exc
+
+
 def min_survivors(secagg: Any, sampled: int) -> int:
     """The fewest clients a SecAgg+ round can complete with: its reconstruction threshold.
 
@@ -237,6 +257,13 @@ def simulate(
         int, typer.Option("--adversarial", help="Clients that send corrupted models (experiments).")
     ] = 0,
     attack: Annotated[str, typer.Option("--attack", help="nan, scale or sign-flip.")] = "nan",
+    expected_attackers: Annotated[
+        int | None,
+        typer.Option(
+            "--expected-attackers",
+            help="Attackers krum, trimmed-mean and median must withstand [--adversarial].",
+        ),
+    ] = None,
     dp: Annotated[
         str,
         typer.Option("--dp", help="Differential privacy: off, central, distributed or local."),
@@ -311,11 +338,21 @@ def simulate(
     checked("--rounds", rounds, 1)
     checked("--cpus", cpus, 1)
     source = GreenbergSource(str(data)) if data is not None else SyntheticSource(seed, clients)
+    source.check()  # a bad data file is named here, not in a Ray worker's traceback
     names = source.names()
+    if len(names) < 2:
+        raise AicacheError(
+            f"--data {data}: it holds {len(names)} user's trace; a federation needs at least 2"
+        )
     try:
         settings = {"proximal_mu": mu} if mu is not None else {}
-        spec = StrategySpec(strategy, settings)
         selection = _selection(fraction, min_clients, sample_rate, dp, population=len(names))
+        spec = robust_spec(
+            StrategySpec(strategy, settings),
+            expected_attackers,
+            selection.per_round(len(names)),
+            simulated=adversarial,
+        )
         secagg_settings = SecAggSettings(secagg_shares, secagg_threshold)
         dp_plan = _dp_plan(
             dp,

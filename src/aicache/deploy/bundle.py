@@ -7,6 +7,7 @@ authentication key: treat it like an SSH private key.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -23,22 +24,45 @@ from aicache.security.node_keys import public_from_private
 
 BUNDLE_FORMAT = "aicache-bundle/1"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
-def check_name(name: str) -> str:
-    """``name`` if it is a valid node name.
+def check_name(name: str, *, what: str = "node name") -> str:
+    """``name`` if it is a valid node (or federation) name.
 
     Raises
     ------
     AicacheError
         If it is not 1-63 letters, digits, dots, dashes or underscores.
     """
-    if not NAME_PATTERN.match(name):
+    # fullmatch: `$` alone would also accept a trailing newline.
+    if not NAME_PATTERN.fullmatch(name):
         raise AicacheError(
-            f"invalid node name {name!r}",
+            f"invalid {what} {name!r}",
             hint="Use 1-63 letters, digits, '.', '-' or '_', starting with a letter or digit.",
         )
     return name
+
+
+def check_host(host: str) -> str:
+    """``host`` if it is an IP address or a DNS name: what a certificate can name.
+
+    Raises
+    ------
+    AicacheError
+        Naming it otherwise (spaces, punctuation, empty labels, too long).
+    """
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if len(host) > 253 or not all(HOST_LABEL.fullmatch(label) for label in host.split(".")):
+        raise AicacheError(
+            f"--host {host!r} is not a DNS name or an IP address",
+            hint="Use a name such as fl.example.internal, or an address such as 192.0.2.10.",
+        )
+    return host
 
 
 def write_private_text(path: Path, text: str) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from aicache.deploy.bundle import write_private_text
+from aicache.deploy.freshness import NewestVerified, pulled_versions
 from aicache.errors import AicacheError
 from aicache.registry import ModelRegistry, ModelVersion
 from aicache.registry.artifacts import decode_arrays, encode_arrays, sha256_hex
@@ -137,7 +138,7 @@ class Delivery:
         if sha256_hex(self.artifact) != manifest.get("sha256"):
             raise signing.SignatureError(
                 f"{what}: the model's bytes do not match the signed hash: it was altered",
-                hint="It was not used; the previous model stays in use.",
+                hint="It was not installed.",
             )
         return manifest, decode_arrays(self.artifact, origin=what)
 
@@ -198,70 +199,102 @@ class Inbox:
 
 @dataclass(frozen=True, slots=True)
 class Pulled:
-    """What ``models pull`` did for one task."""
+    """What ``models pull`` did for one delivery.
+
+    ``status`` is ``installed``; ``current`` (that version is already the
+    latest); ``kept`` (it was pulled before, and a later local version, such
+    as a rollback, stays the latest); ``refused`` (it failed verification);
+    or ``stale`` (genuine, but older than the newest version this node has
+    verified, so it was not installed).
+    """
 
     task: str
     server_version: int
     local_version: int | None
-    status: str  # installed, current, refused
+    status: str
     problem: str = ""
 
 
-def _installed_server_version(registry: ModelRegistry, task: str) -> int | None:
-    latest = registry.latest(task)
-    if latest is None or not latest.note.startswith(PULLED_NOTE):
-        return None
-    signed = registry.signature(task, latest.version)
-    return None if signed is None else int(json.loads(signed[0])["version"])
-
-
-def pull(inbox: Inbox, registry: ModelRegistry, key: Ed25519PublicKey) -> list[Pulled]:
+def pull(
+    inbox: Inbox, registry: ModelRegistry, key: Ed25519PublicKey, newest: NewestVerified
+) -> list[Pulled]:
     """Install, for each task, the newest delivery that verifies, if it is new.
 
     Deliveries are tried newest first; each that fails verification is
     refused (reported, and left in place for inspection) and the next older
-    one is tried, so a forged file cannot block later genuine models. The
-    task's current model stays the latest until a delivery verifies.
+    one is tried, so a forged file cannot block later genuine models. A
+    verified delivery older than the newest version this node has verified
+    for its federation and task (``newest``) is never installed: only
+    ``models rollback`` goes back. The task's current model stays the latest
+    until a delivery is installed.
     """
     results: list[Pulled] = []
     for task, paths in inbox.by_task().items():
-        verified = None
         for path in paths:
-            what = f"the delivered model {path.name} of {task}"
-            try:
-                delivery = Delivery.from_json(path.read_text(), origin=str(path))
-                manifest, arrays = delivery.verify(key, what=what)
-                if manifest.get("task") != task:
-                    raise signing.SignatureError(f"{what} is signed for another task")
-            except AicacheError as exc:
-                results.append(Pulled(task, int(path.stem[1:]), None, "refused", exc.message))
-                continue
-            verified = (delivery, manifest, arrays)
-            break
-        if verified is None:
-            continue
-        delivery, manifest, arrays = verified
-        server_version = int(manifest["version"])
-        current = registry.latest(task)
-        if current is not None and _installed_server_version(registry, task) == server_version:
-            results.append(Pulled(task, server_version, current.version, "current"))
-            continue
-        installed = registry.register(
-            task,
-            arrays,
-            run_id=str(manifest["run_id"]),
-            round=int(manifest["round"]),
-            parent=None,
-            strategy=str(manifest["strategy"]),
-            strategy_config={},
-            num_clients=int(manifest["num_clients"]),
-            metrics={k: float(v) for k, v in dict(manifest["metrics"]).items()},
-            privacy=dict(manifest["privacy"]),
-            note=f"{PULLED_NOTE} {manifest['federation']} version {server_version}",
-        )
-        registry.add_signature(task, installed.version, delivery.manifest, delivery.signature)
-        results.append(Pulled(task, server_version, installed.version, "installed"))
+            outcome = _pull_one(task, path, registry, key, newest)
+            results.append(outcome)
+            if outcome.status != "refused":
+                break
     return results
+
+
+def _pull_one(
+    task: str, path: Path, registry: ModelRegistry, key: Ed25519PublicKey, newest: NewestVerified
+) -> Pulled:
+    what = f"the delivered model {path.name} of {task}"
+    try:
+        delivery = Delivery.from_json(path.read_text(), origin=str(path))
+        manifest, arrays = delivery.verify(key, what=what)
+        if manifest.get("task") != task:
+            raise signing.SignatureError(f"{what} is signed for another task")
+        federation, server_version = str(manifest["federation"]), int(manifest["version"])
+    except (AicacheError, KeyError, TypeError, ValueError) as exc:
+        problem = exc.message if isinstance(exc, AicacheError) else f"{what}: bad manifest {exc}"
+        return Pulled(task, int(path.stem[1:]), None, "refused", problem)
+    floor = newest.get(federation, task, registry)
+    if server_version < floor:
+        return Pulled(
+            task,
+            server_version,
+            None,
+            "stale",
+            f"version {server_version} was not installed: it is older than version {floor}, "
+            f"the newest this node has verified from {federation} (a stale or replayed delivery)",
+        )
+    holding = sorted(
+        local
+        for local, version in pulled_versions(registry, federation, task).items()
+        if version == server_version
+    )
+    latest = registry.latest(task)
+    if holding and latest is not None:
+        newest.raise_to(federation, task, server_version)
+        if latest.version in holding:
+            return Pulled(task, server_version, latest.version, "current")
+        return Pulled(
+            task,
+            server_version,
+            holding[0],
+            "kept",
+            f"version {server_version} was installed before (local version {holding[0]}); "
+            f"local version {latest.version} stays in use",
+        )
+    installed = registry.register(
+        task,
+        arrays,
+        run_id=str(manifest["run_id"]),
+        round=int(manifest["round"]),
+        parent=None,
+        strategy=str(manifest["strategy"]),
+        strategy_config={},
+        num_clients=int(manifest["num_clients"]),
+        metrics={k: float(v) for k, v in dict(manifest["metrics"]).items()},
+        privacy=dict(manifest["privacy"]),
+        note=f"{PULLED_NOTE} {federation} version {server_version}",
+    )
+    registry.add_signature(task, installed.version, delivery.manifest, delivery.signature)
+    newest.raise_to(federation, task, server_version)
+    return Pulled(task, server_version, installed.version, "installed")
 
 
 def check_version(

@@ -168,7 +168,8 @@ def make_client_app(
         sent = result.params if tamper is None else tamper(client, result.params)
         # Under differential privacy every client weighs the same: the noise is
         # calibrated to the mean of clipped updates, not to an example-weighted one.
-        weight = 1 if KEY_CLIPPING_NORM in config else result.num_examples
+        # The server rejects a claim above the task's per-client maximum.
+        weight = 1 if KEY_CLIPPING_NORM in config else min(result.num_examples, task.max_examples)
         content = RecordDict(
             {
                 "arrays": ArrayRecord(sent),

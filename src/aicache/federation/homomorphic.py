@@ -54,6 +54,7 @@ from aicache.federation.validation import (
     NoValidAggregateError,
     ValidatedStrategy,
     update_problem,
+    weight_problem,
 )
 from aicache.privacy import ckks
 from aicache.privacy.noise import noisy_update_bound
@@ -140,8 +141,8 @@ class HomomorphicStrategy(ValidatedStrategy):
                 if str(content.config_records[META]["task"]) != self.task:
                     raise ValueError("trained another task")
                 weight = float(content.metric_records["metrics"][NUM_EXAMPLES])  # type: ignore[arg-type]
-                if not np.isfinite(weight) or weight <= 0:
-                    raise ValueError(f"invalid example count {weight!r}")
+                if (problem := weight_problem(weight, self.max_examples)) is not None:
+                    raise ValueError(problem)
                 ciphertexts.append(
                     ckks.from_arrays(content.array_records[ENCRYPTED].to_numpy_ndarrays())
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -73,6 +74,10 @@ class TrainingPlan:
     evaluate_every: int = 1
 
     def __post_init__(self) -> None:
+        for name in ("learning_rate", "max_update_norm", "round_timeout"):
+            # Every comparison with NaN is false: it would pass the range checks below.
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"invalid {name.replace('_', ' ')} {getattr(self, name)}")
         if self.rounds < 1:
             raise ValueError(f"invalid number of rounds {self.rounds}: it must be at least 1")
         if not 0 <= self.start_round <= self.rounds:

@@ -60,6 +60,10 @@ class Selection:
         if self.min_clients < 1:
             raise ValueError(f"invalid minimum of clients {self.min_clients}: it must be >= 1")
 
+    def per_round(self, population: int) -> int:
+        """How many of ``population`` clients a round asks (Flower's own rounding)."""
+        return min(population, max(int(population * self.fraction), self.min_clients))
+
 
 @dataclass(frozen=True, slots=True)
 class StrategySpec:
@@ -83,6 +87,52 @@ class StrategySpec:
     def resolved(self) -> dict[str, float]:
         """Every setting of the strategy, defaults included."""
         return {**STRATEGIES[self.name][1], **self.settings}
+
+
+ROBUST_STRATEGIES = ("krum", "trimmed-mean", "median")
+
+
+def expecting_attackers(spec: StrategySpec, attackers: int, per_round: int) -> StrategySpec:
+    """``spec`` set to withstand ``attackers`` malicious clients among ``per_round`` a round.
+
+    Krum scores each update by its ``n - f - 2`` nearest neighbours and needs
+    ``n > 2f + 2`` (Blanchard et al. 2017); the trimmed mean must cut at least
+    ``f`` updates from each end (``beta >= f/n``); the median holds while the
+    attackers are fewer than half. A rule that cannot hold is an error, not a
+    silently weaker run.
+
+    Raises
+    ------
+    ValueError
+        If ``attackers`` is negative, ``spec`` is not a robust rule while
+        ``attackers`` > 0, or the round is too small for that many.
+    """
+    if attackers < 0:
+        raise ValueError(f"invalid number of expected attackers {attackers}: it must be >= 0")
+    if attackers == 0:
+        return spec
+    if spec.name not in ROBUST_STRATEGIES:
+        raise ValueError(
+            f"{spec.name} has no setting for expected attackers: the robust rules that "
+            f"take it are {', '.join(ROBUST_STRATEGIES)}"
+        )
+    if spec.name == "krum":
+        if per_round <= 2 * attackers + 2:
+            raise ValueError(
+                f"Krum withstands {attackers} attacker(s) only with more than "
+                f"{2 * attackers + 2} clients a round; this run asks {per_round}"
+            )
+        return StrategySpec("krum", {**spec.settings, "num_malicious_nodes": attackers})
+    if 2 * attackers >= per_round:
+        raise ValueError(
+            f"{spec.name} withstands fewer attackers than half the clients of a round: "
+            f"{attackers} of {per_round} is too many"
+        )
+    if spec.name == "trimmed-mean":
+        # Flower cuts int(beta·n) from each end: nudge beta up so that int() gives f.
+        beta = max(spec.resolved()["beta"], attackers / per_round + 1e-9)
+        return StrategySpec("trimmed-mean", {**spec.settings, "beta": beta})
+    return spec
 
 
 MetricsAggregation = Callable[[list[RecordDict], str], MetricRecord]

@@ -20,6 +20,8 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from flwr.supercore.differential_privacy import KEY_NORM_BIT
 
+from aicache.tasks.base import Task, get_task
+
 logger = logging.getLogger("aicache.federation")
 
 NUM_EXAMPLES = "num-examples"
@@ -31,6 +33,24 @@ class NoValidAggregateError(RuntimeError):
     """A round ended without any update that could be aggregated."""
 
 
+def weight_problem(num_examples: float, max_examples: float) -> str | None:
+    """Why a claimed weight must be rejected, or ``None``.
+
+    The server cannot count a client's examples, so the claim is bounded by
+    what one client's data can hold for the task (``max_examples``): above it,
+    the claim is a lie or a bug, and accepting it would let one client outweigh
+    all the others in a weighted mean. Honest clients report at most that.
+    """
+    if not np.isfinite(num_examples) or num_examples <= 0:
+        return f"invalid example count {num_examples!r}"
+    if max_examples > 0 and num_examples > max_examples:
+        return (
+            f"example count {num_examples:.3g} exceeds the task's per-client maximum "
+            f"{max_examples:g}"
+        )
+    return None
+
+
 def update_problem(
     arrays: list[np.ndarray],
     reference: list[np.ndarray],
@@ -39,6 +59,7 @@ def update_problem(
     task: str,
     expected_task: str,
     max_update_norm: float,
+    max_examples: float = 0.0,
 ) -> str | None:
     """Why an update must be rejected, or ``None`` when it is acceptable.
 
@@ -47,29 +68,33 @@ def update_problem(
     arrays
         The client's model.
     reference
-        The global model the client was sent.
+        The global model the client was sent, in the task's dtypes: each
+        array must have exactly its reference's dtype (a float16 update would
+        lose precision in the mean, a longdouble one is not portable).
     num_examples
         The weight the client claims.
     task, expected_task
         The task the client trained, and the task of the round.
     max_update_norm
         Upper bound on the L2 norm of ``arrays - reference`` (0 disables it).
+    max_examples
+        Upper bound on ``num_examples`` (0 disables it): see :func:`weight_problem`.
     """
     if task != expected_task:
         return f"trained task {task!r}, the round is for {expected_task!r}"
-    if not np.isfinite(num_examples) or num_examples <= 0:
-        return f"invalid example count {num_examples!r}"
+    if (problem := weight_problem(num_examples, max_examples)) is not None:
+        return problem
     if len(arrays) != len(reference):
         return f"{len(arrays)} arrays, the model has {len(reference)}"
     squared = 0.0
     for index, (got, want) in enumerate(zip(arrays, reference, strict=True)):
         if got.shape != want.shape:
             return f"array {index} has shape {got.shape}, expected {want.shape}"
-        if got.dtype.kind != "f":
-            return f"array {index} has dtype {got.dtype}, expected floating point"
+        if got.dtype != want.dtype:
+            return f"array {index} has dtype {got.dtype}, the task's is {want.dtype}"
         if not np.all(np.isfinite(got)):
             return f"array {index} holds NaN or infinite values"
-        squared += float(np.sum((got.astype(np.float64) - want) ** 2))
+        squared += float(np.sum((got.astype(np.float64) - want.astype(np.float64)) ** 2))
     norm = squared**0.5
     # A relative tolerance: an update clipped to exactly the bound must pass.
     if max_update_norm > 0 and norm > max_update_norm * (1 + 1e-9):
@@ -78,7 +103,11 @@ def update_problem(
 
 
 def reply_problem(
-    message: Message, reference: list[np.ndarray], expected_task: str, max_update_norm: float
+    message: Message,
+    reference: list[np.ndarray],
+    expected_task: str,
+    max_update_norm: float,
+    max_examples: float = 0.0,
 ) -> str | None:
     """:func:`update_problem` for a Flower reply message (errors and missing records too)."""
     if message.has_error():
@@ -99,7 +128,15 @@ def reply_problem(
         task=task,
         expected_task=expected_task,
         max_update_norm=max_update_norm,
+        max_examples=max_examples,
     )
+
+
+def _max_examples_of(task: str) -> int:
+    try:
+        return get_task(task).max_examples
+    except KeyError:  # a task this process does not know: the contract's default bound
+        return Task.max_examples
 
 
 @dataclass
@@ -164,6 +201,9 @@ class ValidatedStrategy(Strategy):
         The task every update must be for.
     max_update_norm
         Bound on each update's L2 norm (0 disables it).
+    max_examples
+        Bound on each client's claimed example count (default: the task's
+        ``max_examples``; 0 disables it).
     fixed_count
         With differential privacy: aggregate exactly this many updates, an
         invalid or missing one counting as a zero update. The mean then stays
@@ -195,6 +235,7 @@ class ValidatedStrategy(Strategy):
         *,
         task: str,
         max_update_norm: float,
+        max_examples: float | None = None,
         fixed_count: int = 0,
         evaluate_every: int = 1,
         round_offset: int = 0,
@@ -206,6 +247,7 @@ class ValidatedStrategy(Strategy):
         self.inner = inner
         self.task = task
         self.max_update_norm = max_update_norm
+        self.max_examples = _max_examples_of(task) if max_examples is None else max_examples
         self.fixed_count = fixed_count
         self.evaluate_every = evaluate_every
         self.round_offset = round_offset
@@ -214,6 +256,7 @@ class ValidatedStrategy(Strategy):
         self.expected_count = expected_count
         self.clipped_bits = clipped_bits
         self.log = RoundLog()
+        # The global model as sent, in the task's dtypes: replies must match them exactly.
         self._reference: list[np.ndarray] = []
 
     def summary(self) -> None:
@@ -224,7 +267,7 @@ class ValidatedStrategy(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Remember the global model sent, then let the inner strategy sample clients."""
-        self._reference = [a.astype(np.float64) for a in arrays.to_numpy_ndarrays()]
+        self._reference = arrays.to_numpy_ndarrays()
         self.log = RoundLog()
         if self.availability is not None:
             count, seconds = self.availability
@@ -251,7 +294,9 @@ class ValidatedStrategy(Strategy):
         replies = list(replies)
         valid = []
         for message in replies:
-            problem = reply_problem(message, self._reference, self.task, self.max_update_norm)
+            problem = reply_problem(
+                message, self._reference, self.task, self.max_update_norm, self.max_examples
+            )
             if problem is None:
                 valid.append(message)
             else:

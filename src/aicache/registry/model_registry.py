@@ -75,6 +75,14 @@ CREATE TABLE IF NOT EXISTS serving (
     pinned_at REAL NOT NULL
 )
 """
+MAX_VERSION = 2**63 - 1
+REGISTRY_FILE = "registry.db"
+# PRAGMA application_id of a registry ("AICR"; the store is "AICA"), and its schema.
+APPLICATION_ID = 0x41494352
+SCHEMA_VERSION = 1
+# The store's mark (aicache.local.schema, which this layer may not import).
+STORE_APPLICATION_ID = 0x41494341
+_TABLES = frozenset({"runs", "versions", "privacy_ledger", "signatures"})
 _VERSION_COLUMNS = (
     "task, version, parent, round, run_id, strategy, strategy_config, num_clients, metrics, "
     "privacy, created_at, sha256, size, note"
@@ -193,6 +201,44 @@ def _version_of(row: tuple[Any, ...]) -> ModelVersion:
     )
 
 
+def _unusable(path: Path, reason: str) -> AicacheError:
+    return AicacheError(
+        f"the model registry {path} cannot be used: {reason}",
+        hint="Nothing was changed. Point --registry at another directory, or move "
+        f"{path.name} aside.",
+    )
+
+
+def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a database that is not a registry (or one from a newer aicache).
+
+    A registry is marked with its own ``application_id`` (the store has
+    another). An unmarked file is taken only when it is empty, or when it is
+    a registry made before the mark: its tables are the registry's own.
+    """
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if app_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise _unusable(
+                path,
+                f"it was written by a newer aicache (registry schema {version}, this one knows "
+                f"{SCHEMA_VERSION}); upgrade aicache",
+            )
+        return
+    tables = {
+        str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if app_id == 0 and not tables:
+        return
+    if app_id == 0 and "versions" in tables and tables <= _TABLES:
+        columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(versions)")}
+        if columns == {name.strip() for name in _VERSION_COLUMNS.split(",")}:
+            return
+    owner = "aicache's private store" if app_id == STORE_APPLICATION_ID else "another program"
+    raise _unusable(path, f"it is an SQLite database of {owner}, not a model registry")
+
+
 class ModelRegistry:
     """Versions of every task's global model under one directory.
 
@@ -205,19 +251,29 @@ class ModelRegistry:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.artifacts = root / "artifacts"
+        path = root / REGISTRY_FILE
         try:
             root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(root / "registry.db", timeout=30, isolation_level=None)
+            self._conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise _unusable(path, str(exc)) from exc
+        try:
             self._conn.execute("PRAGMA busy_timeout = 30000")
+            _check_ours(self._conn, path)  # before anything is written to the file
             if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self._conn.execute("PRAGMA journal_mode = WAL")
-            for statement in _SCHEMA.split(";"):
-                self._conn.execute(statement)
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise AicacheError(
-                f"the model registry at {root} cannot be used: {exc}",
-                hint="Point --registry at another directory, or move this one aside.",
-            ) from exc
+            with self._write() as conn:
+                _check_ours(conn, path)  # another process may have created it meanwhile
+                for statement in _SCHEMA.split(";"):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise _unusable(path, str(exc)) from exc
+        except BaseException:
+            self._conn.close()
+            raise
 
     def close(self) -> None:
         """Close the database connection."""
@@ -403,9 +459,13 @@ class ModelRegistry:
         else:
             try:
                 number = int(ref)
+                if not 1 <= number <= MAX_VERSION:  # SQLite integers are 64-bit
+                    raise ValueError(ref)
             except ValueError as exc:
                 raise AicacheError(
-                    f"invalid model version {ref!r}: use latest or a version number"
+                    f"invalid model version {ref!r}: use latest or a version number from 1 "
+                    f"to {MAX_VERSION}",
+                    hint="`aicache models list` shows what is registered.",
                 ) from exc
             row = self._conn.execute(
                 f"SELECT {_VERSION_COLUMNS} FROM versions WHERE task = ? AND version = ?",
@@ -483,6 +543,13 @@ class ModelRegistry:
             (task, version),
         ).fetchone()
         return None if row is None else (row[0].encode(), bytes(row[1]))
+
+    def signed_manifests(self, task: str) -> dict[int, bytes]:
+        """Every signed manifest of ``task``, by local version number."""
+        rows = self._conn.execute(
+            "SELECT version, manifest FROM signatures WHERE task = ? ORDER BY version", (task,)
+        ).fetchall()
+        return {int(row[0]): row[1].encode() for row in rows}
 
     # Privacy ledger -------------------------------------------------------
 

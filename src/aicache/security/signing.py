@@ -71,5 +71,5 @@ def verify(key: Ed25519PublicKey, data: bytes, signature: bytes | None, *, what:
     except InvalidSignature as exc:
         raise SignatureError(
             f"{what} does not match its signature: it was altered or signed by another key",
-            hint="It was not used; the previous model stays in use. Pull it again.",
+            hint="It was not used. Pull it again with `aicache models pull`.",
         ) from exc

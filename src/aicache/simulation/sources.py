@@ -42,6 +42,10 @@ class HistorySource(Protocol):
         """One line saying what the data is."""
         ...
 
+    def check(self) -> None:
+        """Raise an :class:`AicacheError` naming what cannot be used, before a run starts."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SyntheticSource:
@@ -58,6 +62,9 @@ class SyntheticSource:
     def history(self, client: int) -> list[HistoryItem]:
         """Client ``client``'s generated history."""
         return developer(self.seed, client, self.commands).history
+
+    def check(self) -> None:
+        """Nothing to check: the population is generated."""
 
     def members(self) -> list[str]:
         """Who the clients are, comparable across sources: a developer is its seed and index."""
@@ -105,8 +112,22 @@ class GreenbergSource:
         path = self._files()[client]
         try:
             return items_from_shell(parse_greenberg(read_text(path)))
-        except ValueError as exc:
-            raise AicacheError(f"{path}: {exc}") from exc
+        except (ValueError, OSError) as exc:
+            raise AicacheError(
+                f"--data {self.path}: {path.name} cannot be used: {exc}",
+                hint="Give a folder that holds only Greenberg trace files, one per user.",
+            ) from exc
+
+    def check(self) -> None:
+        """Read every trace once, so that a bad file is named before a simulation starts.
+
+        Raises
+        ------
+        AicacheError
+            Naming the first file that is not a Greenberg trace.
+        """
+        for client in range(len(self.names())):
+            self.history(client)
 
     def members(self) -> list[str]:
         """Who the clients are, comparable across folders: a user is the content of its trace."""

@@ -90,6 +90,10 @@ class Task(ABC, Generic[SourceT, ExamplesT, ContextT, PredictionT]):
     """
 
     name: str
+    max_examples: int = 100_000
+    """The most examples one client's data counts for: the server rejects an update
+    that claims more (a weight it cannot check), and an honest client with more
+    reports this. 100,000 shell commands are a decade of a busy history."""
 
     @abstractmethod
     def init_params(self, seed: int) -> Params:
