@@ -25,6 +25,7 @@ from hypothesis.extra import numpy as hnp
 
 from aicache.deploy.bundle import BUNDLE_FORMAT, Bundle
 from aicache.deploy.distribution import MANIFEST_FORMAT, Delivery, Inbox, pull
+from aicache.deploy.freshness import NewestVerified
 from aicache.errors import AicacheError
 from aicache.federation.validation import (
     NoValidAggregateError,
@@ -334,7 +335,8 @@ def test_an_inbox_file_of_any_text_is_refused_not_raised(tmp_path: Path, text: s
     (tmp_path / "inbox" / TASK / "v1.json").write_text(text)
     # Execute
     with ModelRegistry(tmp_path / "registry") as registry:
-        results = pull(Inbox(tmp_path / "inbox"), registry, SIGNING_KEY.public_key())
+        newest = NewestVerified(tmp_path / "verified.json")
+        results = pull(Inbox(tmp_path / "inbox"), registry, SIGNING_KEY.public_key(), newest)
         # Assert: refused, and nothing installed
         assert [r.status for r in results] == ["refused"]
         assert registry.latest(TASK) is None

@@ -102,6 +102,8 @@ SETTINGS: dict[str, Setting] = {
             "(comma-separated prefixes, e.g. 'mytool ask, othertool')",
             "",
             _parse_marks,
+        ),
+        Setting(
             "prefetch-tools",
             "tools whose expired answers `aicache prefetch` may re-run (comma-separated; "
             "none by default: a re-run may be a paid AI call)",
