@@ -48,8 +48,8 @@ POLL_SECONDS = 0.2
 SETTLE_SECONDS = 5.0
 
 
-def tree_sample(supervised: Supervised, seen: dict[int, float]) -> dict[str, float] | None:
-    """RSS (MiB), open file descriptors and process count of a supervised process's tree.
+def tree_sample(supervised: Supervised, seen: dict[int, float]) -> dict[str, Any] | None:
+    """RSS (MiB), open file descriptors and processes (count, names) of a supervised tree.
 
     Every member's pid and start time goes into ``seen`` for the leak check.
     ``None`` when the process is not running.
@@ -61,17 +61,18 @@ def tree_sample(supervised: Supervised, seen: dict[int, float]) -> dict[str, flo
         members = [root, *root.children(recursive=True)]
     except psutil.Error:
         return None
-    rss = fds = count = 0
+    rss = fds = 0
+    names: list[str] = []
     for member in members:
         try:
             with member.oneshot():
                 seen.setdefault(member.pid, member.create_time())
                 rss += member.memory_info().rss
                 fds += member.num_fds()
-            count += 1
-        except psutil.Error:
+                names.append(Path(member.cmdline()[0]).name if member.cmdline() else member.name())
+        except (psutil.Error, IndexError):
             continue  # a ClientApp that ended while we looked
-    return {"rss_mib": rss / MIB, "fds": fds, "processes": count}
+    return {"rss_mib": rss / MIB, "fds": fds, "processes": len(names), "names": sorted(names)}
 
 
 def _remember(process: psutil.Process, seen: dict[int, float]) -> None:
@@ -181,6 +182,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             tree = result[when][side]
             summary[f"{side}_fds_{when}"] = tree["fds"] if tree else None
             summary[f"{side}_processes_{when}"] = tree["processes"] if tree else None
+            summary[f"{side}_process_names_{when}"] = tree["names"] if tree else None
     summary["processes_seen"] = result["processes_seen"]
     summary["leftovers_after_shutdown"] = len(result["leftovers"])
     return summary
@@ -188,8 +190,8 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
 
 def table(summary: dict[str, Any]) -> Table:
     """The summary as a Rich table, one row per side."""
-    view = Table("tree", "RSS round 1 MiB", "RSS last MiB", "slope KiB/round", "fds before/after")
-    view.add_column("processes before/after")
+    view = Table("tree", "RSS 1st MiB", "RSS last MiB", "KiB/round", "fds before/after")
+    view.add_column("procs before/after")
     for side, label in (("server", "SuperLink tree"), ("node", "one SuperNode tree")):
         first_last = summary[f"{side}_rss_first_last_mib"] or ["–", "–"]
         view.add_row(
