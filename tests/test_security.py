@@ -80,8 +80,10 @@ def test_server_init_creates_a_private_federation_directory(cli: Cli, tmp_path: 
     # Assert
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o700
-    for key in ("ca.key", "server.key", "signing.key"):
+    for key in ("keys/ca.key", "server.key", "keys/signing.key"):
         assert stat.S_IMODE((target / key).stat().st_mode) == 0o600
+    assert stat.S_IMODE((target / "keys").stat().st_mode) == 0o700
+    assert not (target / "ca.key").exists() and not (target / "signing.key").exists()
     config = tomllib.loads((target / "aicache-server.toml").read_text())
     assert config["federation"] == {"name": "team", "address": "fl.internal:9092"}
     certificate = x509.load_pem_x509_certificate((target / "server.pem").read_bytes())
