@@ -113,3 +113,24 @@ def test_a_ca_roll_bridge_keeps_old_and_new_trust_working() -> None:
     # Without the bridge (after --end-overlap) the old CA alone no longer vouches for it
     with pytest.raises(VerificationError):
         verify_chain(server, [old.certificate], "fl.example.internal")
+
+
+def test_an_older_federation_directory_moves_its_keys_apart(cli: Cli, tmp_path: Path) -> None:
+    from aicache.deploy.server import ServerDirectory
+
+    # Prepare: the layout before keys/ existed, CA and signing keys beside the config
+    target = tmp_path / "fed"
+    assert cli.run("server", "init", str(target)).returncode == 0
+    originals = {}
+    for name in ("ca.key", "signing.key"):
+        originals[name] = (target / "keys" / name).read_bytes()
+        (target / "keys" / name).replace(target / name)
+    (target / "keys").rmdir()
+    # Execute
+    server = ServerDirectory(target)
+    # Assert
+    for name, content in originals.items():
+        assert not (target / name).exists()
+        assert (target / "keys" / name).read_bytes() == content
+    assert server.signing_key_path() == target / "keys" / "signing.key"
+    assert stat.S_IMODE((target / "keys").stat().st_mode) == 0o700
