@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import urllib.error
@@ -223,6 +225,60 @@ def test_the_public_port_answers_the_fleet_api_only(federation: Federation) -> N
         if c.status == psutil.CONN_LISTEN
     }
     assert listening == {("127.0.0.1", port), ("127.0.0.1", operator_port)}
+
+
+def _curl_status(port: int, path: str, ca: Path, *, user: int | None = None) -> str:
+    """POST an empty protobuf request to the SuperLink with curl, as ``user``; the HTTP status."""
+    done = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-o",
+            os.devnull,
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            str(ca),
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/protobuf",
+            "--data-binary",
+            "",
+            f"https://127.0.0.1:{port}{path}",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+        user=user,
+    )
+    return done.stdout.decode()
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("curl") is None,
+    reason="needs root (to act as another account) and curl",
+)
+def test_other_accounts_on_the_server_cannot_use_the_operator_port(
+    federation: Federation,
+) -> None:
+    operator_port = json.loads((federation.root / "superlink.json").read_text())["operator_port"]
+    # Prepare: the CA certificate where another account can read it
+    shared = Path(tempfile.mkdtemp(prefix="aicache-ca-"))
+    try:
+        shared.chmod(0o755)
+        ca = shared / "ca.pem"
+        shutil.copy(federation.root / "ca.pem", ca)
+        ca.chmod(0o644)
+        # Execute: the same request, from the operator's account and from "nobody"
+        mine = _curl_status(operator_port, "/v1/control/list-runs", ca)
+        theirs = _curl_status(operator_port, "/v1/control/list-runs", ca, user=65534)
+        runtime = _curl_status(operator_port, "/v1/runtime/get-nodes", ca, user=65534)
+    finally:
+        shutil.rmtree(shared)
+    # Assert
+    assert mine == "200"
+    assert theirs == "403" and runtime == "403"
 
 
 def test_the_superlink_refuses_a_foreign_app_even_from_the_operator(

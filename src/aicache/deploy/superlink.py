@@ -9,7 +9,9 @@ of one uvicorn server, both with the federation's TLS certificate:
 
 - the public listener (``--host``/``--port``), which developers' SuperNodes
   reach: it answers the Fleet API and nothing else;
-- the operator listener, ``127.0.0.1:OPERATOR_PORT``: it answers every route.
+- the operator listener, ``127.0.0.1:OPERATOR_PORT``: it answers every route,
+  to processes of the operator's own account (on Linux the peer's account is
+  read from ``/proc/net/tcp``; elsewhere any local process is let through).
   aicache's ``server`` commands, Flower's SuperExec and the ServerApp use it.
 
 A gate in front of the app decides by the listener a request arrived on
@@ -27,7 +29,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import socket
+import struct
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -44,6 +48,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPERATOR_HOST = "127.0.0.1"
 FLEET_PREFIX = "/v1/fleet/"
 START_RUN = "/v1/control/start-run"
+PROC_TCP = Path("/proc/net/tcp")
 _NO_PERMISSIONS = 9  # flwr.supercore.error.ApiErrorCode.NO_PERMISSIONS
 
 
@@ -59,7 +64,7 @@ class OperatorGate:
         self.operator_port = operator_port
         self.app_key = app_key
 
-    def _from_operator(self, scope: Scope) -> bool:
+    def _on_operator_listener(self, scope: Scope) -> bool:
         server = scope.get("server")
         return (
             isinstance(server, tuple | list)
@@ -74,7 +79,7 @@ class OperatorGate:
             await self.app(scope, receive, send)  # lifespan
             return
         path = str(scope.get("path", ""))
-        if not self._from_operator(scope):
+        if not self._on_operator_listener(scope):
             if path.startswith(FLEET_PREFIX):
                 await self.app(scope, receive, send)
                 return
@@ -83,6 +88,13 @@ class OperatorGate:
                 send,
                 "this port serves SuperNodes only (the Fleet API); the Control API is "
                 "reserved to the federation's operator on the server itself",
+            )
+            return
+        if not _same_account(scope.get("client"), scope.get("server")):
+            await _refuse(
+                scope,
+                send,
+                "the operator's port answers processes of the federation operator's account only",
             )
             return
         if path.rstrip("/") != START_RUN:
@@ -95,6 +107,37 @@ class OperatorGate:
             await _refuse(scope, send, str(exc))
             return
         await self.app(scope, _replay(body, receive), send)
+
+
+def _proc_address(address: Any) -> str | None:
+    """``ip:port`` as ``/proc/net/tcp`` writes an IPv4 socket address."""
+    try:
+        host, port = address
+        (packed,) = struct.unpack("<I", socket.inet_aton(str(host)))
+        return f"{packed:08X}:{int(port):04X}"
+    except (TypeError, ValueError, OSError, struct.error):
+        return None
+
+
+def _same_account(client: Any, server: Any, table: Path = PROC_TCP) -> bool:
+    """Whether the loopback peer ``client`` of ``server`` runs as this process's account.
+
+    The client end of the connection is a row of ``/proc/net/tcp`` with its
+    owner's uid. Without that file (not Linux) every local peer is accepted;
+    with it, a connection whose row is missing is refused.
+    """
+    try:
+        rows = table.read_text().splitlines()[1:]
+    except OSError:
+        return True
+    local, remote = _proc_address(client), _proc_address(server)
+    if local is None or remote is None:
+        return False
+    for row in rows:
+        fields = row.split()
+        if len(fields) > 7 and fields[1] == local and fields[2] == remote:
+            return fields[7] == str(os.getuid())
+    return False
 
 
 def _check_start_run(body: bytes, app_key: bytes) -> None:
