@@ -10,8 +10,9 @@ of one uvicorn server, both with the federation's TLS certificate:
 - the public listener (``--host``/``--port``), which developers' SuperNodes
   reach: it answers the Fleet API and nothing else;
 - the operator listener, ``127.0.0.1:OPERATOR_PORT``: it answers every route,
-  to processes of the operator's own account (on Linux the peer's account is
-  read from ``/proc/net/tcp``; elsewhere any local process is let through).
+  to processes of the operator's own account (on Linux the account behind a
+  new connection is read from ``/proc/net/tcp`` and a stranger's connection
+  is closed; elsewhere any local process is let through).
   aicache's ``server`` commands, Flower's SuperExec and the ServerApp use it.
 
 A gate in front of the app decides by the listener a request arrived on
@@ -27,6 +28,7 @@ are ``flower-superlink``'s, parsed by Flower itself. Checked against flwr 1.42.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import os
@@ -90,13 +92,6 @@ class OperatorGate:
                 "reserved to the federation's operator on the server itself",
             )
             return
-        if not _same_account(scope.get("client"), scope.get("server")):
-            await _refuse(
-                scope,
-                send,
-                "the operator's port answers processes of the federation operator's account only",
-            )
-            return
         if path.rstrip("/") != START_RUN:
             await self.app(scope, receive, send)
             return
@@ -138,6 +133,30 @@ def _same_account(client: Any, server: Any, table: Path = PROC_TCP) -> bool:
         if len(fields) > 7 and fields[1] == local and fields[2] == remote:
             return fields[7] == str(os.getuid())
     return False
+
+
+def _account_checked(base: type[asyncio.Protocol], operator_port: int) -> type[asyncio.Protocol]:
+    """``base`` (uvicorn's HTTP protocol), closing operator-listener connections of other accounts.
+
+    The owner of a connection is read once, when it is accepted (a few
+    milliseconds from ``/proc/net/tcp``), not for every request on it.
+    """
+
+    class AccountChecked(base):  # type: ignore[valid-type, misc]
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            local = transport.get_extra_info("sockname")
+            on_operator = tuple(local or ())[:2] == (OPERATOR_HOST, operator_port)
+            peer = transport.get_extra_info("peername")
+            if on_operator and not _same_account(peer, local):
+                print(
+                    f"aicache: refused a connection from {peer} to the operator's port: it "
+                    "belongs to another account than the federation operator's",
+                    flush=True,
+                )
+                transport.close()
+
+    return AccountChecked
 
 
 def _check_start_run(body: bytes, app_key: bytes) -> None:
@@ -237,17 +256,20 @@ def main() -> None:
     app = create_app(config, SuperLinkLifespan)
     gate = OperatorGate(app, operator_port=ours.operator_port, app_key=app_key)
     sockets = [_listener(*public), _listener(OPERATOR_HOST, ours.operator_port)]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app=gate,
-            reload=False,
-            access_log=True,
-            log_config=get_uvicorn_log_config(console_handler.level),
-            ssl_keyfile=config.ssl_keyfile,
-            ssl_certfile=config.ssl_certfile,
-            workers=1,
-        )
+    settings = uvicorn.Config(
+        app=gate,
+        reload=False,
+        access_log=True,
+        log_config=get_uvicorn_log_config(console_handler.level),
+        ssl_keyfile=config.ssl_keyfile,
+        ssl_certfile=config.ssl_certfile,
+        workers=1,
     )
+    settings.load()
+    settings.http_protocol_class = _account_checked(
+        settings.http_protocol_class, ours.operator_port
+    )
+    server = uvicorn.Server(settings)
     print(
         f"aicache: Fleet API on {public[0]}:{public[1]}, operator APIs on "
         f"{OPERATOR_HOST}:{ours.operator_port}",
