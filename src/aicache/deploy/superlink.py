@@ -231,7 +231,7 @@ def _listener(host: str, port: int) -> socket.socket:
 
 def main() -> None:
     """Serve Flower's SuperLink app on the public and the operator listener."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--operator-port", type=int, required=True)
     parser.add_argument("--app-key", type=Path, required=True)
     ours, flower_args = parser.parse_known_args()

@@ -97,7 +97,7 @@ def only_signed_apps(module: Any, app_key: bytes) -> None:
 
 def main() -> None:
     """Run Flower's SuperNode: only the federation's app, with the capped idle poll."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--app-key", type=Path, required=True)
     ours, flower_args = parser.parse_known_args()
 
