@@ -312,6 +312,12 @@ def test_the_superlink_refuses_a_foreign_app_even_from_the_operator(
     )
     after = json.loads(_flwr(federation, operator, "ls", "aicache", "--format", "json").stdout)
     assert len(after["runs"]) == len(before["runs"])
+    # Nor can a run come in by a side door: automations and stored apps are refused.
+    port = json.loads((federation.root / "superlink.json").read_text())["operator_port"]
+    ca = federation.root / "ca.pem"
+    assert _https_status(port, "/v1/control/list-runs", ca) == 200
+    for side_door in ("/v1/control/start-automation", "/v1/control/add-app"):
+        assert _https_status(port, side_door, ca) == 403, side_door
     time.sleep(2)
     assert not (federation.cli.home / "foreign-imported").exists()
     assert not list((_base(federation) / "markers").iterdir())

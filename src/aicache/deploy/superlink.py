@@ -50,6 +50,22 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPERATOR_HOST = "127.0.0.1"
 FLEET_PREFIX = "/v1/fleet/"
 START_RUN = "/v1/control/start-run"
+# The Control routes a federation needs (`aicache server` and `flwr ls|run|stop|log|supernode`).
+# Others (automations that start runs later, stored and hub apps, federations, connectors,
+# invitations) are refused even to the operator: each is a way around the app check.
+CONTROL_PREFIX = "/v1/control/"
+OPERATOR_CONTROL = frozenset(
+    f"{CONTROL_PREFIX}{route}"
+    for route in (
+        "start-run",
+        "list-runs",
+        "stop-run",
+        "stream-logs",
+        "register-node",
+        "unregister-node",
+        "list-nodes",
+    )
+)
 PROC_TCP = Path("/proc/net/tcp")
 _NO_PERMISSIONS = 9  # flwr.supercore.error.ApiErrorCode.NO_PERMISSIONS
 
@@ -57,8 +73,9 @@ _NO_PERMISSIONS = 9  # flwr.supercore.error.ApiErrorCode.NO_PERMISSIONS
 class OperatorGate:
     """Route requests by the listener they arrived on; check every run's app.
 
-    Requests on the operator listener pass (a start-run only with a signed
-    app); on any other listener only Fleet routes pass.
+    On the operator listener, the Runtime API and the Control routes a
+    federation needs pass (a start-run only with a signed app); on any other
+    listener only Fleet routes pass.
     """
 
     def __init__(self, app: ASGIApp, *, operator_port: int, app_key: bytes) -> None:
@@ -92,7 +109,10 @@ class OperatorGate:
                 "reserved to the federation's operator on the server itself",
             )
             return
-        if path.rstrip("/") != START_RUN:
+        if path.startswith(CONTROL_PREFIX) and path not in OPERATOR_CONTROL:
+            await _refuse(scope, send, f"{path} is not used by an aicache federation: refused")
+            return
+        if path != START_RUN:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
