@@ -4,7 +4,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aicache.local.units import format_duration, format_size, parse_duration, parse_size
+from aicache.local.units import (
+    LATEST_TIMESTAMP,
+    MAX_DURATION_S,
+    bounded_timestamp,
+    format_duration,
+    format_size,
+    parse_duration,
+    parse_size,
+)
 
 
 @pytest.mark.parametrize(
@@ -42,3 +50,22 @@ def test_parse_size_rejects_bad_values(text: str) -> None:
 def test_format_size_uses_binary_units() -> None:
     assert format_size(10 * 1024 * 1024) == "10.0 MiB"
     assert format_size(12) == "12 B"
+
+
+@pytest.mark.parametrize("text", ["999999999999999999999999w", "1" * 400, "5201w"])
+def test_parse_duration_names_the_longest_accepted(text: str) -> None:
+    with pytest.raises(ValueError, match="the longest accepted is 5200w"):
+        parse_duration(text)
+
+
+def test_parse_duration_accepts_the_longest() -> None:
+    assert parse_duration("5200w") == MAX_DURATION_S
+
+
+@pytest.mark.parametrize("stored", [float("inf"), 6.048e29, LATEST_TIMESTAMP + 1])
+def test_a_stored_expiry_past_any_calendar_reads_as_never(stored: float) -> None:
+    assert bounded_timestamp(stored) is None
+
+
+def test_a_real_expiry_is_kept() -> None:
+    assert bounded_timestamp(1.8e9) == 1.8e9

@@ -11,7 +11,7 @@ from aicache.cli.common import open_store
 from aicache.cli.console import out
 from aicache.errors import AicacheError
 from aicache.local.doctor import diagnose, repair
-from aicache.local.paths import aicache_home
+from aicache.local.paths import configured_home
 from aicache.local.settings import SETTINGS, Settings, validate_setting
 
 config_app = typer.Typer(help="Show or change settings.", no_args_is_help=True)
@@ -49,7 +49,7 @@ def doctor(
     ] = False,
 ) -> None:
     """Check the private store; with --repair, make it usable again without losing data."""
-    home = aicache_home()
+    home = configured_home()  # unchecked: doctor reports a home it cannot use
     findings = diagnose(home)
     colours = {"ok": "green", "warning": "yellow", "problem": "red"}
     for finding in findings:

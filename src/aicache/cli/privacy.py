@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from aicache.cli.common import JsonOption, YesOption, confirm, emit_json, open_store
@@ -103,13 +104,22 @@ def report(as_json: JsonOption = False) -> None:
 @app.command("forget")
 def forget_command(
     yes: YesOption = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Also erase store files that are not recognisably aicache's."),
+    ] = False,
+    registry: Annotated[
+        bool, typer.Option("--registry", help="Also erase the model registry in the home.")
+    ] = False,
 ) -> None:
-    """Erase the store, the cache and any personal model state."""
+    """Erase the store, every copy of it, and any personal model state."""
     home = aicache_home()
-    if not confirm(f"Erase everything aicache keeps in {home}?", yes):
+    if not confirm(f"Erase everything aicache keeps about you in {home}?", yes):
         raise typer.Exit(1)
-    removed = forget(home)
-    if removed:
-        out.print("Erased: " + ", ".join(str(p) for p in removed))
-    else:
+    erased = forget(home, force=force, registry=registry)
+    if not erased:
         out.print(f"Nothing to erase in {home}.")
+        return
+    out.print(f"Erased {len(erased)} item(s):")
+    for item in erased:
+        out.print(f"  {escape(str(item.path))}  [dim]({item.what})[/]", soft_wrap=True)

@@ -14,7 +14,9 @@ import time
 from dataclasses import dataclass
 
 from aicache.errors import AicacheError
+from aicache.local.secrets import MARK, redact_argv, redact_word
 from aicache.local.store import Store
+from aicache.local.units import bounded_timestamp
 
 KEY_FORMAT = 1
 EMPTY_STDIN_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -127,8 +129,10 @@ def record(store: Store, event: Event, *, entry: NewEntry | None = None, hit: st
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry.key.digest,
-                    entry.key.tool,
-                    json.dumps(entry.key.argv, ensure_ascii=False),
+                    redact_word(entry.key.tool),
+                    # Secret values only hashed: the key above was made from the real argv,
+                    # so a hit still matches (see aicache.local.secrets).
+                    json.dumps(redact_argv(entry.key.argv), ensure_ascii=False),
                     entry.key.stdin_sha256,
                     json.dumps(entry.key.context, sort_keys=True),
                     entry.stdout,
@@ -150,7 +154,7 @@ def record(store: Store, event: Event, *, entry: NewEntry | None = None, hit: st
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 now,
-                event.tool,
+                redact_word(event.tool),
                 event.key_hash,
                 event.outcome,
                 event.latency_ms,
@@ -205,7 +209,7 @@ def _summary(row: tuple[object, ...]) -> EntrySummary:
         argv=tuple(json.loads(str(argv))),
         size=int(str(size)),
         created_at=float(str(created)),
-        expires_at=None if expires is None else float(str(expires)),
+        expires_at=bounded_timestamp(None if expires is None else float(str(expires))),
         hits=int(str(hits)),
     )
 
@@ -278,15 +282,16 @@ def refreshable(
     """Entries of ``tools`` that are expired or expire within ``within_s``.
 
     Only entries whose command read no input can be re-run unattended (their
-    input is empty, so the same key comes back).
+    input is empty, so the same key comes back), and whose argv holds no hashed
+    secret (the real value is not kept, so the command cannot be rebuilt).
     """
     kept = sorted(tools)
     marks = ", ".join("?" for _ in kept)
     rows = store.conn.execute(
         "SELECT key, argv, context, created_at, expires_at FROM cache_entries "
-        f"WHERE tool IN ({marks}) AND stdin_sha256 = ? "
+        f"WHERE tool IN ({marks}) AND stdin_sha256 = ? AND instr(argv, ?) = 0 "
         "AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
-        (*kept, EMPTY_STDIN_SHA256, now + within_s),
+        (*kept, EMPTY_STDIN_SHA256, MARK, now + within_s),
     ).fetchall()
     return [
         Refreshable(

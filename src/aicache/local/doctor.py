@@ -6,15 +6,16 @@ and the rows that can still be read are copied into a fresh store.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aicache.errors import StoreUnreadableError
-from aicache.local.paths import store_path
+from aicache.local.paths import check_home, store_path
 from aicache.local.schema import APPLICATION_ID, DATA_TABLES, SCHEMA_VERSION
-from aicache.local.store import SQLITE_HEADER, Store
+from aicache.local.store import SQLITE_HEADER, Store, check_own_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,15 @@ class Finding:
 
 def diagnose(home: Path) -> list[Finding]:
     """Check the store under ``home`` without changing anything."""
-    path = store_path(home)
-    if not path.exists():
-        return [Finding("ok", f"no store yet at {path}; it is created on first use")]
-    findings = _permission_findings(home, path)
+    try:
+        check_home(home)
+        path = store_path(home)
+        if not os.path.lexists(path):
+            return [Finding("ok", f"no store yet at {path}; it is created on first use")]
+        check_own_files(path)
+    except StoreUnreadableError as exc:
+        return [Finding("problem", exc.message)]
+    findings = [*_permission_findings(home, path), *_backup_findings(path)]
     try:
         header = path.read_bytes()[: len(SQLITE_HEADER)]
     except OSError as exc:
@@ -60,6 +66,20 @@ def diagnose(home: Path) -> list[Finding]:
     return findings
 
 
+def _backup_findings(path: Path) -> list[Finding]:
+    # A repair's backup keeps whatever the store held, prompts included, until erased.
+    return [
+        Finding(
+            "warning",
+            f"{backup} is a copy kept by an earlier repair and may hold old prompts and "
+            "answers; delete it once you no longer need it (`aicache privacy forget` erases "
+            "it with the store)",
+        )
+        for backup in sorted(path.parent.glob(f"{path.name}.broken-*"))
+        if not backup.name.endswith(("-wal", "-shm", "-journal"))
+    ]
+
+
 def _permission_findings(home: Path, path: Path) -> list[Finding]:
     findings = []
     for target, wanted in ((home, 0o700), (path, 0o600)):
@@ -86,6 +106,7 @@ class RepairResult:
 def repair(home: Path) -> RepairResult:
     """Make the store under ``home`` usable again, keeping the old file as a backup."""
     result = RepairResult()
+    check_home(home)  # a home that is a file is the user's to move: nothing to salvage
     path = store_path(home)
     if not any(f.level == "problem" for f in diagnose(home)):
         if path.exists():

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from aicache import __version__
-from aicache.local.paths import federation_dir, models_dir, store_path
-from aicache.local.schema import DATA_TABLES
+from aicache.errors import AicacheError
+from aicache.local.paths import (
+    FEDERATION_DIRNAME,
+    MODELS_DIRNAME,
+    REGISTRY_DIRNAME,
+    check_home,
+    models_dir,
+    store_path,
+)
+from aicache.local.schema import APPLICATION_ID, DATA_TABLES
 from aicache.local.settings import Settings
-from aicache.local.store import Store
+from aicache.local.store import SQLITE_HEADER, Store, sidecars
 
 EXPORT_FORMAT = "aicache-export"
 EXPORT_VERSION = 1
@@ -97,26 +106,139 @@ def kept_data(store: Store) -> list[KeptData]:
     return kept
 
 
-def forget(home: Path) -> list[Path]:
-    """Erase the store (with its WAL files) and all personal model state under ``home``.
+# What forget erases besides the store files, under the home: everything that
+# was derived from the user's data, and the deliveries waiting for ``models pull``.
+# The federation's bundle, keys and ``sent.jsonl`` (the record of what already
+# left this machine, which the privacy report needs) stay, as does the model
+# registry unless asked: it holds global models, none of the store's rows.
+_DERIVED = (
+    (MODELS_DIRNAME, "personal model state"),
+    (f"{FEDERATION_DIRNAME}/examples", "features extracted from your history"),
+    (f"{FEDERATION_DIRNAME}/inbox", "models delivered and not yet pulled"),
+)
 
-    Returns the paths removed. Shims installed by ``aicache wrap`` stay: they
-    hold no personal data.
+
+_SIDECAR_KINDS = (("-wal", "write-ahead log"), ("-shm", "shared memory"), ("-journal", "journal"))
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    """One file or directory ``forget`` removed, and what it held."""
+
+    path: Path
+    what: str
+
+
+def store_copies(home: Path) -> list[Path]:
+    """The store and every copy of it aicache made: ``doctor --repair``'s backups.
+
+    Each comes with its SQLite sidecars (write-ahead log, shared memory, journal)
+    when they exist; links are listed as links (erasing one never touches its target).
     """
-    removed = []
     db = store_path(home)
-    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-        if path.exists():
+    mains = [db] if os.path.lexists(db) else []
+    if home.is_dir():
+        mains += sorted(
+            p
+            for p in home.glob(f"{db.name}.broken-*")
+            if not p.name.endswith(("-wal", "-shm", "-journal"))
+        )
+    copies = []
+    for main in mains:
+        copies += [main, *(s for s in sidecars(main) if os.path.lexists(s))]
+    for orphan in sorted(home.glob(f"{db.name}*")) if home.is_dir() else []:
+        if orphan not in copies and orphan.name.endswith(("-wal", "-shm", "-journal")):
+            copies.append(orphan)  # a log left after its database went
+    return copies
+
+
+def not_aicache_store(path: Path) -> str | None:
+    """Why ``path`` is not recognisably an aicache store file, or ``None`` when it is one.
+
+    Recognised: an empty file (a store not written yet), an SQLite database
+    marked with aicache's application id, a link (only the link is erased) and
+    the sidecar files of those. Anything else might be another program's data.
+    """
+    if path.is_symlink() or path.name.endswith(("-wal", "-shm", "-journal")):
+        return None
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if not header:
+        return None
+    if not header.startswith(SQLITE_HEADER) or len(header) < 72:
+        return "it is not an SQLite database"
+    if int.from_bytes(header[68:72], "big") != APPLICATION_ID:
+        return "it is an SQLite database of another program"
+    return None
+
+
+def forget(home: Path, *, force: bool = False, registry: bool = False) -> list[Erased]:
+    """Erase the store, every copy of it, and all personal state derived from it.
+
+    Parameters
+    ----------
+    home
+        The aicache home.
+    force
+        Also erase store files that are not recognisably aicache's.
+    registry
+        Also erase the model registry under ``home``.
+
+    Returns
+    -------
+    list of Erased
+        What was removed. Shims installed by ``aicache wrap`` stay: they hold
+        no personal data.
+
+    Raises
+    ------
+    AicacheError
+        Before erasing anything, when a store file is not an aicache store
+        and ``force`` is not given.
+    """
+    check_home(home)
+    copies = store_copies(home)
+    foreign = [(p, why) for p in copies if (why := not_aicache_store(p))]
+    if foreign and not force:
+        listed = "; ".join(f"{p}: {why}" for p, why in foreign)
+        raise AicacheError(
+            f"not erasing: {listed}",
+            hint=(
+                "Nothing was erased. Check these files; if they are yours to erase (a store "
+                "too damaged to recognise, moved aside by `aicache doctor --repair`), run "
+                "`aicache privacy forget --force`."
+            ),
+        )
+    erased = [Erased(p, _describe(p)) for p in copies]
+    for path in copies:
+        path.unlink()
+    targets = list(_DERIVED)
+    if registry:
+        targets.append((REGISTRY_DIRNAME, "model registry"))
+    for relative, what in targets:
+        path = home / relative
+        if path.is_symlink() or path.is_file():
             path.unlink()
-            removed.append(path)
-    models = models_dir(home)
-    if models.exists():
-        shutil.rmtree(models)
-        removed.append(models)
-    # A joined node's features extracted from the store (its key and bundle stay:
-    # they are the federation's, not the user's data).
-    examples = federation_dir(home) / "examples"
-    if examples.exists():
-        shutil.rmtree(examples)
-        removed.append(examples)
-    return removed
+        elif path.exists():
+            shutil.rmtree(path)
+        else:
+            continue
+        erased.append(Erased(path, what))
+    return erased
+
+
+def _describe(path: Path) -> str:
+    name = path.name
+    for suffix, what in (
+        ("-wal", "write-ahead log"),
+        ("-shm", "shared memory"),
+        ("-journal", "journal"),
+    ):
+        if name.endswith(suffix):
+            return f"store {what}"
+    if ".broken-" in name:
+        return "store copy kept by doctor --repair"
+    return "store (cache entries, events, imported history, settings)"

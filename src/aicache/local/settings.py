@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aicache.local.units import format_duration, format_size, parse_duration, parse_size
+from aicache.local.units import (
+    MAX_DURATION_S,
+    format_duration,
+    format_size,
+    parse_duration,
+    parse_size,
+)
 
 DEFAULT_MAX_AGE_S = 30 * 86400.0
 DEFAULT_MAX_OUTPUT = 10 * 1024 * 1024
@@ -18,6 +24,15 @@ def _parse_bool(text: str) -> bool:
     if lowered in ("off", "false", "no", "0"):
         return False
     raise ValueError(f"invalid switch {text!r}: use on or off")
+
+
+def _stored_duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError:
+        # Set before durations were bounded (it was checked when set): longer than
+        # the longest accepted means the longest.
+        return MAX_DURATION_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +84,7 @@ class Settings:
         values = {name: stored.get(name, s.default) for name, s in SETTINGS.items()}
         return cls(
             raw_storage=_parse_bool(values["raw-storage"]),
-            max_age_s=parse_duration(values["max-age"]),
+            max_age_s=_stored_duration(values["max-age"]),
             max_output=parse_size(values["max-output"]),
         )
 

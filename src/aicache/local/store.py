@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from aicache.errors import StoreUnreadableError
-from aicache.local.paths import aicache_home, ensure_private_dir, store_path
+from aicache.local.paths import aicache_home, check_home, ensure_private_dir, store_path
 from aicache.local.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -66,12 +67,15 @@ class Store:
             is corrupt, or was written by a newer aicache.
         """
         home = home or aicache_home()
+        check_home(home)
         path = store_path(home)
+        check_own_files(path)
         _check_header(path)
         ensure_private_dir(home)
         if not path.exists():
-            # Created here, not by SQLite, so the file is owner-only from its first byte.
-            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+            # Created here, not by SQLite, so the file is owner-only from its first
+            # byte; O_NOFOLLOW so that a link planted meanwhile is not written through.
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600))
         old_umask = os.umask(0o077)  # the -wal and -shm files SQLite creates later
         try:
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -124,6 +128,43 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_own_files(path: Path) -> None:
+    """Refuse a store (or its WAL/SHM file) that is a symbolic link or another user's file.
+
+    SQLite follows links, so a store path linked to someone else's file would
+    have aicache write its tables, and the user's prompts, into that file.
+
+    Raises
+    ------
+    StoreUnreadableError
+        Naming the file and what is wrong with it.
+    """
+    for candidate in (path, *sidecars(path)):
+        try:
+            info = candidate.lstat()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise unreadable(path, f"{candidate}: {exc.strerror or exc}") from exc
+        if stat.S_ISLNK(info.st_mode):
+            raise unreadable(
+                path,
+                f"{candidate} is a symbolic link (to {candidate.readlink()}); aicache writes "
+                "only to its own files",
+            )
+        if not stat.S_ISREG(info.st_mode):
+            raise unreadable(path, f"{candidate} is not a regular file")
+        if info.st_uid != os.geteuid():
+            raise unreadable(
+                path, f"{candidate} belongs to another user (uid {info.st_uid}), not to you"
+            )
+
+
+def sidecars(path: Path) -> tuple[Path, ...]:
+    """The files SQLite keeps beside the store: its write-ahead log, shared memory, journal."""
+    return tuple(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))
 
 
 def _check_header(path: Path) -> None:

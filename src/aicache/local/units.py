@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _DURATION_FACTORS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# The longest duration accepted (about 100 years): beyond it a timestamp no
+# longer converts to a date, and "never" is what such a value means anyway.
+MAX_DURATION_S = 5200 * 604800.0
+# The latest timestamp shown as a date (the end of year 9999); a stored value
+# past it (written before durations were bounded) reads as "never".
+LATEST_TIMESTAMP = 253402300799.0
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
 _SIZE_FACTORS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -16,7 +23,8 @@ def parse_duration(text: str) -> float:
     Raises
     ------
     ValueError
-        If ``text`` is not a positive duration in one of those forms.
+        If ``text`` is not a positive duration in one of those forms, or is
+        longer than :data:`MAX_DURATION_S`.
     """
     match = _DURATION.match(text)
     if not match:
@@ -27,7 +35,23 @@ def parse_duration(text: str) -> float:
     seconds = float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: it must be greater than zero")
+    if not seconds <= MAX_DURATION_S:  # also catches inf from a very long number
+        raise ValueError(
+            f"invalid duration {text!r}: the longest accepted is "
+            f"{format_duration(MAX_DURATION_S)} (about 100 years)"
+        )
     return seconds
+
+
+def bounded_timestamp(value: float | None) -> float | None:
+    """A stored expiry as a usable timestamp: ``None`` (never) when it is past year 9999.
+
+    Stores written before durations were bounded may hold ``inf`` or a number
+    of seconds no calendar can show; both mean "never expires".
+    """
+    if value is None or not math.isfinite(value) or value > LATEST_TIMESTAMP:
+        return None
+    return value
 
 
 def parse_size(text: str) -> int:

@@ -1,0 +1,145 @@
+"""What looks like a secret, and how a command line is kept without one.
+
+One rule, used wherever aicache keeps words from a command line:
+
+- A word *looks like a secret* when it carries a known credential prefix
+  (``sk-``, ``sk-ant-``, ``ghp_``/``gho_``/``ghu_``/``ghs_``/``ghr_``,
+  ``github_pat_``, ``xox?-``, ``AKIA``/``ASIA``, ``AIza``, ``glpat-``,
+  ``hf_``, ``npm_``, ``pypi-``, a JWT ``eyJ...``), or holds a random-looking
+  run: 16 or more letters, digits and ``+/=`` between separators ``-_.``,
+  mixing letters and digits with the spread of characters a random key has
+  (at least 3.5 bits per character; a path or URL is not one). Normalised
+  tokens never keep such a word.
+- A cache entry's argv keeps a *secret value* only as ``<secret:HASH>``
+  (the first 12 hex digits of its SHA-256): the value of a flag whose name
+  says it holds one (``--api-key=V``, ``--token V``, ``--password V``, ...),
+  a value glued to ``-p`` for the MySQL family (``mysql -pV``), the password
+  in ``curl -u user:V``, the value of
+  a ``NAME=V`` word whose name says so (``OPENAI_API_KEY=V``), an
+  ``Authorization:``-style header, a URL's ``user:password@``, and any word
+  that looks like a secret. The cache key is computed from the real argv
+  before this, so a hit still matches; only what is stored changes.
+
+This module is on the cache-hit path: standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+# Prefixes that credential issuers put on their keys and tokens.
+_KNOWN_PREFIX = re.compile(
+    r"(?:^|[^A-Za-z0-9])(?:sk-ant-|sk-|gh[pousr]_|github_pat_|xox[a-z]-|AKIA|ASIA|AIza|glpat-"
+    r"|hf_|npm_|pypi-|eyJ[A-Za-z0-9_-]{6,}\.)[A-Za-z0-9_\-./+=]{12,}"
+)
+_KEYLIKE_RUN = re.compile(r"[A-Za-z0-9+/=_.\-]{16,}")
+MIN_KEY_PART = 16
+MIN_ENTROPY_BITS = 3.5
+# Parts of a flag or variable name (split at - and _) that say its value is a secret.
+_SECRET_NAME_PARTS = frozenset(
+    "key apikey token authtoken accesstoken secret password passwd pass pwd passphrase auth "
+    "credential credentials cookie bearer".split()
+)
+_HEADER = re.compile(
+    r"^\s*(?:proxy-)?(?:authorization|x-api-key|api-key|x-auth-token|cookie)\s*:", re.IGNORECASE
+)
+_URL_USERINFO = re.compile(r"(://[^/\s:@]+:)([^/\s@]+)(@)")
+_ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$", re.DOTALL)
+_LONG_FLAG = re.compile(r"^(--?[A-Za-z][A-Za-z0-9_-]*)(?:=(.*))?$", re.DOTALL)
+# Programs whose -p takes the password glued to it (``mysql -pSECRET``).
+_GLUED_PASSWORD = frozenset({"mysql", "mysqldump", "mysqladmin", "mariadb", "mariadb-dump"})
+# Programs whose -u/--user takes ``user:password``.
+_USER_PASSWORD = frozenset({"curl", "http", "https"})
+MARK = "<secret:"
+
+
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def _random_run(run: str) -> bool:
+    if run.startswith((".", "/")) or "//" in run:
+        return False  # a path or a URL, not a key
+    # Names built of short parts (x86_64-linux-gnu-gcc-12, a UUID) are not keys;
+    # a key has one long random part.
+    longest = max(re.split(r"[-_.]", run), key=len)
+    if len(longest) < MIN_KEY_PART:
+        return False
+    has_digit = any(c.isdigit() for c in longest)
+    has_letter = any(c.isalpha() for c in longest)
+    return has_digit and has_letter and _entropy(longest) >= MIN_ENTROPY_BITS
+
+
+def looks_like_secret(word: str) -> bool:
+    """Whether ``word`` carries a key or token: a known prefix, or a long random-looking run."""
+    if _KNOWN_PREFIX.search(word):
+        return True
+    return any(_random_run(m.group(0)) for m in _KEYLIKE_RUN.finditer(word))
+
+
+def names_a_secret(name: str) -> bool:
+    """Whether a flag or variable name says its value is a secret (``--api-key``, ``TOKEN``)."""
+    parts = re.split(r"[-_]+", name.lower().lstrip("-"))
+    return any(part in _SECRET_NAME_PARTS for part in parts)
+
+
+def secret_hash(value: str) -> str:
+    """The stored stand-in for a secret value: ``<secret:`` and 12 hex digits of its SHA-256."""
+    digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{MARK}{digest}>"
+
+
+def redact_word(word: str) -> str:
+    """``word`` as stored where a name is kept (a tool): its hash when it looks like a secret."""
+    return secret_hash(word) if looks_like_secret(word) else word
+
+
+def redact_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    """``argv`` as a cache entry stores it: every secret value replaced by its hash.
+
+    The first word (the program) is kept unless it looks like a secret itself.
+    """
+    kept: list[str] = []
+    program = argv[0].rsplit("/", 1)[-1] if argv else ""
+    value_is_secret = False
+    for index, word in enumerate(argv):
+        if value_is_secret:
+            kept.append(secret_hash(word))
+            value_is_secret = False
+            continue
+        if index > 1 and program in _USER_PASSWORD and argv[index - 1] in ("-u", "--user"):
+            user, colon, password = word.partition(":")
+            kept.append(user + colon + secret_hash(password) if colon else word)
+            continue
+        if index == 0:
+            kept.append(redact_word(word))
+            continue
+        redacted, value_is_secret = _redact_word(word, program)
+        kept.append(redacted)
+    return tuple(kept)
+
+
+def _redact_word(word: str, program: str) -> tuple[str, bool]:
+    """The word as stored, and whether the next word is a secret flag's value."""
+    if _HEADER.match(word):
+        name, _, value = word.partition(":")
+        return f"{name}: {secret_hash(value.strip())}", False
+    if program in _GLUED_PASSWORD and word.startswith("-p") and len(word) > 2:
+        return "-p" + secret_hash(word[2:]), False
+    flag = _LONG_FLAG.match(word)
+    if flag and names_a_secret(flag.group(1)):
+        if flag.group(2) is None:
+            return word, True
+        return f"{flag.group(1)}={secret_hash(flag.group(2))}", False
+    assignment = _ASSIGNMENT.match(word)
+    if assignment and names_a_secret(assignment.group(1)):
+        return f"{assignment.group(1)}={secret_hash(assignment.group(2))}", False
+    word = _URL_USERINFO.sub(lambda m: m.group(1) + secret_hash(m.group(2)) + m.group(3), word)
+    if looks_like_secret(word):
+        return secret_hash(word), False
+    return word, False
