@@ -280,8 +280,13 @@ class ServerDirectory:
         # The SuperLink, its SuperExec and every ServerApp work in a folder of their own,
         # which holds none of the operator's private keys.
         self.workdir.mkdir(mode=0o700, exist_ok=True)
+        # Flower's older gRPC Control API would listen beside the gate, unauthenticated.
+        no_grpc = {"FLWR_INTERNAL_GRPC_CONTROL_API": "0", "FLWR_INTERNAL_GRPC_FLEET_API": "0"}
         process = self.superlink.start(
-            command, env=flower_env(self.flwr_home), log_file=self.log_file, cwd=self.workdir
+            command,
+            env=flower_env(self.flwr_home, no_grpc),
+            log_file=self.log_file,
+            cwd=self.workdir,
         )
 
         def listening() -> bool:
