@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -172,7 +174,7 @@ def test_two_rounds_land_signed_in_the_registry(federation: Federation) -> None:
 
 
 def test_client_pulls_verifies_and_uses_the_model(federation: Federation) -> None:
-    status = json.loads(federation.node("alice", "status", "--json").stdout)
+    status = json.loads(federation.node("alice", "node", "status", "--json").stdout)
     assert status["connected"] and status["last_round"]["round"] == 2
     assert status["updates_sent"] == 2 and status["bytes_sent"] > 0
     pulled = federation.node("alice", "models", "pull")
@@ -238,7 +240,7 @@ def test_privacy_report_says_what_left_the_machine(federation: Federation) -> No
     assert row["task"] == "next-command" and row["updates_sent"] == 2 and row["rounds"] == 2
     assert (
         row["bytes_sent"]
-        == json.loads(federation.node("alice", "status", "--json").stdout)["bytes_sent"]
+        == json.loads(federation.node("alice", "node", "status", "--json").stdout)["bytes_sent"]
     )
     # The run had no differential privacy: no finite ε may be claimed for it.
     assert row["updates_without_dp"] == 2 and row["epsilon"] is None
@@ -285,6 +287,68 @@ def test_server_away_mid_run_then_resume(federation: Federation) -> None:
     run_id = _registry_rounds(federation)[-1][0]
     rounds = [r for run, r in _registry_rounds(federation) if run == run_id]
     assert rounds == sorted(set(rounds)) and rounds[-1] == 3 and len(rounds) == 3
+
+
+def test_node_status_moved_and_the_old_spelling_still_shows_it(federation: Federation) -> None:
+    # Execute
+    old = federation.node("alice", "status")
+    new = federation.node("alice", "node", "status")
+    # Assert: `status` is the cache's, then the node's after a note; `node status` the node's.
+    assert old.returncode == new.returncode == 0, _text(old) + _text(new)
+    assert b"Store:" in old.stdout
+    assert "moved to `aicache node status`" in _text(old)
+    assert b"alice in " in old.stdout and b"alice in " in new.stdout
+    assert b"moved" not in new.stderr
+
+
+def test_ctrl_c_stops_the_followed_run_and_says_how_to_resume(federation: Federation) -> None:
+    from aicache.deploy.runs import flower_status
+    from aicache.deploy.server import ServerDirectory
+
+    # Prepare: a run followed by `server run`, interrupted as a terminal's Ctrl-C does
+    # (SIGINT to the command's process group) once its first round is registered.
+    before = len(_registry_rounds(federation))
+    args = ["server", "run", str(federation.root), "--rounds", "3", "--min-clients", "3"]
+    running = federation.cli.popen(*args, "--round-timeout", "60", "--wait", "600")
+    try:
+        deadline = time.monotonic() + 300
+        while len(_registry_rounds(federation)) == before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(_registry_rounds(federation)) > before, "no round was registered"
+        # Execute
+        os.killpg(running.pid, signal.SIGINT)
+        _, err = running.communicate(timeout=60)  # a bound against a hang, not a timing
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+    # Assert: exit 130 and one line that says the run is stopped and how to continue it
+    lines = [line for line in err.decode().splitlines() if line.strip()]
+    assert running.returncode == 130, err.decode()[-2000:]
+    assert len(lines) == 1, lines
+    assert re.search(r"the run is (stopped|being stopped) on the server", lines[0]), lines
+    assert f"aicache server run --resume {federation.root}" in lines[0]
+    # Flower ends the run (a slow `flwr stop` may finish after the command).
+    server = ServerDirectory(federation.root)
+    flower_run = max(json.loads((federation.root / "runs.json").read_text()).values())
+    deadline = time.monotonic() + 60
+    while flower_status(server, flower_run) != "finished:stopped" and time.monotonic() < deadline:
+        time.sleep(1)
+    assert flower_status(server, flower_run) == "finished:stopped"
+    # The run no longer holds the server: --resume continues it to its last round.
+    resumed = federation.server(
+        "run",
+        str(federation.root),
+        "--resume",
+        "--round-timeout",
+        "60",
+        "--wait",
+        "600",
+        timeout=700,
+    )
+    assert resumed.returncode == 0, _text(resumed)
+    run_id = _registry_rounds(federation)[-1][0]
+    assert [r for run, r in _registry_rounds(federation) if run == run_id] == [1, 2, 3]
 
 
 def test_a_node_that_vanishes_mid_run_does_not_stall_it(federation: Federation) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import FAKE_AI, Cli
@@ -20,21 +21,46 @@ from tests.conftest import FAKE_AI, Cli
 pytestmark = pytest.mark.e2e
 
 
-def _ray_processes() -> set[int]:
+def _ray_processes(base: Path) -> set[int]:
+    """Live Ray processes (raylet, GCS, workers) of the commands run under ``base``.
+
+    Ray's processes inherit the command's environment, so its AICACHE_HOME tells
+    them apart from other simulations running on the same machine.
+    """
     found = subprocess.run(
-        ["pgrep", "-f", "raylet|gcs_server|ClientAppActor"], capture_output=True, text=True
+        ["pgrep", "-f", "raylet|gcs_server|ray::"], capture_output=True, text=True
     )
-    return {int(pid) for pid in found.stdout.split()}
+    ours = set()
+    for pid in found.stdout.split():
+        try:
+            process = psutil.Process(int(pid))
+            home = process.environ().get("AICACHE_HOME", "")
+            if home.startswith(str(base)) and process.status() != psutil.STATUS_ZOMBIE:
+                ours.add(process.pid)
+        except psutil.Error:
+            continue
+    return ours
+
+
+def _session_members(session: int) -> list[str]:
+    """The live processes of a session (what a terminal's Ctrl-C reaches)."""
+    members = []
+    for process in psutil.process_iter(["pid", "name", "status"]):
+        try:
+            if os.getsid(process.pid) == session and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(f"{process.pid} {process.name()}")
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    return members
 
 
 @pytest.fixture(autouse=True)
-def no_leftover_processes() -> Iterator[None]:
-    before = _ray_processes()
+def no_leftover_processes(tmp_path: Path) -> Iterator[None]:
     yield
     deadline = time.monotonic() + 15
-    while (_ray_processes() - before) and time.monotonic() < deadline:
+    while _ray_processes(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _ray_processes() - before == set(), "Ray processes outlived the command"
+    assert _ray_processes(tmp_path) == set(), "Ray processes outlived the command"
 
 
 def test_a_simulation_learns_and_registers_every_round(cli: Cli, tmp_path: Path) -> None:
@@ -141,7 +167,55 @@ def test_a_killed_run_resumes_from_the_newest_version(cli: Cli, tmp_path: Path) 
     assert [v["round"] for v in after] == list(range(1, 26))
     assert len({v["run_id"] for v in after}) == 1
     assert after[len(before)]["parent"] == before[-1]["version"]
-    assert metrics["per_round"][0]["round"] == len(before) + 1
+    # The report covers the whole run: the rounds before the kill come from the registry.
+    assert [r["round"] for r in metrics["per_round"]] == list(range(1, 26))
+    assert [r["version"] for r in metrics["per_round"]] == [v["version"] for v in after]
+
+
+def test_ctrl_c_stops_promptly_and_the_resumed_report_covers_every_round(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Prepare: a long run, interrupted as a terminal's Ctrl-C does (SIGINT to the
+    # whole process group) once its first round is registered.
+    report = tmp_path / "r"
+    # (enough rounds that the first few are over long before the last)
+    process = cli.popen("simulate", "--clients", "3", "--rounds", "40", "--out", str(report))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None and not cli.versions():
+        time.sleep(0.5)
+    assert process.poll() is None, "the run must still be going"
+    # Execute
+    os.killpg(process.pid, signal.SIGINT)
+    try:  # a bound so that a hang fails the test instead of blocking it
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail("the simulation did not stop after Ctrl-C")
+    ray_left = _ray_processes(tmp_path)
+    session_left = _session_members(process.pid)
+    before = cli.versions()
+    # Assert: exit 130, one line that says how to continue, nothing of Flower's or Python's.
+    message = stderr.decode()
+    assert process.returncode == 130, message[-3000:]
+    lines = [line for line in message.splitlines() if line.strip()]
+    assert len(lines) == 1, message[-3000:]
+    assert "aicache simulate --resume" in lines[0]
+    assert 1 <= len(before) < 40, "the run must be interrupted mid-way"
+    assert not [p for p in ray_left if psutil.pid_exists(p)], "Ray outlived Ctrl-C"
+    assert session_left == [], "processes of the command outlived Ctrl-C"
+    # Execute: the hint's own command line continues the run.
+    again = lines[0].split("to continue it: ", 1)[1].split()
+    assert again[:3] == ["aicache", "simulate", "--resume"]
+    resumed = cli.run(*again[1:], timeout=400)
+    assert resumed.returncode == 0, resumed.stderr.decode()[-3000:]
+    metrics = json.loads((report / "metrics.json").read_text())
+    # Assert: every round is in the report, and the summary says so.
+    after = cli.versions()
+    assert [v["round"] for v in after] == list(range(1, 41))
+    assert [r["round"] for r in metrics["per_round"]] == list(range(1, 41))
+    assert metrics["rounds"] == 40
+    assert b"40 rounds in" in resumed.stdout.replace(b"\n", b" ")
 
 
 def test_resume_without_an_interrupted_run_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
@@ -156,7 +230,8 @@ def test_bad_simulation_flags_are_named(cli: Cli) -> None:
         (("--rounds", "0"), b"--rounds 0 is out of range"),
         (("--fraction", "1.5"), b"invalid fraction 1.5"),
         (("--task", "mind-reading"), b"unknown task 'mind-reading'"),
-        (("--data", "/nonexistent"), b"not a folder of Greenberg traces"),
+        (("--data", "/nonexistent"), b"--data /nonexistent: does not exist"),
+        (("--data", str(FAKE_AI)), b"not a folder of Greenberg traces"),
     ):
         result = cli.run("simulate", *args, timeout=120)
         assert result.returncode == 2, args

@@ -33,3 +33,10 @@ class AicacheError(Exception):
 
 class StoreUnreadableError(AicacheError):
     """The private store exists but is corrupt, foreign or from a newer version."""
+
+
+class Interrupted(AicacheError):
+    """The user pressed Ctrl-C; everything the command started has been ended."""
+
+    def __init__(self, message: str, *, hint: str = "", exit_code: int = 130) -> None:
+        super().__init__(message, hint=hint, exit_code=exit_code)

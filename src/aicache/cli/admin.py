@@ -12,7 +12,13 @@ from aicache.cli.console import out
 from aicache.errors import AicacheError
 from aicache.local.doctor import diagnose, repair
 from aicache.local.paths import configured_home
-from aicache.local.settings import SETTINGS, Settings, validate_setting
+from aicache.local.settings import (
+    SETTINGS,
+    Settings,
+    erase_raw_text,
+    raw_text_kept,
+    validate_setting,
+)
 
 config_app = typer.Typer(help="Show or change settings.", no_args_is_help=True)
 
@@ -38,8 +44,17 @@ def config_set(
         normalised = validate_setting(name, value)
     except ValueError as exc:
         raise AicacheError(str(exc)) from exc
+    raw_off = name == "raw-storage" and SETTINGS[name].parse(normalised) is False
     with open_store() as store:
         store.set_setting(name, normalised)
+        prompts, lines = raw_text_kept(store.conn) if raw_off else (0, 0)
+        if prompts or lines:
+            # Off means no raw text in the store, including what was kept while it was on.
+            out.print(
+                f"Raw storage off: erasing the raw text kept so far ({prompts} prompt(s), "
+                f"{lines} imported command line(s))."
+            )
+            erase_raw_text(store.conn)
     out.print(f"{name} = {normalised}")
 
 

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import sys
 from typing import Annotated
 
 import typer
 
 from aicache import __version__
-from aicache.cli import admin, cache, imports, models, node, prefetch, privacy, server, simulate
-from aicache.cli.console import print_error
-from aicache.errors import AicacheError
+from aicache.cli import (
+    admin,
+    cache,
+    imports,
+    models,
+    node,
+    prefetch,
+    privacy,
+    server,
+    simulate,
+    status,
+)
+from aicache.cli.console import print_error, print_interrupted
+from aicache.errors import AicacheError, Interrupted
 from aicache.local.paths import aicache_home, store_path
 from aicache.local.store import unreadable
 
@@ -18,7 +31,7 @@ app = typer.Typer(
     name="aicache",
     help="A private cache for AI command-line assistants, that learns with others.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -42,21 +55,56 @@ def _root(
     """A private cache for AI command-line assistants, that learns with others."""
 
 
+# Registered in the order of the help's panels.
 cache.register(app)
-admin.register(app)
-simulate.register(app)
+app.command("status")(status.cache_status)
 models.register(app)
 prefetch.register(app)
-node.register(app)
+simulate.register(app)
 app.add_typer(imports.app, name="import")
-app.add_typer(privacy.app, name="privacy")
+node.register(app)
 app.add_typer(server.app, name="server")
+app.add_typer(privacy.app, name="privacy")
+admin.register(app)
+
+# The help's panels, like gh's and uv's: every command belongs to one.
+PANELS = {
+    "Cache": ("run", "wrap", "unwrap", "status", "list", "inspect", "stats", "clear", "prune"),
+    "Learning": ("suggest", "prefetch", "simulate", "evaluate", "models", "import"),
+    "Federation": ("join", "leave", "node", "server"),
+    "Privacy": ("privacy",),
+    "Admin": ("config", "doctor"),
+}
+
+
+def _place_in_panels(typer_app: typer.Typer) -> None:
+    """Put each top-level command and group in its help panel (all of them: see tests)."""
+    panel_of = {name: panel for panel, names in PANELS.items() for name in names}
+    for command in typer_app.registered_commands:
+        if command.name in panel_of:
+            command.rich_help_panel = panel_of[command.name]
+    for group in typer_app.registered_groups:
+        if group.name in panel_of:
+            group.rich_help_panel = panel_of[group.name]
+
+
+_place_in_panels(app)
 
 
 def run_app(args: list[str]) -> int:
     """Run the Typer application and turn every user-facing error into a message."""
     try:
         app(args=args, prog_name="aicache")
+    except Interrupted as exc:  # the command ended what it started and says how to go on
+        print_interrupted(exc.message)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Ray's native threads would hold the interpreter's exit for seconds
+        # after its processes are gone; nothing of ours is left open.
+        os._exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print_interrupted("interrupted")
+        return 130
     except AicacheError as exc:
         print_error(exc.message, exc.hint)
         return exc.exit_code

@@ -88,11 +88,18 @@ def unwrap(
 
 def list_entries(
     tool: Annotated[str | None, typer.Option("--tool", help="Only entries of this tool.")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option("--search", help="Only entries whose command contains TEXT (any case)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List cache entries, newest first."""
     with open_store() as store:
         entries = cache_ops.list_entries(store, tool=tool)
+    if search is not None:
+        wanted = search.casefold()
+        entries = [e for e in entries if wanted in " ".join(e.argv).casefold()]
     if as_json:
         emit_json(
             [
@@ -110,7 +117,7 @@ def list_entries(
         )
         return
     if not entries:
-        out.print("The cache is empty.")
+        out.print("No entry matches." if search or tool else "The cache is empty.")
         return
     table = Table("key", "tool", "command", "size", "age", "expires", "hits")
     now = time.time()

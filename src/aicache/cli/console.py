@@ -17,6 +17,11 @@ def print_error(message: str, hint: str = "") -> None:
         err.print(hint, markup=False, soft_wrap=True)
 
 
+def print_interrupted(message: str) -> None:
+    """Say on standard error, in one line, that Ctrl-C stopped the command (and how to go on)."""
+    err.print(message, style="yellow", markup=False, soft_wrap=True)
+
+
 def ago(ts: float | None, now: float | None = None) -> str:
     """``3m ago``-style rendering of a timestamp (``-`` when absent)."""
     if ts is None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from aicache.cli.common import (
@@ -83,33 +85,42 @@ def models_list(
     if not versions:
         out.print(f"No model versions in {registry_dir(registry)}.")
         return
-    table = Table(
-        "task",
-        "version",
-        "parent",
-        "round",
-        "strategy",
-        "clients",
-        "top-1",
-        "privacy",
-        "created",
-        "sha256",
-    )
-    for v in versions:
-        top1 = v.metrics.get("eval.top1")
-        table.add_row(
-            v.task,
-            str(v.version),
-            str(v.parent or "-"),
-            str(v.round),
-            v.strategy,
-            str(v.num_clients),
-            "-" if top1 is None else f"{top1:.3f}",
-            _privacy_text(v.privacy),
-            when(v.created_at),
-            v.sha256[:12],
+    # Compact enough for an 80-column terminal: a table per task, ε without δ (it
+    # is in `models show`), no year, and the 8 characters of the hash people compare.
+    for task_name in sorted({v.task for v in versions}):
+        table = Table(
+            "ver",
+            "from",
+            "round",
+            "strategy",
+            "clients",
+            "top-1",
+            "ε",
+            "created",
+            "sha256",
+            title=task_name,
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1, 0, 0),
+            pad_edge=False,
         )
-    out.print(table)
+        for v in versions:
+            if v.task != task_name:
+                continue
+            top1 = v.metrics.get("eval.top1")
+            epsilon = v.privacy.get("epsilon")
+            table.add_row(
+                str(v.version),
+                str(v.parent or "-"),
+                str(v.round),
+                v.strategy,
+                str(v.num_clients),
+                "-" if top1 is None else f"{top1:.3f}",
+                "no DP" if v.privacy.get("dp", "off") == "off" else f"{epsilon:.3g}",
+                time.strftime("%m-%d %H:%M", time.localtime(v.created_at)),
+                v.sha256[:8],
+            )
+        out.print(table)
 
 
 def _privacy_text(privacy: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Developer commands: ``aicache join``, ``aicache leave``, ``aicache status``."""
+"""Developer commands: ``aicache join``, ``aicache leave``, ``aicache node status``."""
 
 from __future__ import annotations
 
@@ -90,8 +90,14 @@ def status(as_json: JsonOption = False) -> None:
     out.print(f"Model in use: {'none' if model is None else f'version {model}'}")
 
 
+node_app = typer.Typer(help="This machine's federation node: join, leave, status.")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the developer commands to ``app``."""
+    """Add the developer commands to ``app`` (``aicache status`` is the cache's)."""
     app.command("join")(join)
     app.command("leave")(leave)
-    app.command("status")(status)
+    node_app.command("join")(join)
+    node_app.command("leave")(leave)
+    node_app.command("status")(status)
+    app.add_typer(node_app, name="node", no_args_is_help=True)

@@ -6,7 +6,12 @@ Every command but ``init`` takes the federation directory as ``DIR`` or
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import signal
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,7 +34,7 @@ from aicache.cli.common import (
     stay_in_foreground,
 )
 from aicache.cli.console import out, when
-from aicache.errors import AicacheError
+from aicache.errors import AicacheError, Interrupted
 
 if TYPE_CHECKING:
     from aicache.deploy.server import ServerDirectory
@@ -304,6 +309,53 @@ def _config_value(server: ServerDirectory, table: str, key: str, default: Any, k
     return kind(value)
 
 
+def _interrupted(server: ServerDirectory, submitted: Any, directory: Path | None) -> Interrupted:
+    """Stop the followed run on the SuperLink after Ctrl-C; say how to continue it.
+
+    A run nobody follows would go on training on the nodes; stopped, it is
+    continued from its last registered round by ``--resume``. ``flwr stop``
+    runs in its own session, so a second Ctrl-C cannot cut it short, and it
+    may finish after this command when the machine is slow.
+    """
+    from aicache.deploy.processes import flower_env
+    from aicache.deploy.server import CONNECTION
+    from aicache.registry import ModelRegistry
+
+    command = [str(Path(sys.executable).parent / "flwr"), "stop", str(submitted.flower_run_id)]
+    stopper = subprocess.Popen(
+        [*command, CONNECTION, "--format", "json"],
+        env=flower_env(server.flwr_home),
+        cwd=server.root,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: already stopping
+    try:
+        answer, _ = stopper.communicate(timeout=STOP_TIMEOUT)
+        stopped = json.loads(answer or b"{}").get("success", False)
+        where = "stopped on the server" if stopped else "not stopped on the server"
+    except subprocess.TimeoutExpired:
+        where = "being stopped on the server (`flwr stop` finishes in the background)"
+    except ValueError:
+        where = "not stopped on the server"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with ModelRegistry(server.registry) as registry:
+        done = max((v.round for v in registry.run_versions(submitted.run_id)), default=0)
+    again = shlex.join(
+        ["aicache", "server", "run", "--resume", *([str(directory)] if directory else [])]
+    )
+    return Interrupted(
+        f"interrupted after round {done} of {submitted.plan.rounds}; the run is {where}; "
+        f"to continue it: {again}"
+    )
+
+
+STOP_TIMEOUT = 3.5  # Ctrl-C must end the command within 5 s
+
+
 @app.command("run")
 def run(
     directory: DirArgument = None,
@@ -429,7 +481,11 @@ def run(
                 f"({version.num_clients} nodes{privacy}, v{version.version})",
             )
 
-        result = runs.follow(server, submitted, timeout=wait, on_version=on_version)
+        try:
+            result = runs.follow(server, submitted, timeout=wait, on_version=on_version)
+        except KeyboardInterrupt:
+            progress.stop()
+            raise _interrupted(server, submitted, directory or dir_option) from None
     if result.versions:
         last = result.versions[-1]
         out.print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,8 +29,8 @@ from aicache.cli.common import (
     load_model,
     registry_dir,
 )
-from aicache.cli.console import out
-from aicache.errors import AicacheError
+from aicache.cli.console import err, out
+from aicache.errors import AicacheError, Interrupted
 
 
 def _quiet_flower() -> None:
@@ -37,6 +38,31 @@ def _quiet_flower() -> None:
     from aicache.simulation.engine import QUIET_ENVIRONMENT
 
     os.environ.update(QUIET_ENVIRONMENT)
+
+
+def _resume_command(
+    task: str,
+    data: Path | None,
+    data_format: str,
+    clients: int,
+    seed: int,
+    registry: Path | None,
+    output: Path,
+) -> str:
+    """The command that resumes this run: the flags that name its data, registry and report.
+
+    The rest of the plan (rounds, strategy, privacy) is read back from the registry.
+    """
+    words = ["aicache", "simulate", "--resume", "--task", task]
+    if data is not None:
+        words += ["--data", str(data), "--format", data_format]
+    else:
+        words += ["--clients", str(clients)]
+    words += ["--seed", str(seed)]
+    if registry is not None:
+        words += ["--registry", str(registry)]
+    words += ["--out", str(output)]
+    return shlex.join(words)
 
 
 def _dp_plan(
@@ -354,19 +380,24 @@ def simulate(
         def on_stage(name: str) -> None:
             progress.update(bar, description=name)
 
-        outcome = runner.run(
-            plan,
-            source,
-            registry_root=registry_dir(registry),
-            resume=resume,
-            warm_start=warm_start,
-            cpus=cpus,
-            adversary=adversary,
-            dropout=Dropout(secagg_dropouts),
-            on_round=on_round,
-            on_stage=on_stage,
-            verbose=verbose,
-        )
+        try:
+            outcome = runner.run(
+                plan,
+                source,
+                registry_root=registry_dir(registry),
+                resume=resume,
+                warm_start=warm_start,
+                cpus=cpus,
+                adversary=adversary,
+                dropout=Dropout(secagg_dropouts),
+                on_round=on_round,
+                on_stage=on_stage,
+                verbose=verbose,
+            )
+        except Interrupted as stop:
+            progress.stop()
+            again = _resume_command(task, data, data_format, clients, seed, registry, output)
+            raise Interrupted(f"{stop.message}; to continue it: {again}") from None
     document = write_report(outcome, output)
     table = Table("arm", "top-1", "top-3")
     for arm in ARMS:
@@ -421,9 +452,27 @@ def evaluate(
     with ModelRegistry(registry_dir(registry)) as reg:
         version = reg.resolve(task, model)
         params = load_model(reg, version)
+        trained_on = _trained_on(reg, version.run_id)
     source = GreenbergSource(str(data)) if data is not None else SyntheticSource(seed, clients)
+    seen = [n for n, m in zip(source.names(), source.members(), strict=True) if m in trained_on]
+    if seen:
+        shown = ", ".join(seen[:5]) + (", ..." if len(seen) > 5 else "")
+        err.print(
+            f"warning: {len(seen)} of the {len(source.names())} users evaluated on trained "
+            f"v{version.version} ({shown}): their scores are not on unseen users. "
+            "Evaluate on other users (another --seed or --data).",
+            style="yellow",
+            markup=False,
+            soft_wrap=True,
+        )
     result = summary(evaluate_unseen(task, params, source, cold_start=cold_start))
-    result.update(task=task, version=version.version, data=source.describe(), cold_start=cold_start)
+    result.update(
+        task=task,
+        version=version.version,
+        data=source.describe(),
+        cold_start=cold_start,
+        seen_in_training=seen,
+    )
     if as_json:
         emit_json(result)
         return
@@ -455,6 +504,16 @@ def evaluate(
         style="bold",
     )
     out.print(table)
+
+
+def _trained_on(reg: Any, run_id: str) -> set[str]:
+    """Who trained the run ``run_id`` (empty when the registry does not know it)."""
+    from aicache.simulation.sources import training_members
+
+    try:
+        return training_members(reg.run(run_id).spec)
+    except AicacheError:  # a version not made by a run of this registry
+        return set()
 
 
 def register(app: typer.Typer) -> None:

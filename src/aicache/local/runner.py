@@ -21,6 +21,7 @@ from aicache.local.context import SCOPES, key_context, project_language, project
 from aicache.local.normalise import command_tokens, error_signature
 from aicache.local.settings import Settings
 from aicache.local.shims import resolve_program
+from aicache.local.single_flight import key_lock
 from aicache.local.store import Store, unreadable
 from aicache.local.units import parse_duration
 
@@ -326,17 +327,37 @@ def _serve(
         started=started,
     )
     if not request.refresh:
-        answer = lookup(store, key, time.time())
-        if answer is not None:
-            progress.ran, progress.exit_code = True, answer.exit_code
-            _write_all(1, answer.stdout)
-            _write_all(2, answer.stderr)
-            saved = max(0.0, answer.duration_s - (time.monotonic() - started))
-            size = len(answer.stdout) + len(answer.stderr)
-            hit = event("hit", output_bytes=size, exit_code=answer.exit_code, saved_s=saved)
-            record(store, hit, hit=key.digest)
-            return answer.exit_code
+        served = _serve_hit(store, key, event, progress, started)
+        if served is not None:
+            return served
+        if not request.no_store:
+            # An identical miss already running: wait for its answer instead of a second run.
+            try:
+                with key_lock(store.path.parent, key.digest) as waited:
+                    served = _serve_hit(store, key, event, progress, started) if waited else None
+                    if served is not None:
+                        return served
+                    return _run_miss(store, request, stdin_data, settings, event, progress)
+            except KeyboardInterrupt:  # while waiting: nothing ran
+                return EXIT_INTERRUPTED
     return _run_miss(store, request, stdin_data, settings, event, progress)
+
+
+def _serve_hit(
+    store: Store, key: CacheKey, event: _EventMaker, progress: _Progress, started: float
+) -> int | None:
+    """Write the stored answer for ``key`` and return its exit status (``None`` on a miss)."""
+    answer = lookup(store, key, time.time())
+    if answer is None:
+        return None
+    progress.ran, progress.exit_code = True, answer.exit_code
+    _write_all(1, answer.stdout)
+    _write_all(2, answer.stderr)
+    saved = max(0.0, answer.duration_s - (time.monotonic() - started))
+    size = len(answer.stdout) + len(answer.stderr)
+    hit = event("hit", output_bytes=size, exit_code=answer.exit_code, saved_s=saved)
+    record(store, hit, hit=key.digest)
+    return answer.exit_code
 
 
 def _run_miss(

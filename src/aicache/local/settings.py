@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,3 +110,31 @@ def validate_setting(name: str, value: str) -> str:
         raise ValueError(f"unknown setting {name!r}: choose one of {', '.join(SETTINGS)}")
     SETTINGS[name].parse(value)
     return value.strip()
+
+
+def raw_text_kept(conn: sqlite3.Connection) -> tuple[int, int]:
+    """How many events keep a raw prompt, and how many imported commands a raw line."""
+    prompts = conn.execute("SELECT count(*) FROM events WHERE raw_prompt IS NOT NULL").fetchone()
+    lines = conn.execute("SELECT count(*) FROM commands WHERE raw IS NOT NULL").fetchone()
+    return int(prompts[0]), int(lines[0])
+
+
+def erase_raw_text(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Erase every raw prompt and raw command line (raw storage turned off); return the counts.
+
+    The store is then checkpointed and vacuumed: SQLite leaves deleted text in
+    free pages and in its write-ahead log until they are reused.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        prompts = conn.execute(
+            "UPDATE events SET raw_prompt = NULL WHERE raw_prompt IS NOT NULL"
+        ).rowcount
+        lines = conn.execute("UPDATE commands SET raw = NULL WHERE raw IS NOT NULL").rowcount
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    conn.execute("VACUUM")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return prompts, lines

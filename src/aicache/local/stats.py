@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from aicache.local.store import Store
+from aicache.local.store import Store, unreadable
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +62,18 @@ _AGGREGATE = """
 
 
 def cache_stats(store: Store) -> CacheStats:
-    """Compute the statistics ``aicache stats`` shows."""
+    """Compute the statistics ``aicache stats`` shows.
+
+    Raises
+    ------
+    StoreUnreadableError
+        If the store is damaged: ``aicache run`` would refuse it, so numbers read
+        from its intact pages would mislead.
+    """
     conn = store.conn
+    problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise unreadable(store.path, f"the database is damaged ({problems[0]})")
     total = ToolStats("all", *conn.execute(f"SELECT {_AGGREGATE} FROM events").fetchone())
     tools = tuple(
         ToolStats(*row)

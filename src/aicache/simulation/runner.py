@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from aicache.errors import AicacheError
+from aicache.errors import AicacheError, Interrupted
 from aicache.federation.client_app import make_client_app, report_arms
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.secure_aggregation import make_secagg_client_app, make_secagg_server_app
@@ -31,8 +31,10 @@ from aicache.federation.server_app import (
 from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
 from aicache.privacy.secure import SecAggSettings
 from aicache.registry import ModelRegistry
+from aicache.registry.model_registry import ModelVersion
 from aicache.simulation.adversary import Adversary, Dropout
-from aicache.simulation.engine import simulate
+from aicache.simulation.budget import budget_advice
+from aicache.simulation.engine import SimulationInterrupted, simulate
 from aicache.simulation.evaluation import ensure_compatible
 from aicache.simulation.sources import GreenbergSource, PartitionProvider, SyntheticSource
 from aicache.tasks.base import FitConfig, get_task
@@ -200,7 +202,13 @@ def run(
             initial = registry.load(latest) if latest else task.init_params(plan.seed)
             parent = latest.version if latest else None
             ensure_compatible(plan.task, initial)
-            spec = {"plan": plan.as_dict(), "federation": federation, "parent": parent}
+            spec = {
+                "plan": plan.as_dict(),
+                "federation": federation,
+                "parent": parent,
+                # Who trained it: `evaluate` warns when it is asked to score them again.
+                "members": source.members(),
+            }
             run_id = registry.start_run(plan.task, spec)
         prior = prior_spends(registry, plan.task, federation, run_id)
     provider = PartitionProvider(source)
@@ -220,7 +228,7 @@ def run(
             registry.finish_run(run_id, "failed", str(stop))
         raise AicacheError(
             f"the privacy budget allows no round: {stop}",
-            hint="Raise --noise-multiplier or --budget, or sample fewer clients per round.",
+            hint=budget_advice(plan, prior),
         ) from stop
     if plan.secure == "secagg":
         stage("checking SecAgg+ capacity")
@@ -247,6 +255,10 @@ def run(
         )
     try:
         simulate(server_app, client_app, clients=len(names), cpus=cpus, verbose=verbose)
+    except SimulationInterrupted:
+        # The run stays "running" in the registry: that is what --resume continues.
+        done = plan.start_round + len(observer.rounds)
+        raise Interrupted(f"interrupted after round {done} of {plan.rounds}") from None
     finally:
         if keys is not None:
             shutil.rmtree(keys[0].parent, ignore_errors=True)
@@ -270,7 +282,7 @@ def run(
             registry.finish_run(run_id, "failed", observer.stopped)
             raise AicacheError(
                 f"the privacy budget allows no round: {observer.stopped}",
-                hint="Raise --noise-multiplier or --budget, or sample fewer clients per round.",
+                hint=budget_advice(plan, prior),
             )
         if observer.stopped is None and len(observer.rounds) != plan.rounds - plan.start_round:
             registry.finish_run(run_id, "failed", "the simulation ended early")
@@ -281,7 +293,10 @@ def run(
                 exit_code=1,
             )
         registry.finish_run(run_id, "finished", observer.stopped)
-        versions = [v.version for v in registry.run_versions(run_id)]
+        registered = registry.run_versions(run_id)
+    versions = [v.version for v in registered]
+    # A resumed run's earlier rounds were done by another process: the registry has them.
+    rounds = [*registered_rounds(registered, before=plan.start_round + 1), *observer.rounds]
     centralized: dict[int, dict[str, float]] = {}
     initial_metrics: dict[str, float] = {}
     if plan.final_evaluation:  # the report's reference arms
@@ -299,7 +314,7 @@ def run(
         run_id=run_id,
         names=names,
         data=source.describe(),
-        rounds=observer.rounds,
+        rounds=rounds,
         final_clients=observer.final_clients,
         centralized=centralized,
         initial=initial_metrics,
@@ -308,6 +323,38 @@ def run(
         privacy=observer.privacy_after(plan.start_round + len(observer.rounds)),
         stopped=observer.stopped,
     )
+
+
+def registered_rounds(versions: list[ModelVersion], *, before: int) -> list[RoundReport]:
+    """The rounds before round ``before`` as the registry recorded them.
+
+    Rejected updates and a round's duration are not registered: they read as
+    none and NaN.
+    """
+    eval_prefix = "eval."
+    reports = []
+    for version in versions:
+        if version.round >= before:
+            break
+        reports.append(
+            RoundReport(
+                round=version.round,
+                seconds=float("nan"),
+                accepted=version.num_clients,
+                rejected=(),
+                train_metrics={
+                    k: v for k, v in version.metrics.items() if not k.startswith(eval_prefix)
+                },
+                evaluate_metrics={
+                    k.removeprefix(eval_prefix): v
+                    for k, v in version.metrics.items()
+                    if k.startswith(eval_prefix)
+                },
+                version=version.version,
+                epsilon=version.privacy.get("federation_epsilon"),
+            )
+        )
+    return reports
 
 
 def _macro(metrics: list[dict[str, float]]) -> dict[str, float]:

@@ -7,6 +7,8 @@ turns a client's history into the task's examples and splits them in time
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +34,10 @@ class HistorySource(Protocol):
         """The history of ``client`` in typed order."""
         ...
 
+    def members(self) -> list[str]:
+        """One identity per client that another source of the same people would share."""
+        ...
+
     def describe(self) -> str:
         """One line saying what the data is."""
         ...
@@ -53,6 +59,10 @@ class SyntheticSource:
         """Client ``client``'s generated history."""
         return developer(self.seed, client, self.commands).history
 
+    def members(self) -> list[str]:
+        """Who the clients are, comparable across sources: a developer is its seed and index."""
+        return [f"synthetic seed {self.seed} developer {index}" for index in range(self.clients)]
+
     def describe(self) -> str:
         """What the population is."""
         return (
@@ -69,6 +79,11 @@ class GreenbergSource:
 
     def _files(self) -> list[Path]:
         folder = Path(self.path)
+        if not folder.exists():
+            raise AicacheError(
+                f"--data {self.path}: does not exist",
+                hint="Give the folder that holds one trace file per user.",
+            )
         if not folder.is_dir():
             raise AicacheError(
                 f"--data {self.path}: not a folder of Greenberg traces",
@@ -92,6 +107,13 @@ class GreenbergSource:
             return items_from_shell(parse_greenberg(read_text(path)))
         except ValueError as exc:
             raise AicacheError(f"{path}: {exc}") from exc
+
+    def members(self) -> list[str]:
+        """Who the clients are, comparable across folders: a user is the content of its trace."""
+        return [
+            "trace sha256 " + hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in self._files()
+        ]
 
     def describe(self) -> str:
         """Where the traces are."""
@@ -124,3 +146,21 @@ class PartitionProvider:
             cut = int(len(examples) * self.train_fraction)
             _CACHE[key] = ClientData(train=examples.slice(0, cut), test=examples.slice(cut, None))
         return _CACHE[key]
+
+
+_SYNTHETIC = re.compile(r"synthetic population \(seed (-?\d+), (\d+) developers")
+
+
+def training_members(spec: dict[str, Any]) -> set[str]:
+    """The clients a registered run trained on, from its spec (empty when unknown).
+
+    Runs registered before members were recorded name a synthetic population
+    only in their federation's description; that is read instead.
+    """
+    if "members" in spec:
+        return set(spec["members"])
+    found = _SYNTHETIC.search(str(spec.get("federation", "")))
+    if found is None:
+        return set()
+    seed, size = int(found.group(1)), int(found.group(2))
+    return set(SyntheticSource(seed, size).members())
