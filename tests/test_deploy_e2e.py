@@ -456,7 +456,7 @@ def test_expired_server_certificate_is_refused(federation: Federation) -> None:
 
     from aicache.security import certificates as certs
 
-    ca = certs.load_issued(federation.root / "ca.key", federation.root / "ca.pem")
+    ca = certs.load_issued(federation.root / "keys" / "ca.key", federation.root / "ca.pem")
     expired = certs.issue_server_certificate(
         ca,
         ["localhost", "127.0.0.1"],

@@ -80,8 +80,10 @@ def test_server_init_creates_a_private_federation_directory(cli: Cli, tmp_path: 
     # Assert
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o700
-    for key in ("ca.key", "server.key", "signing.key"):
+    for key in ("keys/ca.key", "server.key", "keys/signing.key"):
         assert stat.S_IMODE((target / key).stat().st_mode) == 0o600
+    assert stat.S_IMODE((target / "keys").stat().st_mode) == 0o700
+    assert not (target / "ca.key").exists() and not (target / "signing.key").exists()
     config = tomllib.loads((target / "aicache-server.toml").read_text())
     assert config["federation"] == {"name": "team", "address": "fl.internal:9092"}
     certificate = x509.load_pem_x509_certificate((target / "server.pem").read_bytes())
@@ -111,3 +113,24 @@ def test_a_ca_roll_bridge_keeps_old_and_new_trust_working() -> None:
     # Without the bridge (after --end-overlap) the old CA alone no longer vouches for it
     with pytest.raises(VerificationError):
         verify_chain(server, [old.certificate], "fl.example.internal")
+
+
+def test_an_older_federation_directory_moves_its_keys_apart(cli: Cli, tmp_path: Path) -> None:
+    from aicache.deploy.server import ServerDirectory
+
+    # Prepare: the layout before keys/ existed, CA and signing keys beside the config
+    target = tmp_path / "fed"
+    assert cli.run("server", "init", str(target)).returncode == 0
+    originals = {}
+    for name in ("ca.key", "signing.key"):
+        originals[name] = (target / "keys" / name).read_bytes()
+        (target / "keys" / name).replace(target / name)
+    (target / "keys").rmdir()
+    # Execute
+    server = ServerDirectory(target)
+    # Assert
+    for name, content in originals.items():
+        assert not (target / name).exists()
+        assert (target / "keys" / name).read_bytes() == content
+    assert server.signing_key_path() == target / "keys" / "signing.key"
+    assert stat.S_IMODE((target / "keys").stat().st_mode) == 0o700

@@ -155,7 +155,7 @@ def enroll(
 def nodes(
     directory: DirArgument = None, dir_option: DirOption = None, as_json: JsonOption = False
 ) -> None:
-    """Enrolled nodes, their status, and when each last took part."""
+    """Every node: enrolled ones, and keys registered with Flower otherwise (unknown)."""
     rows = _server(directory, dir_option).node_list()
     if as_json:
         emit_json(rows)
@@ -166,24 +166,35 @@ def nodes(
     table = Table("name", "node id", "status", "enrolled", "last round", "last seen")
     for row in rows:
         table.add_row(
-            row["name"],
+            "[bold red](unknown)[/]" if row["unknown"] else row["name"],
             str(row["node_id"]),
             row["status"],
-            when(row["enrolled_at"]),
+            "not enrolled" if row["enrolled_at"] is None else when(row["enrolled_at"]),
             "-" if row["last_round"] is None else f"{row['last_round']} ({row['last_run']})",
             "-" if row["last_seen"] is None else when(row["last_seen"]),
         )
     out.print(table)
+    unknown = [row for row in rows if row["unknown"]]
+    if unknown:
+        out.print(
+            f"[bold red]{len(unknown)} node key(s) registered with Flower but not enrolled by "
+            "aicache.[/] Remove each with `aicache server revoke NODE_ID` unless you added it."
+        )
 
 
 @app.command("revoke")
 def revoke(
-    name: Annotated[str, typer.Argument(help="The node to remove.")],
+    name: Annotated[
+        str, typer.Argument(help="The node to remove: its name, or an unknown node's id.")
+    ],
     directory: DirOption = None,
 ) -> None:
     """Remove a node: it is refused at its next connection."""
-    record = _server(None, directory).revoke(name)
-    out.print(f"Revoked {name!r} (node {record.node_id}).")
+    removed = _server(None, directory).revoke(name)
+    if isinstance(removed, int):
+        out.print(f"Removed the unknown node {removed}: its key is refused from now on.")
+    else:
+        out.print(f"Revoked {name!r} (node {removed.node_id}).")
 
 
 @app.command("rotate-certs")

@@ -170,6 +170,8 @@ class NodeHome:
             sys.executable,
             "-m",
             "aicache.deploy.supernode",
+            "--app-key",
+            str(self.signing_file),
             "--superlink",
             bundle.address,
             "--port",

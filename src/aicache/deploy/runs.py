@@ -1,9 +1,11 @@
 """Submitting a federated run to the SuperLink and following it through the registry.
 
 The run is registered in the federation's registry first (its plan, the
-model it starts from); Flower gets aicache's Flower App with two run-config
-values naming the directory and that run. Progress is read back from the
-registry, where the ServerApp registers and signs each round's model.
+model it starts from); Flower gets aicache's Flower App, signed with the
+federation's key, with run-config values naming the registry, the node list
+and that run. Progress is read back from the registry, where the ServerApp
+registers each round's model; this process (the operator's) signs each one:
+the signing key never enters a process Flower starts.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aicache import __version__
+from aicache.deploy.distribution import sign_version
 from aicache.deploy.server import CONNECTION, ServerDirectory
-from aicache.deploy.server_app import DIR_KEY, RUN_KEY
+from aicache.deploy.server_app import FEDERATION_KEY, NODES_KEY, REGISTRY_KEY, RUN_KEY
 from aicache.errors import AicacheError
 from aicache.federation.plan import TrainingPlan
 from aicache.registry import ModelRegistry, ModelVersion
+from aicache.security import signing
+from aicache.security.app_signing import APP_SIGNATURE_KEY, sign_app
 from aicache.simulation.evaluation import ensure_compatible
 
 # Two shims, so a node's ClientApp process never imports the server side.
@@ -61,7 +67,13 @@ def write_app(folder: Path) -> Path:
                         "serverapp": f"{SERVER_MODULE}:app",
                         "clientapp": f"{CLIENT_MODULE}:app",
                     },
-                    "config": {DIR_KEY: "", RUN_KEY: ""},
+                    "config": {
+                        REGISTRY_KEY: "",
+                        NODES_KEY: "",
+                        FEDERATION_KEY: "",
+                        RUN_KEY: "",
+                        APP_SIGNATURE_KEY: "",
+                    },
                 }
             }
         },
@@ -135,9 +147,27 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
             }
             run_id = registry.start_run(plan.task, spec)
             resumed_after = 0
+    from flwr.cli.build import build_fab_from_disk
+
+    key = _signing_key(server)
+    sign_pending(server, plan.task, key)
     app = write_app(server.root / "app")
-    overrides = server.root / "app" / "run-config.toml"
-    overrides.write_text(tomli_w.dumps({DIR_KEY: str(server.root), RUN_KEY: run_id}))
+    (app / "run-config.toml").unlink(missing_ok=True)  # kept there before apps were signed
+    # Flower builds the FAB deterministically (fixed file order and dates): the app
+    # `flwr run` sends is the one signed here.
+    signature = sign_app(build_fab_from_disk(app), key)
+    overrides = server.root / "run-config.toml"
+    overrides.write_text(
+        tomli_w.dumps(
+            {
+                REGISTRY_KEY: str(server.registry),
+                NODES_KEY: str(server.root / "nodes.db"),
+                FEDERATION_KEY: server.name,
+                RUN_KEY: run_id,
+                APP_SIGNATURE_KEY: signature,
+            }
+        )
+    )
     try:
         answer = server.flwr("run", str(app), CONNECTION, "--run-config", str(overrides))
     except AicacheError:
@@ -147,6 +177,29 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
     flower_run_id = int(answer["run-id"])
     _submitted(server, {**submitted_runs, run_id: flower_run_id})
     return Submitted(run_id, flower_run_id, plan, resumed_after)
+
+
+def _signing_key(server: ServerDirectory) -> Ed25519PrivateKey:
+    try:
+        return signing.load_private(server.signing_key_path().read_bytes())
+    except OSError as exc:
+        raise AicacheError(
+            f"cannot read the federation's signing key {server.signing_key_path()}: "
+            f"{exc.strerror or exc}",
+            hint="`aicache server run` signs the app and every model with it; restore it "
+            "from your backup of the federation directory.",
+        ) from exc
+
+
+def sign_pending(server: ServerDirectory, task: str, key: Ed25519PrivateKey) -> int:
+    """Sign the task's versions the ServerApp registered and nobody signed yet; how many."""
+    signed = 0
+    with ModelRegistry(server.registry) as registry:
+        for version in registry.versions(task):
+            if registry.signature(version.task, version.version) is None:
+                sign_version(registry, version, key, server.name)
+                signed += 1
+    return signed
 
 
 def _submitted(server: ServerDirectory, update: dict[str, int] | None = None) -> dict[str, int]:
@@ -186,7 +239,8 @@ def follow(
     on_version: Callable[[ModelVersion], None] | None = None,
     interval: float = 0.5,
 ) -> Progress:
-    """Wait for the run to end, reporting each new version; Flower is asked every few seconds.
+    """Wait for the run to end, signing and reporting each new version; Flower is asked
+    every few seconds.
 
     Raises
     ------
@@ -196,8 +250,12 @@ def follow(
     deadline = time.monotonic() + timeout
     reported = 0
     next_flower_check = time.monotonic() + 5.0
+    key = _signing_key(server)
     while True:
         progress = _progress(server, submitted.run_id)
+        if len(progress.versions) > reported:
+            # The ServerApp delivers the last version once it is signed here.
+            sign_pending(server, submitted.plan.task, key)
         for version in progress.versions[reported:]:
             if on_version is not None:
                 on_version(version)

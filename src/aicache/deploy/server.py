@@ -28,9 +28,11 @@ import psutil
 
 from aicache.deploy.bundle import Bundle, check_name, write_private_text
 from aicache.deploy.processes import Supervised, flower_env, wait_until
+from aicache.deploy.superlink import OPERATOR_HOST
 from aicache.errors import AicacheError
 from aicache.security.federation_dir import (
     CA_CERT,
+    CA_KEY,
     CONFIG,
     DEFAULT_PORT,
     SERVER_CERT,
@@ -46,6 +48,7 @@ CA_BUNDLE = "ca-bundle.pem"  # during a CA roll: the new CA and the old one
 CA_BRIDGE = "ca-bridge.pem"  # during a CA roll: the new CA certified by the old one
 CA_PREVIOUS_CERT = "ca-previous.pem"  # the old CA's certificate (its key is not kept)
 START_TIMEOUT = 30.0
+UNREGISTERED = "unregistered"  # Flower's status of a node whose key was unregistered
 
 _NODES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -83,8 +86,10 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((OPERATOR_HOST, 0))
+        return int(probe.getsockname()[1])
 
 
 def _record(row: tuple[Any, ...]) -> NodeRecord:
@@ -158,6 +163,7 @@ class ServerDirectory:
         self.root = root.resolve()
         self.files = FederationFiles(self.root)
         self.config = self.files.read_config()
+        self.files.keep_keys_apart()
         federation = self.config.get("federation", {})
         self.name = str(federation.get("name", "aicache"))
         self.address = str(federation.get("address", f"localhost:{DEFAULT_PORT}"))
@@ -173,6 +179,7 @@ class ServerDirectory:
         self.log_file = self.root / "superlink.log"
         self.superlink = Supervised(self.root / "superlink.pid")
         self.runtime = self.root / "superlink.json"
+        self.workdir = self.root / "superlink"
 
     # Files ----------------------------------------------------------------
 
@@ -197,9 +204,10 @@ class ServerDirectory:
         except (FileNotFoundError, ValueError):
             return False
 
-    def _write_flower_config(self, insecure: bool, host: str) -> None:
+    def _write_flower_config(self, insecure: bool, address: str) -> None:
+        """Point the operator's ``flwr`` commands at the operator listener ``address``."""
         self.flwr_home.mkdir(mode=0o700, exist_ok=True)
-        connection = f'address = "{_bracketed(host)}:{self.port}"\n'
+        connection = f'address = "{address}"\n'
         if insecure:
             connection += "insecure = true\n"
         else:
@@ -230,8 +238,17 @@ class ServerDirectory:
                 hint="Stop it first (`aicache server stop`) to change how it runs.",
             )
         host = listen or str(self.config.get("federation", {}).get("listen", "127.0.0.1"))
+        operator_port = _free_port()
+        # aicache's entry point serves Flower's SuperLink app: the Fleet API on HOST:PORT,
+        # the Control and Runtime APIs only on 127.0.0.1:operator_port (deploy/superlink.py).
         command = [
-            str(Path(sys.executable).parent / "flower-superlink"),
+            sys.executable,
+            "-m",
+            "aicache.deploy.superlink",
+            "--operator-port",
+            str(operator_port),
+            "--app-key",
+            str(self.path(SIGNING_PUB)),
             "--host",
             host,
             "--port",
@@ -260,14 +277,24 @@ class ServerDirectory:
                 hint="Stop it, or choose another port in the [federation] address.",
             )
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        # The SuperLink, its SuperExec and every ServerApp work in a folder of their own,
+        # which holds none of the operator's private keys.
+        self.workdir.mkdir(mode=0o700, exist_ok=True)
+        # Flower's older gRPC Control API would listen beside the gate, unauthenticated.
+        no_grpc = {"FLWR_INTERNAL_GRPC_CONTROL_API": "0", "FLWR_INTERNAL_GRPC_FLEET_API": "0"}
         process = self.superlink.start(
-            command, env=flower_env(self.flwr_home), log_file=self.log_file, cwd=self.root
+            command,
+            env=flower_env(self.flwr_home, no_grpc),
+            log_file=self.log_file,
+            cwd=self.workdir,
         )
+
+        def listening() -> bool:
+            return _accepts(probe, self.port) and _accepts(OPERATOR_HOST, operator_port)
+
         try:
             ready = wait_until(
-                lambda: not self.superlink.running() or _accepts(probe, self.port),
-                START_TIMEOUT,
-                0.2,
+                lambda: not self.superlink.running() or listening(), START_TIMEOUT, 0.2
             )
         except KeyboardInterrupt:
             self.superlink.stop()
@@ -280,8 +307,10 @@ class ServerDirectory:
                 hint=f"Its log is {self.log_file}.",
             )
         # Only a SuperLink that runs decides how the operator's commands reach it.
-        self._write_flower_config(insecure, probe)
-        self.runtime.write_text(json.dumps({"insecure": insecure, "host": host}))
+        self._write_flower_config(insecure, f"{OPERATOR_HOST}:{operator_port}")
+        self.runtime.write_text(
+            json.dumps({"insecure": insecure, "host": host, "operator_port": operator_port})
+        )
         return process.pid
 
     def log_tail(self, offset: int = 0, lines: int = 3) -> str:
@@ -426,48 +455,84 @@ class ServerDirectory:
         return bundle
 
     def node_list(self) -> list[dict[str, Any]]:
-        """Every enrolled node: name, id, Flower's status, last round taken part in."""
+        """Every node Flower knows and every enrolled one: name, id, Flower's status, last round.
+
+        A key registered with Flower other than by ``enroll`` (there is no such way
+        from the network, but ``flwr`` on the server itself can) is listed with
+        ``unknown`` set and no name, until it is revoked.
+        """
         flower = {
             int(node["node-id"]): node
             for node in self.flwr("supernode", "list", CONNECTION).get("nodes", [])
         }
         rows = []
         with self.nodes() as book:
-            for record in book.all():
-                status = flower.get(record.node_id, {})
-                rows.append(
-                    {
-                        "name": record.name,
-                        "node_id": record.node_id,
-                        "status": "revoked" if record.revoked_at else status.get("status", "?"),
-                        "online_at": status.get("online-at"),
-                        "enrolled_at": record.enrolled_at,
-                        "revoked_at": record.revoked_at,
-                        "last_round": record.last_round,
-                        "last_run": record.last_run,
-                        "last_seen": record.last_seen,
-                    }
-                )
+            records = book.all()
+        for record in records:
+            status = flower.pop(record.node_id, {})
+            rows.append(
+                {
+                    "name": record.name,
+                    "node_id": record.node_id,
+                    "unknown": False,
+                    "status": "revoked" if record.revoked_at else status.get("status", "?"),
+                    "online_at": status.get("online-at"),
+                    "enrolled_at": record.enrolled_at,
+                    "revoked_at": record.revoked_at,
+                    "last_round": record.last_round,
+                    "last_run": record.last_run,
+                    "last_seen": record.last_seen,
+                }
+            )
+        for node_id, status in sorted(flower.items()):
+            if status.get("status") == UNREGISTERED:
+                continue  # revoked: Flower refuses it
+            rows.append(
+                {
+                    "name": None,
+                    "node_id": node_id,
+                    "unknown": True,
+                    "status": status.get("status", "?"),
+                    "online_at": status.get("online-at"),
+                    "enrolled_at": None,
+                    "revoked_at": None,
+                    "last_round": None,
+                    "last_run": None,
+                    "last_seen": None,
+                }
+            )
         return rows
 
-    def revoke(self, name: str) -> NodeRecord:
+    def revoke(self, name: str) -> NodeRecord | int:
         """Unregister ``name`` from the SuperLink: it is refused at its next connection.
+
+        ``name`` is an enrolled node's name, or the id of a node Flower knows that
+        was not enrolled (``server nodes`` lists it as unknown).
+
+        Returns
+        -------
+        NodeRecord | int
+            The enrolled node revoked, or the id of the unknown node removed.
 
         Raises
         ------
         AicacheError
-            If no such node is enrolled.
+            If no such node is enrolled or known to Flower.
         """
         with self.nodes() as book:
             record = book.get(name)
-            if record is None or record.revoked_at is not None:
-                raise AicacheError(
-                    f"no enrolled node called {name!r}",
-                    hint="`aicache server nodes` lists them.",
-                )
-            self.flwr("supernode", "unregister", str(record.node_id), CONNECTION)
-            book.revoke(name)
-            return record
+            if record is not None and record.revoked_at is None:
+                self.flwr("supernode", "unregister", str(record.node_id), CONNECTION)
+                book.revoke(name)
+                return record
+            unknown = {row["node_id"] for row in self.node_list() if row["unknown"]}
+            if name.isdigit() and int(name) in unknown:
+                self.flwr("supernode", "unregister", name, CONNECTION)
+                return int(name)
+        raise AicacheError(
+            f"no enrolled node called {name!r}, and no unknown node with that id",
+            hint="`aicache server nodes` lists them.",
+        )
 
     # Certificates -----------------------------------------------------------
 
@@ -505,11 +570,11 @@ class ServerDirectory:
         done: list[str] = []
         try:
             current = certs.load_issued(self.path(SERVER_KEY), self.path(SERVER_CERT))
-            ca = certs.load_issued(self.path("ca.key"), self.path(CA_CERT))
+            ca = certs.load_issued(self.path(CA_KEY), self.path(CA_CERT))
         except (OSError, ValueError) as exc:
             raise AicacheError(
                 f"cannot read the federation's CA or server key in {self.root}: {exc}",
-                hint="rotate-certs needs ca.key and server.key in the directory (bring an "
+                hint="rotate-certs needs keys/ca.key and server.key in the directory (bring an "
                 "offline CA key back for the rotation).",
             ) from exc
         names = certs.certificate_names(current.certificate)
@@ -530,7 +595,7 @@ class ServerDirectory:
             self.path(CA_PREVIOUS_CERT).write_bytes(certs.certificate_pem(ca.certificate))
             bridge = certs.cross_certify(new_ca, ca, days=days)
             self.path(CA_BRIDGE).write_bytes(certs.certificate_pem(bridge))
-            certs.write_private(self.path("ca.key"), certs.key_pem(new_ca.key))
+            certs.write_private(self.path(CA_KEY), certs.key_pem(new_ca.key))
             self.path(CA_CERT).write_bytes(certs.certificate_pem(new_ca.certificate))
             self.path(CA_BUNDLE).write_bytes(
                 certs.certificate_pem(new_ca.certificate) + certs.certificate_pem(ca.certificate)

@@ -1,10 +1,13 @@
 """aicache's ServerApp for Flower's deployment runtime (loaded by name from aicache's FAB).
 
-The run config carries two keys, the federation directory and the registry
-run: the plan, the starting model and the privacy ledger are read from the
-server's registry, so a run that is submitted again after the server went
-away resumes after its last registered round. Each round's model is signed
-as it is registered; at the end the newest is sent to every connected node.
+The run config names the federation's registry, its node list, its name and
+the registry run: the plan, the starting model and the privacy ledger are
+read from the registry, so a run that is submitted again after the server
+went away resumes after its last registered round. Each round's model is
+registered here and signed by the operator's ``aicache server run``, which
+follows the run: this process never holds the signing key, nor is it told
+where the federation's private keys are. At the end, once the last version
+is signed, it is sent to every connected node.
 """
 
 from __future__ import annotations
@@ -19,19 +22,19 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.supercore.run import Run
 
 from aicache.deploy.client_app import INSTALL
-from aicache.deploy.distribution import Delivery, delivery_for, sign_version
+from aicache.deploy.distribution import Delivery, delivery_for
 from aicache.deploy.polling import SERVER_POLL, env_seconds
 from aicache.federation.server_app import (
-    RoundReport,
     RunObserver,
     make_server_app,
     prior_spends,
     starting_point,
 )
 from aicache.registry import ModelRegistry
-from aicache.security import signing
 
-DIR_KEY, RUN_KEY = "aicache-dir", "aicache-run"
+REGISTRY_KEY, NODES_KEY = "aicache-registry", "aicache-nodes"
+FEDERATION_KEY, RUN_KEY = "aicache-federation", "aicache-run"
+SIGNATURE_WAIT = 60.0  # seconds the end of a run waits for the operator to sign its last model
 
 
 class PollingGrid(Grid):
@@ -100,62 +103,82 @@ def _config(context: Context, key: str) -> str:
 
 
 def _server_main(grid: Grid, context: Context) -> None:
-    from aicache.deploy.server import ServerDirectory
+    from aicache.deploy.server import NodeBook
 
-    server = ServerDirectory(Path(_config(context, DIR_KEY)))
+    registry_root = Path(_config(context, REGISTRY_KEY))
+    nodes_db = Path(_config(context, NODES_KEY))
+    name = _config(context, FEDERATION_KEY)
     run_id = _config(context, RUN_KEY)
-    federation = f"deployment: {server.name}"
+    federation = f"deployment: {name}"
 
     def on_replies(sent: list[Message], replies: list[Message]) -> None:
         trained = [m for m in replies if m.metadata.message_type == MessageType.TRAIN]
         round_number = server_round(sent)
         if trained and round_number is not None:
-            with server.nodes() as book:
+            with NodeBook(nodes_db) as book:
                 nodes = [m.metadata.src_node_id for m in trained if not m.has_error()]
                 book.took_part(nodes, run_id, round_number)
 
     grid = PollingGrid(grid, env_seconds("AICACHE_SERVER_POLL", SERVER_POLL), on_replies)
-    with ModelRegistry(server.registry) as registry:
+    with ModelRegistry(registry_root) as registry:
         plan, initial, parent = starting_point(registry, registry.run(run_id))
         prior = prior_spends(registry, plan.task, federation, run_id)
-    key = signing.load_private(server.signing_key_path().read_bytes())
-
-    def on_round(report: RoundReport) -> None:
-        with ModelRegistry(server.registry) as reg:
-            version = reg.resolve(plan.task, str(report.version))
-            sign_version(reg, version, key, server.name)
-
     observer = RunObserver(
-        registry_root=server.registry,
+        registry_root=registry_root,
         run_id=run_id,
         plan=plan,
         federation=federation,
         prior=prior,
         parent=parent,
-        on_round=on_round,
     )
     make_server_app(plan, initial, observer)(grid, context)
-    with ModelRegistry(server.registry) as registry:
+    with ModelRegistry(registry_root) as registry:
         if observer.error is not None:
             registry.finish_run(run_id, "failed", str(observer.error))
             raise RuntimeError(f"the run failed: {observer.error}") from observer.error
         if observer.stopped is None and len(observer.rounds) != plan.rounds - plan.start_round:
             registry.finish_run(run_id, "failed", "the run ended early")
             raise RuntimeError("the run ended early")
-        signed = [v for v in registry.versions(plan.task) if registry.signature(v.task, v.version)]
-        delivery = delivery_for(registry, signed[-1]) if signed else None
-    # The nodes get the model before the run is called finished, so whoever
-    # follows the run can pull it as soon as it ends. A failed delivery does
-    # not undo the run's training: it is reported, and the next run delivers.
     notes = [observer.stopped] if observer.stopped else []
-    if delivery is not None:
+    newest = _newest_signed(registry_root, plan.task, plan.round_timeout)
+    if newest is None:
+        notes.append("no signed version to send: `aicache server run` signs them")
+    else:
+        version, delivery, unsigned = newest
+        if unsigned:
+            notes.append(
+                f"{unsigned} newer version(s) not signed yet (nobody followed the run); "
+                "the next `aicache server run` signs them"
+            )
+        # The nodes get the model before the run is called finished, so whoever
+        # follows the run can pull it as soon as it ends. A failed delivery does
+        # not undo the run's training: it is reported, and the next run delivers.
         try:
             sent = publish(grid, delivery, timeout=min(plan.round_timeout, 60.0))
-            notes.append(f"version {signed[-1].version} sent to {sent} node(s)")
+            notes.append(f"version {version} sent to {sent} node(s)")
         except Exception as exc:
             notes.append(f"the model could not be sent to the nodes: {exc}")
-    with ModelRegistry(server.registry) as registry:
+    with ModelRegistry(registry_root) as registry:
         registry.finish_run(run_id, "finished", "; ".join(notes) or None)
+
+
+def _newest_signed(
+    registry_root: Path, task: str, round_timeout: float
+) -> tuple[int, Delivery, int] | None:
+    """The task's newest signed version as a delivery, once the operator signed the newest
+    version (or after a wait): its number, the delivery, and how many newer are unsigned."""
+    deadline = time.monotonic() + min(round_timeout, SIGNATURE_WAIT)
+    while True:
+        with ModelRegistry(registry_root) as registry:
+            versions = registry.versions(task)
+            signed = [v for v in versions if registry.signature(v.task, v.version)]
+            newest = signed[-1].version if signed else 0
+            unsigned = sum(1 for v in versions if v.version > newest)
+            if signed and (unsigned == 0 or time.monotonic() >= deadline):
+                return signed[-1].version, delivery_for(registry, signed[-1]), unsigned
+            if time.monotonic() >= deadline:
+                return None
+        time.sleep(0.2)
 
 
 def publish(grid: Grid, delivery: Delivery, *, timeout: float) -> int:

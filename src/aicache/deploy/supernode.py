@@ -1,6 +1,17 @@
-"""``python -m aicache.deploy.supernode``: Flower's SuperNode with a shorter idle poll.
+"""``python -m aicache.deploy.supernode``: Flower's SuperNode, running only the federation's app,
+with a shorter idle poll.
 
-Flower 1.42's SuperNode waits a fixed 3 s after every poll that found no
+**Only the federation's app.** Before the SuperNode stores a run's Flower App
+(FAB), which its ClientApp processes would then import, the app's SHA-256
+must be signed with the federation's key (``--app-key``, the bundle's
+model-verifying key) in the run's config (``aicache-app-signature``). A run
+whose app fails is answered with Flower's own "invalid FAB" error reply,
+exactly as Flower's trusted-entities check does, and its app is never stored,
+so none of its code runs on the developer's machine. The check wraps
+``_pull_and_store_message``: it sees the run (``get_run``) and the app
+(``get_fab``) Flower fetched for the message, and nothing else changes.
+
+**Shorter poll.** Flower 1.42's SuperNode waits a fixed 3 s after every poll that found no
 message (and 0.5 s between checks for its ClientApp's reply); no flag or
 variable changes it, and on loopback it dominates a round's latency. This
 entry point caps those waits at ``AICACHE_NODE_POLL`` seconds (default 0.2)
@@ -11,12 +22,15 @@ Flower's. Checked against flwr 1.42 (the version aicache pins).
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from aicache.deploy.polling import NODE_POLL, env_seconds
+from aicache.security.app_signing import APP_SIGNATURE_KEY, AppRefused, check_app
 
 
 class _CappedTime(ModuleType):
@@ -34,14 +48,66 @@ class _CappedTime(ModuleType):
         time.sleep(min(seconds, self._limit))
 
 
+def only_signed_apps(module: Any, app_key: bytes) -> None:
+    """Make ``module._pull_and_store_message`` refuse runs whose app the federation did not sign."""
+    from logging import ERROR
+
+    from flwr.app import Error, Message
+    from flwr.common.constant import ErrorCode
+    from flwr.supercore import log
+
+    original = module._pull_and_store_message
+
+    def guarded(**kwargs: Any) -> int | None:
+        runs: dict[int, Any] = {}
+        pulled: list[Any] = []
+        receive, get_run, get_fab = kwargs["receive"], kwargs["get_run"], kwargs["get_fab"]
+
+        def receive_and_note() -> Any:
+            got = receive()
+            if got is not None:
+                pulled.append(got[0])
+            return got
+
+        def get_and_note_run(run_id: int) -> Any:
+            runs[run_id] = run = get_run(run_id)
+            return run
+
+        def get_checked_fab(fab_hash: str, run_id: int) -> Any:
+            fab = get_fab(fab_hash, run_id)
+            run = runs.get(run_id)
+            config = {} if run is None else dict(run.override_config)
+            check_app(fab.content, config.get(APP_SIGNATURE_KEY), app_key)
+            return fab
+
+        kwargs.update(receive=receive_and_note, get_run=get_and_note_run, get_fab=get_checked_fab)
+        try:
+            return original(**kwargs)  # type: ignore[no-any-return]
+        except AppRefused as exc:
+            message = pulled[-1]
+            log(ERROR, "aicache: run %s refused: %s", message.metadata.run_id, exc)
+            error = Error(ErrorCode.INVALID_FAB, f"aicache refused the run's app: {exc}")
+            module._insert_message(
+                Message(error, reply_to=message), kwargs["state"], kwargs["object_store"]
+            )
+            return int(message.metadata.run_id)
+
+    module._pull_and_store_message = guarded
+
+
 def main() -> None:
-    """Run Flower's SuperNode with the capped idle poll."""
+    """Run Flower's SuperNode: only the federation's app, with the capped idle poll."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--app-key", type=Path, required=True)
+    ours, flower_args = parser.parse_known_args()
+
     from flwr.supernode import start_client_internal
     from flwr.supernode.cli.flower_supernode import flower_supernode
 
+    only_signed_apps(start_client_internal, ours.app_key.read_bytes())
     cap = env_seconds("AICACHE_NODE_POLL", NODE_POLL)
     start_client_internal.time = _CappedTime(cap)  # type: ignore[attr-defined]
-    sys.argv[0] = "flower-supernode"
+    sys.argv = ["flower-supernode", *flower_args]
     flower_supernode()
 
 

@@ -25,6 +25,10 @@ SERVER_KEY, SERVER_CERT = "server.key", "server.pem"
 SIGNING_KEY, SIGNING_PUB = "signing.key", "signing.pub"
 CONFIG = "aicache-server.toml"
 DEFAULT_PORT = 9092
+# The operator's private keys live apart from what the SuperLink and its ServerApps
+# are given (section "Which process holds which key" of docs/deploy.md).
+KEYS_DIR = "keys"
+OPERATOR_KEYS = (CA_KEY, SIGNING_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +39,18 @@ class FederationFiles:
 
     def path(self, name: str) -> Path:
         """The path of one of the files above."""
+        if name in OPERATOR_KEYS:
+            return self.root / KEYS_DIR / name
         return self.root / name
+
+    def keep_keys_apart(self) -> None:
+        """Move the CA and signing keys of a federation made before ``keys/`` existed."""
+        folder = self.root / KEYS_DIR
+        for name in OPERATOR_KEYS:
+            old = self.root / name
+            if old.exists() and not self.path(name).exists():
+                folder.mkdir(mode=0o700, exist_ok=True)
+                old.replace(self.path(name))
 
     def read_config(self) -> dict[str, Any]:
         """The federation's configuration.
@@ -87,6 +102,10 @@ def init_federation(
     ca = create_ca(f"{name} CA")
     server = issue_server_certificate(ca, default_names(hosts))
     signing_key = signing.new_signing_key()
+    (root / KEYS_DIR).mkdir(mode=0o700, exist_ok=True)
+    (root / KEYS_DIR).chmod(0o700)
+    for key_file in OPERATOR_KEYS:  # --force: no stale copy from before keys/ existed
+        (root / key_file).unlink(missing_ok=True)
     write_private(files.path(CA_KEY), key_pem(ca.key))
     files.path(CA_CERT).write_bytes(certificate_pem(ca.certificate))
     write_private(files.path(SERVER_KEY), key_pem(server.key))
@@ -96,7 +115,7 @@ def init_federation(
     config = {
         "federation": {"name": name, "address": f"{hosts[0] if hosts else 'localhost'}:{port}"},
         "tls": {"ca": CA_CERT, "certificate": SERVER_CERT, "key": SERVER_KEY},
-        "signing": {"key": SIGNING_KEY, "public": SIGNING_PUB},
+        "signing": {"key": f"{KEYS_DIR}/{SIGNING_KEY}", "public": SIGNING_PUB},
         # Defaults of `aicache server run` (its flags override them).
         "training": {"task": "next-command", "strategy": "fedavg", "rounds": 10},
         "privacy": {"dp": "off", "clip": 1.0},
