@@ -44,6 +44,9 @@ from benchmarks.bench_soak import MIB, alive, registered_versions, slope
 
 # A ClientApp lives a second or more: polling this often sees each one.
 POLL_SECONDS = 0.2
+# Flower starts one per message and ends it after the reply: whether one is
+# alive when a round is sampled is chance, so a node's RSS is also given without.
+TRANSIENT = frozenset({"flwr-clientapp"})
 # Enough for the nodes' SuperExecs to finish the last round's ClientApps.
 SETTLE_SECONDS = 5.0
 
@@ -61,18 +64,36 @@ def tree_sample(supervised: Supervised, seen: dict[int, float]) -> dict[str, Any
         members = [root, *root.children(recursive=True)]
     except psutil.Error:
         return None
-    rss = fds = 0
+    rss = lasting = fds = 0
     names: list[str] = []
     for member in members:
         try:
             with member.oneshot():
                 seen.setdefault(member.pid, member.create_time())
-                rss += member.memory_info().rss
+                name = program(member.cmdline()) or member.name()
+                size = member.memory_info().rss
                 fds += member.num_fds()
-                names.append(Path(member.cmdline()[0]).name if member.cmdline() else member.name())
-        except (psutil.Error, IndexError):
+        except psutil.Error:
             continue  # a ClientApp that ended while we looked
-    return {"rss_mib": rss / MIB, "fds": fds, "processes": len(names), "names": sorted(names)}
+        names.append(name)
+        rss += size
+        lasting += 0 if name in TRANSIENT else size
+    return {
+        "rss_mib": rss / MIB,
+        "lasting_rss_mib": lasting / MIB,
+        "fds": fds,
+        "processes": len(names),
+        "names": sorted(names),
+    }
+
+
+def program(argv: list[str]) -> str:
+    """What a Python process runs: its module (``-m``) or script name."""
+    if argv and Path(argv[0]).name.startswith("python"):
+        argv = argv[1:]
+    if len(argv) >= 2 and argv[0] == "-m":
+        return argv[1]
+    return Path(argv[0]).name if argv else ""
 
 
 def _remember(process: psutil.Process, seen: dict[int, float]) -> None:
@@ -171,13 +192,14 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         "seconds_per_round_after_first": round(per_round, 2) if per_round else None,
     }
     for side in ("server", "node"):
-        values = [s[side]["rss_mib"] for s in samples]
-        summary[f"{side}_rss_first_last_mib"] = (
-            [round(values[0], 1), round(values[-1], 1)] if values else None
-        )
-        summary[f"{side}_rss_slope_kib_per_round"] = (
-            round(slope(rounds, values) * 1024, 1) if len(values) >= 4 else None
-        )
+        for kind, key in (("rss", "rss_mib"), ("lasting_rss", "lasting_rss_mib")):
+            values = [s[side][key] for s in samples]
+            summary[f"{side}_{kind}_first_last_mib"] = (
+                [round(values[0], 1), round(values[-1], 1)] if values else None
+            )
+            summary[f"{side}_{kind}_slope_kib_per_round"] = (
+                round(slope(rounds, values) * 1024, 1) if len(values) >= 4 else None
+            )
         for when in ("before", "after"):
             tree = result[when][side]
             summary[f"{side}_fds_{when}"] = tree["fds"] if tree else None
@@ -192,15 +214,23 @@ def table(summary: dict[str, Any]) -> Table:
     """The summary as a Rich table, one row per side."""
     view = Table("tree", "RSS 1st MiB", "RSS last MiB", "KiB/round", "fds before/after")
     view.add_column("procs before/after")
-    for side, label in (("server", "SuperLink tree"), ("node", "one SuperNode tree")):
-        first_last = summary[f"{side}_rss_first_last_mib"] or ["–", "–"]
+    rows = (
+        ("server", "rss", "SuperLink tree"),
+        ("node", "rss", "a SuperNode tree"),
+        ("node", "lasting_rss", "same, without ClientApps"),
+    )
+    for side, kind, label in rows:
+        first_last = summary[f"{side}_{kind}_first_last_mib"] or ["–", "–"]
+        counts = kind == "rss"  # fds and processes are of the whole tree
         view.add_row(
             label,
             str(first_last[0]),
             str(first_last[1]),
-            str(summary[f"{side}_rss_slope_kib_per_round"]),
-            f"{summary[f'{side}_fds_before']} / {summary[f'{side}_fds_after']}",
-            f"{summary[f'{side}_processes_before']} / {summary[f'{side}_processes_after']}",
+            str(summary[f"{side}_{kind}_slope_kib_per_round"]),
+            f"{summary[f'{side}_fds_before']} / {summary[f'{side}_fds_after']}" if counts else "",
+            f"{summary[f'{side}_processes_before']} / {summary[f'{side}_processes_after']}"
+            if counts
+            else "",
         )
     return view
 
@@ -215,8 +245,10 @@ def main() -> int:
     console = Console()
     with tempfile.TemporaryDirectory(prefix="aicache-soak-deployed-") as tmp:
         result = soak(Path(tmp), args.rounds, args.nodes, console)
-    summary = summarise(result)
     args.out.mkdir(parents=True, exist_ok=True)
+    # The samples first: a long run is not lost to a mistake in the summary.
+    (args.out / "soak-deployed.json").write_text(json.dumps(result, indent=2) + "\n")
+    summary = summarise(result)
     (args.out / "soak-deployed.json").write_text(
         json.dumps({"summary": summary, **result}, indent=2) + "\n"
     )
