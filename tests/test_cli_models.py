@@ -67,7 +67,7 @@ def _text(result: subprocess.CompletedProcess[bytes]) -> str:
 
 
 def _serving(cli: Cli) -> list[str]:
-    return [v["note"] for v in cli.versions()]
+    return [v["note"] for v in cli.versions(cli.home / "registry")]
 
 
 def test_a_broken_newest_delivery_does_not_install_an_older_one(cli: Cli, tmp_path: Path) -> None:
@@ -212,7 +212,7 @@ def test_a_version_number_too_large_for_the_registry_is_named(
         _text(result)
     )
     assert "Traceback" not in _text(result)
-    assert len(cli.versions()) == 1
+    assert len(cli.versions(cli.home / "registry")) == 1
 
 
 def test_export_refuses_to_overwrite_without_force(cli: Cli) -> None:
