@@ -103,7 +103,7 @@ def _create(home: Path) -> bytes:
                 raise _unusable(path, "it vanished while being created") from None
             return existing
         finally:
-            os.unlink(temporary)
+            temporary.unlink()
     except OSError as exc:
         raise _unusable(path, exc.strerror or str(exc)) from exc
     return key
