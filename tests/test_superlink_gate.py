@@ -96,7 +96,7 @@ def _start_run(fab: bytes, config: dict[str, Scalar]) -> bytes:
     request = StartRunRequest(fab=Fab(content=fab))
     for key, value in config.items():
         request.override_config[key].CopyFrom(value)
-    return request.SerializeToString()
+    return bytes(request.SerializeToString())
 
 
 @pytest.mark.parametrize(
