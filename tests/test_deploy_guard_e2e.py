@@ -177,6 +177,11 @@ def _nodes(federation: Federation) -> list[dict[str, object]]:
 
 
 def _https_status(port: int, path: str, ca: Path) -> int:
+    return _https_answer(port, path, ca)[0]
+
+
+def _https_answer(port: int, path: str, ca: Path) -> tuple[int, str]:
+    """The status and body of an empty POST (a GET outside ``/v1/``) to ``path``."""
     context = ssl.create_default_context(cafile=str(ca))
     request = urllib.request.Request(
         f"https://127.0.0.1:{port}{path}",
@@ -186,9 +191,9 @@ def _https_status(port: int, path: str, ca: Path) -> int:
     )
     try:
         with urllib.request.urlopen(request, context=context, timeout=30) as answer:  # noqa: S310
-            return int(answer.status)
+            return int(answer.status), answer.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        return int(exc.code), exc.read().decode(errors="replace")
 
 
 def test_the_public_port_answers_the_fleet_api_only(federation: Federation) -> None:
@@ -312,12 +317,21 @@ def test_the_superlink_refuses_a_foreign_app_even_from_the_operator(
     )
     after = json.loads(_flwr(federation, operator, "ls", "aicache", "--format", "json").stdout)
     assert len(after["runs"]) == len(before["runs"])
-    # Nor can a run come in by a side door: automations and stored apps are refused.
+    # Nor can a run come in by a side door: automations (by Control or Runtime), tasks created
+    # by the Runtime API and stored apps are refused by the gate, before Flower reads them.
     port = json.loads((federation.root / "superlink.json").read_text())["operator_port"]
     ca = federation.root / "ca.pem"
     assert _https_status(port, "/v1/control/list-runs", ca) == 200
-    for side_door in ("/v1/control/start-automation", "/v1/control/add-app"):
-        assert _https_status(port, side_door, ca) == 403, side_door
+    for side_door in (
+        "/v1/control/start-automation",
+        "/v1/control/add-app",
+        "/v1/runtime/start-automation",
+        "/v1/runtime/create-task",
+        "/V1/RUNTIME/START-AUTOMATION",
+        "/v1/fleet/%2e%2e/runtime/start-automation",
+    ):
+        status, body = _https_answer(port, side_door, ca)
+        assert status == 403 and "refused" in body, (side_door, status, body)
     time.sleep(2)
     assert not (federation.cli.home / "foreign-imported").exists()
     assert not list((_base(federation) / "markers").iterdir())

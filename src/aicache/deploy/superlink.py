@@ -9,10 +9,11 @@ of one uvicorn server, both with the federation's TLS certificate:
 
 - the public listener (``--host``/``--port``), which developers' SuperNodes
   reach: it answers the Fleet API and nothing else;
-- the operator listener, ``127.0.0.1:OPERATOR_PORT``: it answers every route,
-  to processes of the operator's own account (on Linux the account behind a
-  new connection is read from ``/proc/net/tcp`` and a stranger's connection
-  is closed; elsewhere any local process is let through).
+- the operator listener, ``127.0.0.1:OPERATOR_PORT``: it answers the Control
+  and Runtime routes a federation uses, to processes of the operator's own
+  account (on Linux the account behind a new connection is read from
+  ``/proc/net/tcp`` and a stranger's connection is closed; elsewhere any
+  local process is let through).
   aicache's ``server`` commands, Flower's SuperExec and the ServerApp use it.
 
 A gate in front of the app decides by the listener a request arrived on
@@ -66,6 +67,30 @@ OPERATOR_CONTROL = frozenset(
         "list-nodes",
     )
 )
+# The Runtime routes the SuperExec and ServerApp processes call (flwr's RuntimeHttpClient as
+# used by the SuperExec and the ServerApp's grid). The others serve Flower's agent, model and
+# connector tasks; among them create-task and start-automation create tasks and runs (a
+# start-automation carries a whole start-run request, app included) without the app check.
+RUNTIME_PREFIX = "/v1/runtime/"
+OPERATOR_RUNTIME = frozenset(
+    f"{RUNTIME_PREFIX}{route}"
+    for route in (
+        "acquire-task",
+        "send-task-heartbeat",
+        "pull-task-input",
+        "push-task-output",
+        "push-object",
+        "pull-object",
+        "confirm-message-received",
+        "push-messages",
+        "pull-messages",
+        "push-logs",
+        "get-nodes",
+    )
+)
+# Path segments no route of Flower's has: a gate that let them through would depend on how the
+# router (or a proxy in front of it) resolves them.
+_UNCANONICAL = ("/./", "/../", "//", "%", "\\")
 PROC_TCP = Path("/proc/net/tcp")
 _NO_PERMISSIONS = 9  # flwr.supercore.error.ApiErrorCode.NO_PERMISSIONS
 
@@ -98,19 +123,9 @@ class OperatorGate:
             await self.app(scope, receive, send)  # lifespan
             return
         path = str(scope.get("path", ""))
-        if not self._on_operator_listener(scope):
-            if path.startswith(FLEET_PREFIX):
-                await self.app(scope, receive, send)
-                return
-            await _refuse(
-                scope,
-                send,
-                "this port serves SuperNodes only (the Fleet API); the Control API is "
-                "reserved to the federation's operator on the server itself",
-            )
-            return
-        if path.startswith(CONTROL_PREFIX) and path not in OPERATOR_CONTROL:
-            await _refuse(scope, send, f"{path} is not used by an aicache federation: refused")
+        refusal = _path_refusal(path, operator=self._on_operator_listener(scope))
+        if refusal is not None:
+            await _refuse(scope, send, refusal)
             return
         if path != START_RUN:
             await self.app(scope, receive, send)
@@ -122,6 +137,29 @@ class OperatorGate:
             await _refuse(scope, send, str(exc))
             return
         await self.app(scope, _replay(body, receive), send)
+
+
+def _path_refusal(path: str, *, operator: bool) -> str | None:
+    """Why a request for ``path`` is refused on its listener, or None when it may pass.
+
+    Flower's routes are lower case and exact, so the API a path belongs to is
+    read case-blind and its route must then match exactly: ``/V1/CONTROL/…``
+    or a trailing slash is refused rather than left to the router.
+    """
+    if path.endswith(("/.", "/..")) or any(part in path for part in _UNCANONICAL):
+        return f"{path} is not a canonical path: refused"
+    folded = path.lower()
+    if not operator:
+        if path.startswith(FLEET_PREFIX):
+            return None
+        return (
+            "this port serves SuperNodes only (the Fleet API); the Control API is "
+            "reserved to the federation's operator on the server itself"
+        )
+    for prefix, allowed in ((CONTROL_PREFIX, OPERATOR_CONTROL), (RUNTIME_PREFIX, OPERATOR_RUNTIME)):
+        if folded.startswith(prefix) and path not in allowed:
+            return f"{path} is not used by an aicache federation: refused"
+    return None
 
 
 def _proc_address(address: Any) -> str | None:
@@ -191,7 +229,11 @@ def _check_start_run(body: bytes, app_key: bytes) -> None:
         raise AppRefused(f"the run request could not be read: {exc}") from exc
     if request.app_spec or not request.fab.content:
         raise AppRefused("only the federation's own app runs here, sent with the run")
-    config = user_config_from_proto(request.override_config)
+    try:
+        config = user_config_from_proto(request.override_config)
+    except (TypeError, ValueError, AttributeError) as exc:
+        # A value with no type set (flwr reads it with getattr(msg, None)) or of an unknown one.
+        raise AppRefused(f"the run config could not be read ({exc}): refused") from exc
     check_app(request.fab.content, config.get(APP_SIGNATURE_KEY), app_key)
 
 
