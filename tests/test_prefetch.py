@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -93,3 +94,34 @@ def test_prefetch_tools_names_a_bad_value(cli: Cli) -> None:
     assert b"invalid tool name 'my tool'" in bad.stderr and b"Traceback" not in bad.stderr
     assert good.returncode == 0 and b"prefetch-tools = llm,make" in good.stdout
     assert "llm,make" in shown.stdout.decode()
+
+
+def test_an_entry_that_read_an_empty_input_is_refreshed_once(cli: Cli, tmp_path: Path) -> None:
+    # Prepare: an answer of make keyed on an empty input, expired an hour ago.
+    history = cli.cwd / "history"
+    history.write_text("make\nmake test\n" * 10)
+    assert cli.run("import", "history", "--shell", "bash", str(history)).returncode == 0
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shutil.copy(FAKE_AI, bin_dir / "make")
+    path = os.pathsep.join([str(bin_dir), cli.env["PATH"]])
+    stored = cli.run("run", "--ttl", "1h", "--stdin", "--", "make", "notes", input=b"", PATH=path)
+    assert stored.returncode == 0, stored.stderr
+    with sqlite3.connect(cli.home / "store.db") as conn:
+        conn.execute(
+            "UPDATE cache_entries SET created_at = created_at - 7200, "
+            "expires_at = expires_at - 7200"
+        )
+    conn.close()
+    cli.run("config", "set", "prefetch-tools", "make")
+    calls = cli.invocations()
+    # Execute
+    first = cli.run("prefetch", "--yes", "--within", "1m", PATH=path, timeout=120)
+    second = cli.run("prefetch", "--yes", "--within", "1m", PATH=path, timeout=120)
+    # Assert: the re-run replaced the entry under its own key, so nothing is left to refresh.
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert b"refreshed: make notes" in first.stdout
+    assert b"Nothing to refresh" in second.stdout
+    assert cli.invocations() == calls + 1
+    entries = json.loads(cli.run("list", "--json").stdout)
+    assert len(entries) == 1 and entries[0]["expires_at"] > time.time()

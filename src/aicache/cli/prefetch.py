@@ -61,13 +61,22 @@ def _rerun(entry: cache_ops.Refreshable) -> int | None:
     env = {k: v for k, v in os.environ.items() if k not in KEY_ENVIRONMENT}
     env.update({k: v for k, v in entry.context.items() if k in KEY_ENVIRONMENT})
     ttl = [] if entry.ttl_s is None else ["--ttl", f"{max(1, round(entry.ttl_s))}s"]
-    command = [sys.executable, "-m", "aicache", "run", "--refresh", "--scope", scope, *ttl, "--"]
+    # An entry keyed on an empty input is re-run on an empty input, so that
+    # the same key comes back (no input at all would be another key).
+    stdin = ["--stdin"] if entry.empty_input else []
+    command = [
+        *(sys.executable, "-m", "aicache", "run", "--refresh", "--scope", scope),
+        *ttl,
+        *stdin,
+        "--",
+    ]
     try:
         return subprocess.run(
             [*command, *entry.argv],
             cwd=workdir,
             env=env,
-            stdin=subprocess.DEVNULL,
+            input=b"" if entry.empty_input else None,
+            stdin=None if entry.empty_input else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=False,

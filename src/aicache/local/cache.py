@@ -278,6 +278,8 @@ class Refreshable:
     argv: tuple[str, ...]
     context: dict[str, str]
     ttl_s: float | None
+    empty_input: bool = False
+    """The command read an empty input: the re-run must read one too to get the same key."""
 
 
 # What prefetch can re-run unattended: an entry of an allowed tool whose
@@ -302,7 +304,7 @@ def refreshable(
     kept = sorted(tools)
     condition = _REFRESHABLE.format(marks=", ".join("?" for _ in kept))
     rows = store.conn.execute(
-        "SELECT key, argv, context, created_at, expires_at FROM cache_entries "
+        "SELECT key, argv, context, created_at, expires_at, stdin_sha256 FROM cache_entries "
         f"WHERE {condition} AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
         (*kept, EMPTY_STDIN_SHA256, MARK, now + within_s),
     ).fetchall()
@@ -312,8 +314,9 @@ def refreshable(
             argv=tuple(json.loads(argv)),
             context=json.loads(context),
             ttl_s=float(expires) - float(created),
+            empty_input=stdin == EMPTY_STDIN_SHA256,
         )
-        for key, argv, context, created, expires in rows
+        for key, argv, context, created, expires, stdin in rows
     ]
 
 
