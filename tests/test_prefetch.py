@@ -3,9 +3,11 @@ prune and list agree on what has expired."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -125,3 +127,46 @@ def test_an_entry_that_read_an_empty_input_is_refreshed_once(cli: Cli, tmp_path:
     assert cli.invocations() == calls + 1
     entries = json.loads(cli.run("list", "--json").stdout)
     assert len(entries) == 1 and entries[0]["expires_at"] > time.time()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_a_rerun_past_its_timeout_ends_the_command_too(cli: Cli, tmp_path: Path) -> None:
+    # Prepare: an expired answer of make, whose next run hangs.
+    history = cli.cwd / "history"
+    history.write_text("make\nmake test\n" * 10)
+    assert cli.run("import", "history", "--shell", "bash", str(history)).returncode == 0
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    hang, pid_file = tmp_path / "hang", tmp_path / "pid"
+    make = bin_dir / "make"
+    make.write_text(
+        f"#!/bin/sh\n[ -f {hang} ] && echo $$ > {pid_file} && exec sleep 300\necho ok\n"
+    )
+    make.chmod(0o755)
+    path = os.pathsep.join([str(bin_dir), cli.env["PATH"]])
+    assert cli.run("run", "--ttl", "1s", "--", "make", "all", PATH=path).returncode == 0
+    cli.run("config", "set", "prefetch-tools", "make")
+    hang.touch()
+    time.sleep(1.2)
+    pid = 0
+    try:
+        # Execute
+        ran = cli.run("prefetch", "--yes", "--timeout", "3s", PATH=path, timeout=120)
+        pid = int(pid_file.read_text())
+        # Assert: the hanging command was ended with the re-run, not left behind.
+        assert ran.returncode == 1 and b"failed (124): make all" in ran.stdout
+        deadline = time.monotonic() + 30
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(pid)
+    finally:
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
