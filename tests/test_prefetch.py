@@ -129,6 +129,30 @@ def test_an_entry_that_read_an_empty_input_is_refreshed_once(cli: Cli, tmp_path:
     assert len(entries) == 1 and entries[0]["expires_at"] > time.time()
 
 
+def test_prefetch_tools_refuses_what_config_show_prints_for_none(cli: Cli) -> None:
+    # Execute: "(none)" is how an empty list is shown, not a program name.
+    shown_none = cli.run("config", "set", "prefetch-tools", "(none)")
+    other = cli.run("config", "set", "prefetch-tools", "make,$(rm)")
+    # Assert
+    assert shown_none.returncode == other.returncode == 2
+    assert b"invalid tool name '(none)'" in shown_none.stderr
+    assert b"invalid tool name '$(rm)'" in other.stderr
+    assert b"Traceback" not in shown_none.stderr + other.stderr
+
+
+def test_a_stored_non_name_in_prefetch_tools_allows_nothing(cli: Cli) -> None:
+    # Prepare: "(none)" kept by an aicache that accepted it.
+    assert cli.run("config", "set", "prefetch-tools", "make").returncode == 0
+    with sqlite3.connect(cli.home / "store.db") as conn:
+        conn.execute("UPDATE settings SET value = '(none)' WHERE key = 'prefetch-tools'")
+    conn.close()
+    # Execute
+    refused = cli.run("prefetch", "--yes")
+    # Assert: read as an empty list, with a clear refusal instead of a traceback.
+    assert refused.returncode == 2
+    assert b"no tool is allowed to be prefetched" in refused.stderr
+
+
 def _running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
