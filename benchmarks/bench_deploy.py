@@ -36,6 +36,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,35 +96,45 @@ def clientapp_startup(repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def measure(
-    base: Path, name: str, settings: dict[str, str], flags: list[str], rounds: int
-) -> dict[str, Any]:
-    """One federation under ``settings``: seconds per round and for the whole run."""
+@dataclass(frozen=True)
+class Federation:
+    """A running federation on loopback: its server directory and each node's environment."""
+
+    root: Path
+    env: dict[str, str]
+    homes: dict[str, dict[str, str]]
+
+
+@contextmanager
+def federation(
+    work: Path, settings: dict[str, str], nodes: Sequence[str] = NODES
+) -> Iterator[Federation]:
+    """Start a SuperLink (TLS, node authentication) and one joined SuperNode per node.
+
+    Each node imports its own store of generated commands first. Leaving the
+    ``with`` block, even on an error or Ctrl-C, makes every node leave and
+    stops the SuperLink, so nothing it started stays alive.
+    """
     from aicache.simulation.sources import SyntheticSource
 
-    work = base / "".join(c if c.isalnum() else "-" for c in name)
-    work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AICACHE_", "XDG_"))}
     env.update(settings, HOME=str(work), AICACHE_HOME=str(work / "operator"))
+    env.update(FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1")
     root = work / "fed"
     _aicache(env, "server", "init", str(root), "--host", "127.0.0.1", "--port", str(_free_port()))
-    _aicache(env, "server", "start", str(root), "--detach")
-    homes = {}
+    homes: dict[str, dict[str, str]] = {}
     try:
-        for index, node in enumerate(NODES):
+        _aicache(env, "server", "start", str(root), "--detach")
+        for index, node in enumerate(nodes):
             bundle = work / f"{node}.bundle"
             _aicache(env, "server", "enroll", node, "--dir", str(root), "-o", str(bundle))
             history = work / f"{node}.history"
-            items = SyntheticSource(seed=7, clients=len(NODES)).history(index)
+            items = SyntheticSource(seed=7, clients=len(nodes)).history(index)
             history.write_text("".join(f"{item.command}\n" for item in items))
             homes[node] = {**env, "AICACHE_HOME": str(work / f"home-{node}")}
             _aicache(homes[node], "import", "history", str(history), "--shell", "bash")
             _aicache(homes[node], "join", str(bundle), "--detach")
-        started = time.perf_counter()
-        run = ["server", "run", str(root), "--rounds", str(rounds), "--min-clients", "3"]
-        _aicache(env, *run, *flags)
-        total = time.perf_counter() - started
-        listed = _aicache(env, "models", "list", "--json", "--registry", str(root / "registry"))
+        yield Federation(root, env, homes)
     finally:
         for node_env in homes.values():
             subprocess.run(
@@ -132,6 +145,21 @@ def measure(
             env=env,
             capture_output=True,
         )
+
+
+def measure(
+    base: Path, name: str, settings: dict[str, str], flags: list[str], rounds: int
+) -> dict[str, Any]:
+    """One federation under ``settings``: seconds per round and for the whole run."""
+    work = base / "".join(c if c.isalnum() else "-" for c in name)
+    work.mkdir()
+    with federation(work, settings) as fed:
+        started = time.perf_counter()
+        run = ["server", "run", str(fed.root), "--rounds", str(rounds), "--min-clients", "3"]
+        _aicache(fed.env, *run, *flags)
+        total = time.perf_counter() - started
+        registry = str(fed.root / "registry")
+        listed = _aicache(fed.env, "models", "list", "--json", "--registry", registry)
     versions = json.loads(listed)
     created = [v["created_at"] for v in versions]
     gaps = [later - earlier for earlier, later in itertools.pairwise(created)]

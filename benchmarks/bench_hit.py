@@ -51,11 +51,13 @@ def _fill(env: dict[str, str], entries: int) -> None:
     """Put ``entries`` other answers in the store, so the hit is not on an empty table."""
     sys.path.insert(0, str(ROOT / "src"))
     from aicache.local.cache import Event, NewEntry, make_key, record
+    from aicache.local.home_key import home_key
     from aicache.local.store import Store
 
     with Store.open(Path(env["AICACHE_HOME"])) as store:
+        secret = home_key(store.path.parent)
         for index in range(entries):
-            key = make_key(["fake-ai", f"question {index}"], b"", {"project": "/p"})
+            key = make_key(["fake-ai", f"question {index}"], b"", {"project": "/p"}, secret=secret)
             answer = NewEntry(key, b"answer " * 200, b"", 0, 1.0, None)
             event = Event("fake-ai", key.event_hash, "miss", 1000.0, 1400, 0, True, "fake-ai")
             record(store, event, entry=answer)

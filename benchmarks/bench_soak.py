@@ -12,7 +12,8 @@ under it. Reports the slope of each over the second half of the run (after
 warm-up) by least squares, and after the run ends, which of the processes it
 started are still alive. Writes ``soak.json`` and ``soak.png`` to ``--out``.
 
-The deployed soak (SuperLink and SuperNodes on loopback) is not part of it.
+The deployed soak (SuperLink and SuperNodes on loopback) is
+``benchmarks/bench_soak_deployed.py``, which reuses these helpers.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from rich.progress import Progress
 MIB = 1024 * 1024
 
 
-def _versions(registry: Path) -> int:
+def registered_versions(registry: Path) -> int:
+    """How many versions ``registry`` holds (0 before it exists, -1 if unreadable now)."""
     path = registry / "registry.db"
     if not path.exists():
         return 0
@@ -76,7 +78,8 @@ def _sample(server: psutil.Process, seen: dict[int, float]) -> dict[str, Any] | 
         return None
 
 
-def _alive(pid: int, created: float) -> bool:
+def alive(pid: int, created: float) -> bool:
+    """Whether the process ``pid`` started at ``created`` still runs (pids are reused)."""
     try:
         process = psutil.Process(pid)
         return process.create_time() == created and process.status() != psutil.STATUS_ZOMBIE
@@ -139,7 +142,7 @@ def main() -> int:
         with Progress(console=console) as progress:
             bar = progress.add_task("rounds", total=args.rounds)
             while process.poll() is None:
-                count = _versions(home / "registry")
+                count = registered_versions(home / "registry")
                 if count > last:
                     sample = _sample(server, seen)
                     if sample is not None:
@@ -150,7 +153,7 @@ def main() -> int:
         _, stderr = process.communicate()
         seconds = time.monotonic() - started
         time.sleep(5)  # let Ray's own shutdown finish before looking for leftovers
-        leaked = [pid for pid, created in seen.items() if _alive(pid, created)]
+        leaked = [pid for pid, created in seen.items() if alive(pid, created)]
     if not samples:
         console.print(f"no round was sampled; exit {process.returncode}: {stderr[-500:]!r}")
         return 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from aicache.local.cache import Event, NewEntry, make_key, record, refreshable
+from aicache.local.home_key import home_key
 from aicache.local.store import Store
 from tests.conftest import Cli
 
@@ -125,7 +126,7 @@ def test_prefetch_never_picks_an_entry_whose_secret_is_only_hashed(home: Path) -
     # Prepare: two expired entries of one tool, one run with an API key
     with Store.open(home) as store:
         for argv in (["llm", "plain question"], ["llm", f"--api-key={API_KEY}", "question"]):
-            key = make_key(argv, b"", {})
+            key = make_key(argv, b"", {}, secret=home_key(home))
             event = Event(key.tool, key.event_hash, "miss", 1.0, 3, 0, True, "llm")
             record(store, event, entry=NewEntry(key, b"ans", b"", 0, 1.0, expires_at=1.0))
         # Execute

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from aicache.local.secrets import looks_like_secret, redact_argv, secret_hash
 
+KEY = bytes(range(32))  # a fixed home key: these tests are about what is redacted
+
 # Shapes of real credentials (made up, never valid).
 SECRETS = [
     "sk-ant-api03-Zx9Kq2Lm7Pw4Rt8Vb1Nc6Hd3Jf5Gs0Ya",
@@ -64,17 +66,17 @@ def test_argv_keeps_secret_values_only_hashed() -> None:
         "explain this",
     )
     # Execute
-    stored = redact_argv(argv)
+    stored = redact_argv(argv, KEY)
     # Assert
     assert stored == (
         "deploy",
-        "--api-key=" + secret_hash("sk-ant-api03-Zx9Kq2Lm7Pw4Rt8Vb1Nc6Hd3Jf5Gs0Ya"),
+        "--api-key=" + secret_hash("sk-ant-api03-Zx9Kq2Lm7Pw4Rt8Vb1Nc6Hd3Jf5Gs0Ya", KEY),
         "--token",
-        secret_hash("plainword"),
-        "--password=" + secret_hash("hunter2"),
-        "OPENAI_API_KEY=" + secret_hash("abc"),
-        "Authorization: " + secret_hash("Basic dXNlcjpwYXNz"),
-        "https://bob:" + secret_hash("hunter2") + "@example.com/x",
+        secret_hash("plainword", KEY),
+        "--password=" + secret_hash("hunter2", KEY),
+        "OPENAI_API_KEY=" + secret_hash("abc", KEY),
+        "Authorization: " + secret_hash("Basic dXNlcjpwYXNz", KEY),
+        "https://bob:" + secret_hash("hunter2", KEY) + "@example.com/x",
         "--author",
         "Alice",
         "explain this",
@@ -82,26 +84,26 @@ def test_argv_keeps_secret_values_only_hashed() -> None:
 
 
 def test_a_password_glued_to_mysql_p_is_hashed() -> None:
-    assert redact_argv(("mysql", "-pHUNTER2PASS", "-u", "root")) == (
+    assert redact_argv(("mysql", "-pHUNTER2PASS", "-u", "root"), KEY) == (
         "mysql",
-        "-p" + secret_hash("HUNTER2PASS"),
+        "-p" + secret_hash("HUNTER2PASS", KEY),
         "-u",
         "root",
     )
 
 
 def test_the_password_of_curl_user_is_hashed() -> None:
-    assert redact_argv(("curl", "-u", "bob:hunter2", "https://example.com")) == (
+    assert redact_argv(("curl", "-u", "bob:hunter2", "https://example.com"), KEY) == (
         "curl",
         "-u",
-        "bob:" + secret_hash("hunter2"),
+        "bob:" + secret_hash("hunter2", KEY),
         "https://example.com",
     )
 
 
 def test_the_hash_is_stable_and_short() -> None:
-    assert secret_hash("x") == secret_hash("x") != secret_hash("y")
-    assert len(secret_hash("x")) == len("<secret:>") + 12
+    assert secret_hash("x", KEY) == secret_hash("x", KEY) != secret_hash("y", KEY)
+    assert len(secret_hash("x", KEY)) == len("<secret:>") + 12
 
 
 @given(st.sampled_from(SECRETS), st.sampled_from(["--api-key=", "--key ", "KEY=", ""]))
@@ -110,4 +112,4 @@ def test_no_planted_secret_survives_in_stored_argv(secret: str, form: str) -> No
     if not form.endswith(" "):
         words.append(form + secret)
     bare = secret.removeprefix("Bearer ")
-    assert all(bare not in word for word in redact_argv(words))
+    assert all(bare not in word for word in redact_argv(words, KEY))

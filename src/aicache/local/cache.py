@@ -1,7 +1,8 @@
 """Cache entries and interaction events: keys, lookups, writes and pruning.
 
-A cache key is the SHA-256 of the command's argv (program reduced to its
-basename), a digest of its standard input when read, and its context (see
+A cache key is the HMAC-SHA256, under the home's random key (see
+:mod:`aicache.local.home_key`), of the command's argv (program reduced to its
+basename), a keyed digest of its standard input when read, and its context (see
 :mod:`aicache.local.context`; the runner adds what identifies the program).
 Events never hold the key material itself, only a hash of the key, the tool
 and normalised tokens.
@@ -15,12 +16,13 @@ import time
 from dataclasses import dataclass
 
 from aicache.errors import AicacheError
+from aicache.local.home_key import home_key, keyed_hex
 from aicache.local.secrets import MARK, redact_argv, redact_word
 from aicache.local.store import Store
 from aicache.local.units import bounded_timestamp
 
-KEY_FORMAT = 1
-EMPTY_STDIN_SHA256 = hashlib.sha256(b"").hexdigest()
+# 2: keys and stored hashes are keyed by the home's secret; entries of format 1 simply miss.
+KEY_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +32,13 @@ class CacheKey:
     Attributes
     ----------
     digest
-        Hex SHA-256 of the key material: the primary key of the entry.
+        Hex HMAC-SHA256 of the key material: the primary key of the entry.
     tool
         The program's basename (``claude``).
     argv
         The argv with the program reduced to ``tool``.
     stdin_sha256
-        Hex SHA-256 of standard input when it was read, else ``None`` (the
+        Hex HMAC-SHA256 of standard input when it was read, else ``None`` (the
         command got ``/dev/null`` or inherited its input unread).
     context
         The context values that went into the key.
@@ -54,17 +56,24 @@ class CacheKey:
         return hashlib.sha256(("event:" + self.digest).encode()).hexdigest()[:32]
 
 
-def make_key(argv: list[str], stdin: bytes | None, context: dict[str, str]) -> CacheKey:
-    """Build the cache key of running ``argv`` with ``stdin`` in ``context``."""
+def make_key(
+    argv: list[str], stdin: bytes | None, context: dict[str, str], *, secret: bytes
+) -> CacheKey:
+    """Build the cache key of running ``argv`` with ``stdin`` in ``context``.
+
+    ``secret`` is the home's key (:func:`aicache.local.home_key.home_key`): the
+    same command gives the same key within one home, and a stored key cannot be
+    used to test guesses of a password on the command line without it.
+    """
     tool = argv[0].rstrip("/").rsplit("/", 1)[-1]
     normalised = (tool, *argv[1:])
-    stdin_sha = None if stdin is None else hashlib.sha256(stdin).hexdigest()
+    stdin_sha = None if stdin is None else keyed_hex(secret, stdin)
     material = json.dumps(
         {"v": KEY_FORMAT, "argv": normalised, "stdin": stdin_sha, "context": context},
         sort_keys=True,
         ensure_ascii=False,
     )
-    digest = hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()
+    digest = keyed_hex(secret, material.encode("utf-8", "surrogateescape"))
     return CacheKey(digest, tool, normalised, stdin_sha, context)
 
 
@@ -125,6 +134,7 @@ def lookup(store: Store, key: CacheKey, now: float) -> CachedAnswer | None:
 def record(store: Store, event: Event, *, entry: NewEntry | None = None, hit: str = "") -> None:
     """Write an event, and the new entry or the hit on entry ``hit``, in one transaction."""
     now = time.time()
+    secret = home_key(store.path.parent)
     with store.write() as conn:
         if entry is not None:
             conn.execute(
@@ -133,10 +143,10 @@ def record(store: Store, event: Event, *, entry: NewEntry | None = None, hit: st
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry.key.digest,
-                    redact_word(entry.key.tool),
+                    redact_word(entry.key.tool, secret),
                     # Secret values only hashed: the key above was made from the real argv,
                     # so a hit still matches (see aicache.local.secrets).
-                    json.dumps(redact_argv(entry.key.argv), ensure_ascii=False),
+                    json.dumps(redact_argv(entry.key.argv, secret), ensure_ascii=False),
                     entry.key.stdin_sha256,
                     json.dumps(entry.key.context, sort_keys=True),
                     entry.stdout,
@@ -158,7 +168,7 @@ def record(store: Store, event: Event, *, entry: NewEntry | None = None, hit: st
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 now,
-                redact_word(event.tool),
+                redact_word(event.tool, secret),
                 event.key_hash,
                 event.outcome,
                 event.latency_ms,
@@ -291,6 +301,11 @@ _REFRESHABLE = (
 )
 
 
+def _empty_stdin(store: Store) -> str:
+    """The stored hash of an empty standard input in ``store``'s home."""
+    return keyed_hex(home_key(store.path.parent), b"")
+
+
 def refreshable(
     store: Store, tools: frozenset[str], *, now: float, within_s: float
 ) -> list[Refreshable]:
@@ -306,7 +321,7 @@ def refreshable(
     rows = store.conn.execute(
         "SELECT key, argv, context, created_at, expires_at, stdin_sha256 FROM cache_entries "
         f"WHERE {condition} AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
-        (*kept, EMPTY_STDIN_SHA256, MARK, now + within_s),
+        (*kept, _empty_stdin(store), MARK, now + within_s),
     ).fetchall()
     return [
         Refreshable(
@@ -361,7 +376,7 @@ def prune(
         if drop_expired:
             expired = conn.execute(
                 f"DELETE FROM cache_entries WHERE {expired_now} AND NOT ({condition})",
-                (now, *kept, EMPTY_STDIN_SHA256, MARK),
+                (now, *kept, _empty_stdin(store), MARK),
             ).rowcount
             kept_expired = conn.execute(
                 f"SELECT count(*) FROM cache_entries WHERE {expired_now} AND created_at >= ?",

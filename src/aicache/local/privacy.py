@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aicache import __version__
 from aicache.errors import AicacheError
+from aicache.local.home_key import KEY_FILENAME, forget_loaded
 from aicache.local.paths import (
     FEDERATION_DIRNAME,
     MODELS_DIRNAME,
@@ -123,6 +124,9 @@ _DERIVED = (
     (MODELS_DIRNAME, "personal model state"),
     (f"{FEDERATION_DIRNAME}/examples", "features extracted from your history"),
     (f"{FEDERATION_DIRNAME}/inbox", "models delivered and not yet pulled"),
+    # The key of every hash in the store: without it, a copy of the old store's
+    # hashes can no longer be linked to anything hashed from now on.
+    (KEY_FILENAME, "key of the hashes in the store"),
 )
 
 
@@ -227,6 +231,7 @@ def forget(home: Path, *, force: bool = False, registry: bool = False) -> list[E
         else:
             continue
         erased.append(Erased(path, what))
+    forget_loaded()
     return erased
 
 

@@ -19,6 +19,7 @@ from aicache.errors import StoreUnreadableError
 from aicache.local.adapters import Invocation, Kind, classify, config_digest, user_marked
 from aicache.local.cache import CacheKey, Event, NewEntry, lookup, make_key, prune, record
 from aicache.local.context import SCOPES, key_context, project_language, project_root
+from aicache.local.home_key import HomeKeyError, home_key
 from aicache.local.normalise import command_tokens, error_signature
 from aicache.local.process import (
     EXIT_INTERRUPTED,
@@ -190,6 +191,12 @@ def run(request: RunRequest, *, stdin: BinaryIO | None = None, home: Path | None
     except StoreUnreadableError as exc:
         sys.stderr.write(f"aicache: warning: running without the cache: {exc}\n")
         return run_passthrough(request.command)
+    try:
+        home_key(store.path.parent)  # before any input is read, so a bad key file loses none
+    except HomeKeyError as exc:
+        store.close()
+        sys.stderr.write(f"aicache: warning: running without the cache: {exc}\n")
+        return run_passthrough(request.command)
     progress = _Progress()
     try:
         with store:
@@ -239,7 +246,7 @@ def _serve(
     program = _program_identity(request.command[0], invocation, environ, cwd)
     if program is not None:
         context.update(program)
-    key = make_key(list(request.command), stdin_data, context)
+    key = make_key(list(request.command), stdin_data, context, secret=home_key(store.path.parent))
     event = _EventMaker(
         key=key,
         tokens=command_tokens(list(request.command)).render(),

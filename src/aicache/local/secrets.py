@@ -11,7 +11,9 @@ One rule, used wherever aicache keeps words from a command line:
   (at least 3.5 bits per character; a path or URL is not one). Normalised
   tokens never keep such a word.
 - A cache entry's argv keeps a *secret value* only as ``<secret:HASH>``
-  (the first 12 hex digits of its SHA-256): the value of a flag whose name
+  (the first 12 hex digits of its HMAC-SHA256 under the home's random key,
+  :mod:`aicache.local.home_key`, so a guess cannot be checked against it
+  without that key): the value of a flag whose name
   says it holds one (``--api-key=V``, ``--token V``, ``--password V``, ...),
   a value glued to ``-p`` for the MySQL family (``mysql -pV``), the password
   in ``curl -u user:V``, the value of
@@ -26,6 +28,7 @@ This module is on the cache-hit path: standard library only.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import re
 from collections import Counter
@@ -88,18 +91,21 @@ def names_a_secret(name: str) -> bool:
     return any(part in _SECRET_NAME_PARTS for part in parts)
 
 
-def secret_hash(value: str) -> str:
-    """The stored stand-in for a secret value: ``<secret:`` and 12 hex digits of its SHA-256."""
-    digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    return f"{MARK}{digest}>"
+def secret_hash(value: str, key: bytes) -> str:
+    """The stored stand-in for a secret value: ``<secret:`` and 12 hex digits of its HMAC.
+
+    ``key`` is the home's key: without it, a guessed value cannot be checked.
+    """
+    digest = hmac.new(key, value.encode("utf-8", "surrogateescape"), hashlib.sha256)
+    return f"{MARK}{digest.hexdigest()[:12]}>"
 
 
-def redact_word(word: str) -> str:
+def redact_word(word: str, key: bytes) -> str:
     """``word`` as stored where a name is kept (a tool): its hash when it looks like a secret."""
-    return secret_hash(word) if looks_like_secret(word) else word
+    return secret_hash(word, key) if looks_like_secret(word) else word
 
 
-def redact_argv(argv: Sequence[str]) -> tuple[str, ...]:
+def redact_argv(argv: Sequence[str], key: bytes) -> tuple[str, ...]:
     """``argv`` as a cache entry stores it: every secret value replaced by its hash.
 
     The first word (the program) is kept unless it looks like a secret itself.
@@ -109,37 +115,37 @@ def redact_argv(argv: Sequence[str]) -> tuple[str, ...]:
     value_is_secret = False
     for index, word in enumerate(argv):
         if value_is_secret:
-            kept.append(secret_hash(word))
+            kept.append(secret_hash(word, key))
             value_is_secret = False
             continue
         if index > 1 and program in _USER_PASSWORD and argv[index - 1] in ("-u", "--user"):
             user, colon, password = word.partition(":")
-            kept.append(user + colon + secret_hash(password) if colon else word)
+            kept.append(user + colon + secret_hash(password, key) if colon else word)
             continue
         if index == 0:
-            kept.append(redact_word(word))
+            kept.append(redact_word(word, key))
             continue
-        redacted, value_is_secret = _redact_word(word, program)
+        redacted, value_is_secret = _redact_word(word, program, key)
         kept.append(redacted)
     return tuple(kept)
 
 
-def _redact_word(word: str, program: str) -> tuple[str, bool]:
+def _redact_word(word: str, program: str, key: bytes) -> tuple[str, bool]:
     """The word as stored, and whether the next word is a secret flag's value."""
     if _HEADER.match(word):
         name, _, value = word.partition(":")
-        return f"{name}: {secret_hash(value.strip())}", False
+        return f"{name}: {secret_hash(value.strip(), key)}", False
     if program in _GLUED_PASSWORD and word.startswith("-p") and len(word) > 2:
-        return "-p" + secret_hash(word[2:]), False
+        return "-p" + secret_hash(word[2:], key), False
     flag = _LONG_FLAG.match(word)
     if flag and names_a_secret(flag.group(1)):
         if flag.group(2) is None:
             return word, True
-        return f"{flag.group(1)}={secret_hash(flag.group(2))}", False
+        return f"{flag.group(1)}={secret_hash(flag.group(2), key)}", False
     assignment = _ASSIGNMENT.match(word)
     if assignment and names_a_secret(assignment.group(1)):
-        return f"{assignment.group(1)}={secret_hash(assignment.group(2))}", False
-    word = _URL_USERINFO.sub(lambda m: m.group(1) + secret_hash(m.group(2)) + m.group(3), word)
+        return f"{assignment.group(1)}={secret_hash(assignment.group(2), key)}", False
+    word = _URL_USERINFO.sub(lambda m: m.group(1) + secret_hash(m.group(2), key) + m.group(3), word)
     if looks_like_secret(word):
-        return secret_hash(word), False
+        return secret_hash(word, key), False
     return word, False

@@ -82,7 +82,7 @@ APPLICATION_ID = 0x41494352
 SCHEMA_VERSION = 1
 # The store's mark (aicache.local.schema, which this layer may not import).
 STORE_APPLICATION_ID = 0x41494341
-_TABLES = frozenset({"runs", "versions", "privacy_ledger", "signatures"})
+_TABLES = frozenset({"runs", "versions", "privacy_ledger", "signatures", "serving"})
 _VERSION_COLUMNS = (
     "task, version, parent, round, run_id, strategy, strategy_config, num_clients, metrics, "
     "privacy, created_at, sha256, size, note"
