@@ -317,11 +317,12 @@ def refreshable(
     be rebuilt).
     """
     kept = sorted(tools)
+    empty = _empty_stdin(store)
     condition = _REFRESHABLE.format(marks=", ".join("?" for _ in kept))
     rows = store.conn.execute(
         "SELECT key, argv, context, created_at, expires_at, stdin_sha256 FROM cache_entries "
         f"WHERE {condition} AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
-        (*kept, _empty_stdin(store), MARK, now + within_s),
+        (*kept, empty, MARK, now + within_s),
     ).fetchall()
     return [
         Refreshable(
@@ -329,7 +330,7 @@ def refreshable(
             argv=tuple(json.loads(argv)),
             context=json.loads(context),
             ttl_s=float(expires) - float(created),
-            empty_input=stdin == EMPTY_STDIN_SHA256,
+            empty_input=stdin == empty,
         )
         for key, argv, context, created, expires, stdin in rows
     ]

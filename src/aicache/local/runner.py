@@ -290,7 +290,8 @@ def _run_unkeyed_input(
             "running it without the cache (add --stdin to cache on the input)\n"
         )
     cwd = Path.cwd()
-    key = make_key(list(request.command), None, key_context(request.scope, cwd, dict(os.environ)))
+    context = key_context(request.scope, cwd, dict(os.environ))
+    key = make_key(list(request.command), None, context, secret=home_key(store.path.parent))
     event = _EventMaker(
         key=key,
         tokens=command_tokens(list(request.command)).render(),
