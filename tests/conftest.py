@@ -38,9 +38,12 @@ class Cli:
     def run(
         self, *args: str, input: bytes | None = None, timeout: float = 60, **env: str
     ) -> subprocess.CompletedProcess[bytes]:
+        # No input is /dev/null, as from cron or `< /dev/null`: an empty pipe is
+        # piped input, which a tool outside the adapter table runs uncached with.
         return subprocess.run(
             [sys.executable, "-m", "aicache", *args],
-            input=input if input is not None else b"",
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
             capture_output=True,
             env={**self.env, **env},
             cwd=self.cwd,

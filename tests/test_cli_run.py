@@ -296,6 +296,33 @@ def test_a_known_tool_that_takes_its_prompt_from_stdin_is_keyed_on_it(
     assert cli.invocations() == 2
 
 
+def test_piped_input_to_an_unknown_tool_without_stdin_option_is_never_replayed(
+    cli: Cli,
+) -> None:
+    # Prepare: `git diff | aicache run -- mytool review` on two different diffs.
+    assert cli.run("config", "set", "show-hits", "on").returncode == 0
+    # Execute
+    one = cli.run("run", "--", "fake-ai", "review", input=b"diff one")
+    two = cli.run("run", "--", "fake-ai", "review", input=b"diff two!")
+    # Assert: each review saw its own diff; nothing was kept, and the user was told why.
+    assert b"read 8 bytes" in one.stdout
+    assert b"read 9 bytes" in two.stdout
+    assert cli.invocations() == 2
+    assert entries(cli) == 0
+    assert two.stderr.count(b"add --stdin") == 1
+
+
+def test_a_cached_answer_is_not_served_for_piped_input_outside_the_key(cli: Cli) -> None:
+    # Prepare: an answer stored for the command run without input.
+    cli.run("run", "--", "fake-ai", "review")
+    # Execute
+    piped = cli.run("run", "--", "fake-ai", "review", input=b"diff one")
+    # Assert: the tool ran on the input instead of the stored answer being replayed.
+    assert b"read 8 bytes" in piped.stdout
+    assert cli.invocations() == 2
+    assert b"add --stdin" not in piped.stderr  # show-hits is off
+
+
 def test_stdin_option_keys_an_unknown_tool_on_its_input(cli: Cli) -> None:
     a = cli.run("run", "--stdin", "--", "fake-ai", "summarise", input=b"file one")
     b = cli.run("run", "--stdin", "--", "fake-ai", "summarise", input=b"file two")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 import pytest
 
@@ -93,3 +94,31 @@ def test_a_foreign_database_is_not_touched(cli: Cli) -> None:
     assert result.returncode == 2
     assert b"another program" in result.stderr
     assert path.read_bytes() == before
+
+
+def test_repair_never_overwrites_an_earlier_backup_and_moves_the_journal(cli: Cli) -> None:
+    # Prepare: backups named for this second and the next minute already exist (a repair
+    # earlier in the same second), and the damaged store has a rollback journal beside it.
+    garbage = _corrupt(cli)
+    (cli.home / "store.db-journal").write_bytes(b"journal of the damaged store")
+    now = time.time()
+    earlier = [
+        cli.home / f"store.db.broken-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now + s))}"
+        for s in range(60)
+    ]
+    for backup in earlier:
+        backup.write_bytes(b"an earlier backup")
+    # Execute
+    repaired = cli.run("doctor", "--repair")
+    # Assert: every earlier backup is intact; the new one holds the store and its journal.
+    assert repaired.returncode == 0, repaired.stderr
+    assert all(b.read_bytes() == b"an earlier backup" for b in earlier)
+    new = [
+        b
+        for b in cli.home.glob("store.db.broken-*")
+        if b not in earlier and not b.name.endswith("-journal")
+    ]
+    assert len(new) == 1 and new[0].read_bytes() == garbage
+    moved = new[0].with_name(new[0].name + "-journal")
+    assert moved.read_bytes() == b"journal of the damaged store"
+    assert not (cli.home / "store.db-journal").exists()

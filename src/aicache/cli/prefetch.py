@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -46,7 +48,7 @@ def prefetchable_tools(k: int, registry: Path | None) -> tuple[frozenset[str], f
 RERUN_TIMEOUT_S = 600
 
 
-def _rerun(entry: cache_ops.Refreshable) -> int | None:
+def _rerun(entry: cache_ops.Refreshable, timeout_s: float = RERUN_TIMEOUT_S) -> int | None:
     """Re-run one entry's command where it first ran, through the cache, with no terminal.
 
     Returns the exit status, or ``None`` when the place it ran in is gone (a run
@@ -61,20 +63,53 @@ def _rerun(entry: cache_ops.Refreshable) -> int | None:
     env = {k: v for k, v in os.environ.items() if k not in KEY_ENVIRONMENT}
     env.update({k: v for k, v in entry.context.items() if k in KEY_ENVIRONMENT})
     ttl = [] if entry.ttl_s is None else ["--ttl", f"{max(1, round(entry.ttl_s))}s"]
-    command = [sys.executable, "-m", "aicache", "run", "--refresh", "--scope", scope, *ttl, "--"]
+    # An entry keyed on an empty input is re-run on an empty input, so that
+    # the same key comes back (no input at all would be another key).
+    stdin = ["--stdin"] if entry.empty_input else []
+    command = [
+        *(sys.executable, "-m", "aicache", "run", "--refresh", "--scope", scope),
+        *ttl,
+        *stdin,
+        "--",
+    ]
+    proc = subprocess.Popen(
+        [*command, *entry.argv],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.PIPE if entry.empty_input else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    if proc.stdin is not None:
+        proc.stdin.close()  # the empty input
     try:
-        return subprocess.run(
-            [*command, *entry.argv],
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-            timeout=RERUN_TIMEOUT_S,
-        ).returncode
+        return proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        _stop(proc)
         return 124  # what timeout(1) reports
+    except KeyboardInterrupt:
+        _stop(proc)
+        raise
+
+
+STOP_GRACE_S = 5.0
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a re-run and the command it started.
+
+    The command runs in its own process group, which killing aicache alone
+    would leave running: SIGTERM lets aicache pass the signal on to it, and
+    what is still there after a grace period is killed.
+    """
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def prefetch(
@@ -82,6 +117,9 @@ def prefetch(
     within: Annotated[
         str, typer.Option("--within", help="Also refresh entries expiring this soon.")
     ] = "1h",
+    timeout: Annotated[
+        str, typer.Option("--timeout", help="Stop a command that runs longer than this.")
+    ] = "10m",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would run.")] = False,
     yes: YesOption = False,
     registry: RegistryOption = None,
@@ -96,6 +134,10 @@ def prefetch(
         window = parse_duration(within)
     except ValueError as exc:
         raise AicacheError(f"--within: {exc}") from exc
+    try:
+        timeout_s = parse_duration(timeout)
+    except ValueError as exc:
+        raise AicacheError(f"--timeout: {exc}") from exc
     predicted, tools = prefetchable_tools(k, registry)
     with open_store() as store:
         allowed = Settings.from_stored(store.settings()).prefetch_tools
@@ -128,7 +170,7 @@ def prefetch(
     failures = 0
     for entry in due:
         shown = " ".join(entry.argv)
-        code = _rerun(entry)
+        code = _rerun(entry, timeout_s)
         if code is None:
             out.print(f"  skipped (its folder is gone): {shown}", markup=False)
             continue

@@ -288,6 +288,8 @@ class Refreshable:
     argv: tuple[str, ...]
     context: dict[str, str]
     ttl_s: float | None
+    empty_input: bool = False
+    """The command read an empty input: the re-run must read one too to get the same key."""
 
 
 # What prefetch can re-run unattended: an entry of an allowed tool whose
@@ -315,11 +317,12 @@ def refreshable(
     be rebuilt).
     """
     kept = sorted(tools)
+    empty = _empty_stdin(store)
     condition = _REFRESHABLE.format(marks=", ".join("?" for _ in kept))
     rows = store.conn.execute(
-        "SELECT key, argv, context, created_at, expires_at FROM cache_entries "
+        "SELECT key, argv, context, created_at, expires_at, stdin_sha256 FROM cache_entries "
         f"WHERE {condition} AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at",
-        (*kept, _empty_stdin(store), MARK, now + within_s),
+        (*kept, empty, MARK, now + within_s),
     ).fetchall()
     return [
         Refreshable(
@@ -327,8 +330,9 @@ def refreshable(
             argv=tuple(json.loads(argv)),
             context=json.loads(context),
             ttl_s=float(expires) - float(created),
+            empty_input=stdin == empty,
         )
-        for key, argv, context, created, expires in rows
+        for key, argv, context, created, expires, stdin in rows
     ]
 
 

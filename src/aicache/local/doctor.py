@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aicache.errors import StoreUnreadableError
 from aicache.local.paths import check_home, store_path
 from aicache.local.schema import APPLICATION_ID, DATA_TABLES, SCHEMA_VERSION
-from aicache.local.store import SQLITE_HEADER, Store, check_own_files
+from aicache.local.store import (
+    SQLITE_HEADER,
+    Store,
+    check_own_files,
+    new_backup_path,
+    sidecars,
+    store_backups,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +81,7 @@ def _backup_findings(path: Path) -> list[Finding]:
             "answers; delete it once you no longer need it (`aicache privacy forget` erases "
             "it with the store)",
         )
-        for backup in sorted(path.parent.glob(f"{path.name}.broken-*"))
-        if not backup.name.endswith(("-wal", "-shm", "-journal"))
+        for backup in store_backups(path)
     ]
 
 
@@ -114,12 +119,13 @@ def repair(home: Path) -> RepairResult:
             path.chmod(0o600)
             result.fixed_permissions = True
         return result
-    backup = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+    backup = new_backup_path(path)
     path.rename(backup)
-    for suffix in ("-wal", "-shm"):
-        sidecar = path.with_name(path.name + suffix)
-        if sidecar.exists():
-            sidecar.rename(backup.with_name(backup.name + suffix))
+    # Every sidecar goes with it: a journal or log left behind would be applied
+    # to (or block) the fresh store, and the backup needs it to be read whole.
+    for sidecar, moved in zip(sidecars(path), sidecars(backup), strict=True):
+        if os.path.lexists(sidecar):
+            sidecar.rename(moved)
     result.backup = backup
     with Store.open(home) as fresh:
         _salvage(backup, fresh, result)

@@ -22,7 +22,15 @@ from aicache.local.paths import (
 )
 from aicache.local.schema import APPLICATION_ID, DATA_TABLES
 from aicache.local.settings import Settings
-from aicache.local.store import SQLITE_HEADER, Store, sidecars
+from aicache.local.store import (
+    BACKUP_MARK,
+    SIDECAR_KINDS,
+    SQLITE_HEADER,
+    Store,
+    is_sidecar,
+    sidecars,
+    store_backups,
+)
 
 EXPORT_FORMAT = "aicache-export"
 EXPORT_VERSION = 1
@@ -122,9 +130,6 @@ _DERIVED = (
 )
 
 
-_SIDECAR_KINDS = (("-wal", "write-ahead log"), ("-shm", "shared memory"), ("-journal", "journal"))
-
-
 @dataclass(frozen=True, slots=True)
 class Erased:
     """One file or directory ``forget`` removed, and what it held."""
@@ -141,17 +146,12 @@ def store_copies(home: Path) -> list[Path]:
     """
     db = store_path(home)
     mains = [db] if os.path.lexists(db) else []
-    if home.is_dir():
-        mains += sorted(
-            p
-            for p in home.glob(f"{db.name}.broken-*")
-            if not p.name.endswith(("-wal", "-shm", "-journal"))
-        )
+    mains += store_backups(db)
     copies = []
     for main in mains:
         copies += [main, *(s for s in sidecars(main) if os.path.lexists(s))]
     for orphan in sorted(home.glob(f"{db.name}*")) if home.is_dir() else []:
-        if orphan not in copies and orphan.name.endswith(("-wal", "-shm", "-journal")):
+        if orphan not in copies and is_sidecar(orphan):
             copies.append(orphan)  # a log left after its database went
     return copies
 
@@ -163,7 +163,7 @@ def not_aicache_store(path: Path) -> str | None:
     marked with aicache's application id, a link (only the link is erased) and
     the sidecar files of those. Anything else might be another program's data.
     """
-    if path.is_symlink() or path.name.endswith(("-wal", "-shm", "-journal")):
+    if path.is_symlink() or is_sidecar(path):
         return None
     try:
         with path.open("rb") as handle:
@@ -237,13 +237,9 @@ def forget(home: Path, *, force: bool = False, registry: bool = False) -> list[E
 
 def _describe(path: Path) -> str:
     name = path.name
-    for suffix, what in (
-        ("-wal", "write-ahead log"),
-        ("-shm", "shared memory"),
-        ("-journal", "journal"),
-    ):
+    for suffix, what in SIDECAR_KINDS:
         if name.endswith(suffix):
             return f"store {what}"
-    if ".broken-" in name:
+    if BACKUP_MARK in name:
         return "store copy kept by doctor --repair"
     return "store (cache entries, events, imported history, settings)"

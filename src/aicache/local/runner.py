@@ -11,7 +11,7 @@ import os
 import sqlite3
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -203,6 +203,10 @@ def run(request: RunRequest, *, stdin: BinaryIO | None = None, home: Path | None
             settings = Settings.from_stored(store.settings())
             if _cacheable(request, invocation, settings):
                 wanted = piped and (invocation.reads_stdin or request.stdin)
+                if piped and not wanted:
+                    # The command may read input that is not in the key: an
+                    # answer kept or served here would ignore that input.
+                    return _run_unkeyed_input(store, request, settings, started, progress)
                 stdin_data = source.read() if wanted and source is not None else None
                 return _serve(store, request, invocation, settings, stdin_data, started, progress)
     except sqlite3.DatabaseError as exc:  # damage found after opening
@@ -269,6 +273,34 @@ def _serve(
             except KeyboardInterrupt:  # while waiting: nothing ran
                 return EXIT_INTERRUPTED
     return _run_miss(store, request, stdin_data, settings, event, progress)
+
+
+def _run_unkeyed_input(
+    store: Store, request: RunRequest, settings: Settings, started: float, progress: _Progress
+) -> int:
+    """Run a command given piped input it is not known to take its prompt from.
+
+    The command inherits the input and its answer is neither served nor kept:
+    ``git diff | aicache run -- mytool review`` must not replay the review of
+    yesterday's diff. ``--stdin`` puts the input in the key instead.
+    """
+    if settings.show_hits:
+        sys.stderr.write(
+            f"aicache: {request.command[0]} was given piped input that is not in the key: "
+            "running it without the cache (add --stdin to cache on the input)\n"
+        )
+    cwd = Path.cwd()
+    context = key_context(request.scope, cwd, dict(os.environ))
+    key = make_key(list(request.command), None, context, secret=home_key(store.path.parent))
+    event = _EventMaker(
+        key=key,
+        tokens=command_tokens(list(request.command)).render(),
+        language=project_language(project_root(cwd)),
+        raw_prompt=" ".join(request.command[1:]) if settings.raw_storage else None,
+        started=started,
+    )
+    unkept = replace(request, no_store=True, stdin=False)
+    return _run_miss(store, unkept, None, settings, event, progress)
 
 
 def _serve_hit(

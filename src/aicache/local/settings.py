@@ -39,15 +39,27 @@ def _parse_marks(text: str) -> tuple[str, ...]:
     return marks
 
 
+def _is_tool_name(name: str) -> bool:
+    # A program name: letters, digits and . _ + - (clang-18, g++, python3.12);
+    # not a path, and not "(none)", which is how an empty list is shown.
+    return not name.startswith("-") and all(c.isalnum() or c in "._+-" for c in name)
+
+
 def parse_tools(text: str) -> frozenset[str]:
     """A comma-separated list of program names (``llm,make``); empty for none."""
     names = [name.strip() for name in text.split(",") if name.strip()]
     for name in names:
-        if any(c.isspace() or c in "/\\" for c in name):
+        if not _is_tool_name(name):
             raise ValueError(
                 f"invalid tool name {name!r}: give program names separated by commas (llm,make)"
             )
     return frozenset(names)
+
+
+def _stored_tools(text: str) -> frozenset[str]:
+    # Kept before names were checked this strictly: a value that is no
+    # program name (such as "(none)") can match no command, so it is dropped.
+    return frozenset(n.strip() for n in text.split(",") if n.strip() and _is_tool_name(n.strip()))
 
 
 def _stored_duration(text: str) -> float:
@@ -135,7 +147,7 @@ class Settings:
             max_output=parse_size(values["max-output"]),
             show_hits=_parse_bool(values["show-hits"]),
             cacheable=_parse_marks(values["cacheable"]),
-            prefetch_tools=parse_tools(values["prefetch-tools"]),
+            prefetch_tools=_stored_tools(values["prefetch-tools"]),
         )
 
     def describe(self) -> dict[str, str]:

@@ -162,9 +162,51 @@ def check_own_files(path: Path) -> None:
             )
 
 
+# The files SQLite keeps beside a database, by the suffix of their name.
+SIDECAR_KINDS = (("-wal", "write-ahead log"), ("-shm", "shared memory"), ("-journal", "journal"))
+SIDECAR_SUFFIXES = tuple(suffix for suffix, _ in SIDECAR_KINDS)
+BACKUP_MARK = ".broken-"
+
+
 def sidecars(path: Path) -> tuple[Path, ...]:
     """The files SQLite keeps beside the store: its write-ahead log, shared memory, journal."""
-    return tuple(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))
+    return tuple(path.with_name(path.name + suffix) for suffix in SIDECAR_SUFFIXES)
+
+
+def is_sidecar(path: Path) -> bool:
+    """Whether ``path`` is named like one of the files SQLite keeps beside a database."""
+    return path.name.endswith(SIDECAR_SUFFIXES)
+
+
+def store_backups(path: Path) -> list[Path]:
+    """The copies of the store at ``path`` that ``doctor --repair`` moved aside, oldest name first.
+
+    Their sidecars are not listed (see :func:`sidecars`).
+    """
+    if not path.parent.is_dir():
+        return []
+    found = path.parent.glob(f"{path.name}{BACKUP_MARK}*")
+    return sorted(p for p in found if not is_sidecar(p))
+
+
+def new_backup_path(path: Path) -> Path:
+    """A backup name for the store at ``path`` that no file has yet, created empty.
+
+    The name carries the time; a counter follows when a backup of the same
+    second exists, and the file is created exclusively, so that a second
+    repair never renames over the first one's backup.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    counter = 0
+    while True:
+        extra = f"-{counter}" if counter else ""
+        candidate = path.with_name(f"{path.name}{BACKUP_MARK}{stamp}{extra}")
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            counter += 1
+            continue
+        return candidate
 
 
 def _check_header(path: Path) -> None:
