@@ -56,7 +56,7 @@ def _command(flags: list[str], out: Path) -> list[str]:
 
 def _state(home: Path) -> dict[str, Any]:
     """The registry's versions (round, run) and ledger rows, read without aicache."""
-    path = home / "registry" / "registry.db"
+    path = home / "simulations" / "registry.db"
     if not path.exists():
         return {"rounds": [], "runs": 0, "ledger": []}
     try:
@@ -78,7 +78,7 @@ def _state(home: Path) -> dict[str, Any]:
 
 
 def _wal_size(home: Path) -> int:
-    wal = home / "registry" / "registry.db-wal"
+    wal = home / "simulations" / "registry.db-wal"
     try:
         return wal.stat().st_size
     except FileNotFoundError:

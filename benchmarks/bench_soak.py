@@ -142,7 +142,7 @@ def main() -> int:
         with Progress(console=console) as progress:
             bar = progress.add_task("rounds", total=args.rounds)
             while process.poll() is None:
-                count = registered_versions(home / "registry")
+                count = registered_versions(home / "simulations")
                 if count > last:
                     sample = _sample(server, seen)
                     if sample is not None:

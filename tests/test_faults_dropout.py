@@ -27,7 +27,7 @@ def test_clients_that_vanish_mid_round_leave_the_survivors_exact_mean(cli: Cli) 
     round_one = metrics["per_round"][0]
     assert (round_one["accepted_updates"], round_one["rejected_updates"]) == (4, 2)
     expected, _ = survivors_mean(CLIENTS, [2, 3, 4, 5])
-    with ModelRegistry(cli.home / "registry") as registry:
+    with ModelRegistry(cli.home / "simulations") as registry:
         model = registry.load(registry.resolve("next-command", "1"))
     for got, want in zip(model, expected, strict=True):  # equal but for float rounding
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
