@@ -121,7 +121,7 @@ def models_list(
                 v.strategy,
                 str(v.num_clients),
                 "-" if top1 is None else f"{top1:.3f}",
-                "no DP" if v.privacy.get("dp", "off") == "off" else f"{epsilon:.3g}",
+                f"{epsilon:.3g}" if _has_dp(v.privacy) else "no DP",
                 time.strftime("%m-%d %H:%M", time.localtime(v.created_at)),
                 v.sha256[:8],
             )
@@ -176,8 +176,12 @@ def models_use(
     out.print(f"{task}: version {chosen.version} now serves, pinned (`models use latest` unpins).")
 
 
+def _has_dp(privacy: dict[str, Any]) -> bool:
+    return bool(privacy.get("dp", "off") != "off")
+
+
 def _privacy_text(privacy: dict[str, Any]) -> str:
-    if privacy.get("dp", "off") == "off":
+    if not _has_dp(privacy):
         return "no DP"
     return f"ε={privacy.get('epsilon'):.3g}, δ={privacy.get('delta'):.1e}"
 
