@@ -49,10 +49,10 @@ class FitConfig:
         Seeds the order of examples, so a fit is reproducible.
     """
 
-    learning_rate: float = 0.02
-    local_epochs: int = 1
+    learning_rate: float = 0.01
+    local_epochs: int = 2
     proximal_mu: float = 0.0
-    batch_size: int = 256
+    batch_size: int = 128
     weight_decay: float = 0.0
     seed: int = 0
 
