@@ -17,17 +17,17 @@ from typing import Any
 import numpy as np
 
 from aicache.errors import AicacheError, Interrupted
-from aicache.federation.client_app import make_client_app, report_arms
+from aicache.federation.client_app import report_arms
 from aicache.federation.plan import TrainingPlan
-from aicache.federation.secure_aggregation import make_secagg_client_app, make_secagg_server_app
+from aicache.federation.secure_apps import SECURE_APPS, AppOptions
 from aicache.federation.server_app import (
     BudgetReached,
     RoundReport,
     RunObserver,
-    make_server_app,
     prior_spends,
     starting_point,
 )
+from aicache.privacy.combinations import refuse_experiment
 from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
 from aicache.privacy.secure import SecAggSettings
 from aicache.registry import ModelRegistry
@@ -189,10 +189,14 @@ def run(
     stage = on_stage or (lambda _: None)
     names = source.names()
     task = get_task(plan.task)
-    if plan.secure != "secagg" and dropout and dropout.count:
-        raise AicacheError("--secagg-dropouts needs --secure secagg")
-    if plan.secure == "secagg" and adversary and adversary.count:
-        raise AicacheError("--adversarial is not available with --secure secagg")
+    try:
+        refuse_experiment(
+            secure=plan.secure_aggregation.mode,
+            adversaries=adversary.count if adversary else 0,
+            dropouts=dropout.count if dropout else 0,
+        )
+    except ValueError as exc:
+        raise AicacheError(str(exc)) from exc
     federation = f"simulation: {source.describe()}"
     with ModelRegistry(registry_root) as registry:
         if resume:
@@ -230,29 +234,28 @@ def run(
             f"the privacy budget allows no round: {stop}",
             hint=budget_advice(plan, prior),
         ) from stop
-    if plan.secure == "secagg":
+    aggregation = plan.secure_aggregation
+    apps = SECURE_APPS[aggregation.mode]
+    if aggregation.bounds_weights:
         stage("checking SecAgg+ capacity")
         plan = replace(plan, secagg=_secagg_capacity(plan, provider, len(names)))
         observer.plan = plan
     stage("federated rounds")
     keys: tuple[Path, Path] | None = None
-    if plan.secure == "secagg":
-        server_app = make_secagg_server_app(plan, initial, observer, plan.secagg)
-        client_app = make_secagg_client_app(
-            provider, outer_mods=[dropout] if dropout and dropout.count else None
-        )
-    else:
-        if plan.secure == "he":
-            stage("key authority")
-            keys = _key_authority()
-        server_app = make_server_app(
-            plan, initial, observer, public_context=None if keys is None else keys[1].read_bytes()
-        )
-        client_app = make_client_app(
-            provider,
+    if aggregation.needs_keys:
+        stage("key authority")
+        keys = _key_authority()
+    server_app, client_app = apps.build(
+        plan,
+        initial,
+        observer,
+        provider,
+        AppOptions(
+            keys=keys,
             tamper=adversary if adversary and adversary.count else None,
-            secret_key_file=None if keys is None else str(keys[0]),
-        )
+            outer_mods=[dropout] if dropout and dropout.count else None,
+        ),
+    )
     try:
         simulate(server_app, client_app, clients=len(names), cpus=cpus, verbose=verbose)
     except SimulationInterrupted:
@@ -263,7 +266,7 @@ def run(
         if keys is not None:
             shutil.rmtree(keys[0].parent, ignore_errors=True)
     if (
-        plan.secure == "secagg"
+        not apps.client_reports_arms
         and plan.final_evaluation
         and observer.error is None
         and observer.final_arrays is not None
