@@ -310,6 +310,10 @@ class NoSecureAggregation(SecureAggregation):
     mode = SecureMode.OFF
     deployable = True
 
+    def min_survivors(self, settings: SecAggSettings, sampled: int) -> int:
+        """Nothing to reconstruct: a round hears from whoever answers, at most all."""
+        return sampled
+
 
 class SecAggPlus(SecureAggregation):
     """SecAgg+ masking: a round completes while its reconstruction threshold survives."""
