@@ -157,7 +157,7 @@ def test_a_plan_stored_by_the_previous_release_loads_with_its_modes() -> None:
 
 def test_a_dp_plan_takes_keywords_only() -> None:
     with pytest.raises(TypeError):
-        DpPlan("central", 1.0, 1.0)  # type: ignore[misc]
+        DpPlan("central", 1.0, 1.0)  # type: ignore[call-arg]
 
 
 def test_the_plan_and_the_clients_train_with_the_task_layer_defaults() -> None:
