@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-SECURE_MODES = ("off", "secagg", "he")
 # Levels each parameter is quantised to before masking (Flower's SecAggPlusWorkflow default).
 QUANTIZATION_RANGE = 2**22
 
