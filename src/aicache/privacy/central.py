@@ -53,6 +53,7 @@ from aicache.privacy.combinations import refuse_sampling
 from aicache.privacy.modes import DP_MECHANISMS, DpMechanism, DpMode, dp_mode
 from aicache.privacy.record import PrivacyRecord
 
+
 def default_delta(population: int) -> float:
     """δ well below one over the population: ``min(1e-5, 0.1 / N)``."""
     return min(1e-5, 0.1 / max(population, 1))
