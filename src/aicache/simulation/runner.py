@@ -29,7 +29,7 @@ from aicache.federation.server_app import (
 )
 from aicache.privacy.combinations import refuse_experiment
 from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
-from aicache.privacy.secure import SecAggSettings
+from aicache.privacy.secure import SecAggSettings, fitted
 from aicache.registry import ModelRegistry
 from aicache.registry.model_registry import ModelVersion
 from aicache.simulation.adversary import Adversary, Dropout
@@ -75,35 +75,24 @@ def _centralized(
     return {client: task.evaluate(params, d.test) for client, d in enumerate(data)}
 
 
-QUANTIZATION_RANGE = 2**22  # Flower's SecAgg+ defaults
-MODULUS_RANGE = 2**32
-
-
 def _secagg_capacity(
     plan: TrainingPlan, provider: PartitionProvider, clients: int
 ) -> SecAggSettings:
     """SecAgg+ settings that fit this population, or an error naming what overflows.
 
-    The weight bound becomes the largest client's example count (so no weight is
-    clipped); the masked sum of K clients' quantised values must stay below the
-    modulus, and so must the sum of the weights.
+    The weight bound becomes the largest client's example count (so no weight
+    is clipped); under DP every client weighs 1.
     """
-    sampled = max(int(clients * plan.selection.fraction), plan.selection.min_clients)
-    if sampled < 2:
-        raise AicacheError("--secure secagg needs at least 2 clients a round")
-    if sampled * QUANTIZATION_RANGE >= MODULUS_RANGE:
-        raise AicacheError(
-            f"--secure secagg: {sampled} clients a round would overflow the masked sum "
-            f"(at most {MODULUS_RANGE // QUANTIZATION_RANGE - 1})",
-            hint="Lower --fraction.",
-        )
-    if plan.dp.enabled:  # every client weighs 1 under DP: no precision spent on weights
-        return replace(plan.secagg, max_weight=1.0)
-    task = get_task(plan.task)
-    counts = [task.num_examples(provider.client_data(task, c).train) for c in range(clients)]
-    # With the largest count as the bound, no weight is clipped, and the summed
-    # weights (each at most the bound) overflow no sooner than the values do.
-    return replace(plan.secagg, max_weight=float(max(max(counts), 1)))
+    sampled = plan.selection.per_round(clients)
+    largest = 1.0
+    if not plan.dp.enabled:  # every client weighs 1 under DP: no precision spent on weights
+        task = get_task(plan.task)
+        counts = [task.num_examples(provider.client_data(task, c).train) for c in range(clients)]
+        largest = float(max(max(counts), 1))
+    try:
+        return fitted(plan.secagg, sampled=sampled, max_weight=largest)
+    except ValueError as exc:
+        raise AicacheError(str(exc), hint="Lower --fraction.") from exc
 
 
 def _key_authority() -> tuple[Path, Path]:
