@@ -18,8 +18,9 @@ from flwr.supercore.differential_privacy import (
 
 from aicache.federation.adaptive_clipping import ADAPTIVE_CLIPPING
 from aicache.federation.client_app import clip_if_requested
+from aicache.federation.dp_wrappers import private_strategy
 from aicache.federation.plan import TrainingPlan
-from aicache.federation.server_app import private_strategy, validated_strategy
+from aicache.federation.server_app import validated_strategy
 from aicache.privacy.accounting import Sampling
 from aicache.privacy.central import DpPlan
 from tests.conftest import Cli

@@ -11,9 +11,10 @@ from dp_accounting import rdp
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
+from aicache.federation.dp_wrappers import private_strategy
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.poisson_sampling import PoissonSampling, poisson_sample
-from aicache.federation.server_app import private_strategy, validated_strategy
+from aicache.federation.server_app import validated_strategy
 from aicache.federation.validation import NoValidAggregateError
 from aicache.privacy.accounting import Sampling, epsilon
 from aicache.privacy.central import DpPlan

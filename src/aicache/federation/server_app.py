@@ -18,12 +18,11 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, Strategy
+from flwr.serverapp.strategy import Strategy
 
-from aicache.federation.adaptive_clipping import RoundNormAdaptiveClipping
+from aicache.federation.dp_wrappers import private_strategy
 from aicache.federation.homomorphic import HomomorphicStrategy
 from aicache.federation.plan import TrainingPlan
-from aicache.federation.poisson_sampling import PoissonSampling
 from aicache.federation.strategies import build_strategy
 from aicache.federation.validation import NUM_EXAMPLES, ValidatedStrategy
 from aicache.privacy.accounting import RunSpend, SamplingKind, composed_epsilon
@@ -276,43 +275,6 @@ def update_norm_bound(plan: TrainingPlan, initial: list[np.ndarray]) -> float:
     """
     dimension = sum(int(a.size) for a in initial)
     return plan.dp.mechanism.update_norm_bound(plan.dp, plan.max_update_norm, dimension)
-
-
-def private_strategy(plan: TrainingPlan, inner: Strategy) -> Strategy:
-    """``inner`` with central DP's sampling and noise around it, if the plan has them.
-
-    Fixed-size sampling: Flower's wrapper adds ``z·C/m`` to the mean of ``m``
-    clipped updates. Poisson sampling: :class:`PoissonSampling` draws the
-    clients and the mean must be over ``qN``, which need not be whole while
-    Flower's wrapper takes a whole count; it is given the population ``N``
-    and the multiplier ``z/q`` instead, whose noise ``(z/q)·C/N = z·C/(qN)``
-    is the same.
-    """
-    if not plan.dp.mechanism.server_noise:
-        return inner
-    sampling = plan.dp.sampling
-    if sampling.kind is SamplingKind.POISSON:
-        return DifferentialPrivacyClientSideFixedClipping(
-            PoissonSampling(inner, rate=sampling.rate),
-            noise_multiplier=plan.dp.noise_multiplier / sampling.rate,
-            clipping_norm=plan.dp.clip,
-            num_sampled_clients=sampling.population,
-        )
-    if plan.dp.adaptive:
-        return RoundNormAdaptiveClipping(
-            inner,
-            noise_multiplier=plan.dp.noise_multiplier,  # Flower derives z_Δ from it
-            num_sampled_clients=sampling.size,
-            initial_clipping_norm=plan.dp.clip,
-            target_clipped_quantile=plan.dp.target_quantile,
-            clipped_count_stddev=plan.dp.clipped_count_stddev,
-        )
-    return DifferentialPrivacyClientSideFixedClipping(
-        inner,
-        noise_multiplier=plan.dp.noise_multiplier,
-        clipping_norm=plan.dp.clip,
-        num_sampled_clients=sampling.size,
-    )
 
 
 def validated_strategy(
