@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pytest
 from numpy.typing import NDArray
 
@@ -231,3 +232,89 @@ def test_a_sum_task_refuses_a_rule_that_cannot_sum(seam_env: Cli, tmp_path: Path
     assert "first-word is aggregated as a sum" in text and "median" in text
     assert "Traceback" not in text
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.e2e
+def test_a_task_defined_here_trains_one_deployed_round_on_loopback(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Prepare: a real SuperLink with TLS and two SuperNodes on their own stores
+    from tests.test_deploy_e2e import (
+        Federation,
+        _fill_store,
+        _free_port,
+        _started_under,
+        _text,
+    )
+
+    base = tmp_path_factory.mktemp("seam-deploy")
+    (base / "user").mkdir()
+    (base / "work").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AICACHE_", "XDG_"))}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env.update(
+        AICACHE_HOME=str(base / "operator-home"),
+        HOME=str(base / "user"),
+        AICACHE_TASK_MODULES=__name__,
+        PYTHONPATH=path,
+    )
+    cli = Cli(home=base / "operator-home", env=env, counter=base / "count", cwd=base / "work")
+    fed = Federation(cli=cli, root=base / "fed", work=base / "work")
+    nodes = ("alice", "bob")
+    created = fed.server("init", str(fed.root), "--host", "127.0.0.1", "--port", str(_free_port()))
+    assert created.returncode == 0, created.stderr.decode()
+    try:
+        started = fed.server("start", str(fed.root), "--detach")
+        assert started.returncode == 0, started.stderr.decode()
+        for index, name in enumerate(nodes):
+            enrolled = fed.server("enroll", name, "--dir", str(fed.root))
+            assert enrolled.returncode == 0, enrolled.stderr.decode()
+            _fill_store(fed, name, index)
+            joined = fed.node(name, "join", str(fed.bundle(name)), "--detach")
+            assert joined.returncode == 0, _text(joined)
+        # Execute
+        ran = fed.server(
+            "run",
+            str(fed.root),
+            "--task",
+            "first-word",
+            "--rounds",
+            "1",
+            "--min-clients",
+            "2",
+            "--round-timeout",
+            "120",
+            "--wait",
+            "600",
+            timeout=700,
+        )
+        # Assert: one signed version whose model is the sum of the nodes' own counts
+        assert ran.returncode == 0, _text(ran)
+        assert "top-3 share" in _text(ran)
+        listed = fed.cli.run(
+            "models",
+            "list",
+            "--task",
+            "first-word",
+            "--json",
+            "--registry",
+            str(fed.root / "registry"),
+        )
+        versions = json.loads(listed.stdout)
+        assert [(v["task"], v["round"], v["num_clients"]) for v in versions] == [
+            ("first-word", 1, 2)
+        ]
+        from aicache.registry import ModelRegistry
+
+        whole = sum(train_counts(items_from_home(fed.home(name))) for name in nodes)
+        with ModelRegistry(fed.root / "registry") as reg:
+            model = reg.load(reg.resolve("first-word", "1"))
+            assert reg.signature("first-word", 1) is not None
+        np.testing.assert_allclose(model[0], whole)
+    finally:
+        for name in nodes:
+            fed.node(name, "leave")
+        fed.server("stop", str(fed.root))
+        psutil.wait_procs(_started_under(base), timeout=15)
+        left = _started_under(base)
+        assert not left, f"processes left running: {[p.cmdline() for p in left]}"
