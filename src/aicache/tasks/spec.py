@@ -23,6 +23,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
+from aicache.errors import AicacheError
 from aicache.tasks.base import AnyTask
 
 # Modules that register the built-in tasks, imported on first registry use.
@@ -266,8 +267,8 @@ def load_task_modules() -> None:
 
     Raises
     ------
-    ImportError
-        Naming a module that cannot be imported (and where it was listed).
+    AicacheError
+        Naming a module that cannot be imported and where it was listed.
     """
     for module in task_modules():
         if module in _loaded:
@@ -275,9 +276,10 @@ def load_task_modules() -> None:
         try:
             importlib.import_module(module.split(":")[0])
         except ImportError as exc:
-            raise ImportError(
-                f"task module {module!r} (from {MODULES_VARIABLE} or the {ENTRY_POINT_GROUP!r} "
-                f"entry points) cannot be imported: {exc}"
+            raise AicacheError(
+                f"task module {module!r} cannot be imported: {exc}",
+                hint=f"Fix {MODULES_VARIABLE} or the package that declares it in the "
+                f"{ENTRY_POINT_GROUP!r} entry points (and check PYTHONPATH).",
             ) from exc
         _loaded.add(module)
 
