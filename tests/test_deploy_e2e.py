@@ -368,10 +368,12 @@ def test_a_node_that_vanishes_mid_run_does_not_stall_it(federation: Federation) 
         "2",
         "--min-clients",
         "2",
+        # Long enough for a live node's reply on a loaded machine; a round still ends
+        # without the dead node's reply, and a run stalled by it would outlast --wait.
         "--round-timeout",
-        "15",
+        "40",
         "--wait",
-        "150",  # a run stalled by the dead node would outlast this and fail
+        "300",
     )
     for member in tree:
         member.kill()
