@@ -318,3 +318,26 @@ def test_a_task_defined_here_trains_one_deployed_round_on_loopback(
         psutil.wait_procs(_started_under(base), timeout=15)
         left = _started_under(base)
         assert not left, f"processes left running: {[p.cmdline() for p in left]}"
+
+
+@pytest.mark.e2e
+def test_a_sum_task_sums_noised_updates_under_local_dp(seam_env: Cli, tmp_path: Path) -> None:
+    # Prepare: every client clips (no-op at C = 100) and noises its own update (σ = z·C = 0.01)
+    registry = tmp_path / "registry"
+    source = SyntheticSource(seed=3, clients=3)
+    flags = "--dp local --clip 100 --noise-multiplier 0.0001"
+    # Execute
+    metrics, _ = seam_env.simulate(
+        f"--task first-word --clients 3 --rounds 1 --seed 3 {flags} --registry {registry}",
+        out=tmp_path / "report",
+    )
+    # Assert: the noised sum, not a noised mean (a third of it, off by more than 0.5 here)
+    from aicache.registry import ModelRegistry
+
+    whole = sum(train_counts(source.records(c)) for c in range(3))
+    with ModelRegistry(registry) as reg:
+        model = reg.load(reg.resolve("first-word", "1"))[0]
+    assert metrics["privacy"]["dp"] == "local"
+    assert np.abs(whole - whole / 3).max() > 0.5
+    np.testing.assert_allclose(model, whole, atol=0.1)
+    assert not np.allclose(model, whole, rtol=0, atol=1e-9)  # the noise is there
