@@ -336,8 +336,10 @@ def run(
     ] = False,
 ) -> None:
     """Start a federated run on the connected nodes and follow it; versions land in DIR/registry."""
+    from aicache.cli.simulate import headline_text
     from aicache.deploy import runs
     from aicache.federation.options import plan_from_options
+    from aicache.tasks.spec import get_spec
 
     server = _server(directory, dir_option)
     task = task or str(_config_value(server, "training", "task", "next-command", str))
@@ -401,9 +403,15 @@ def run(
             completed=submitted.resumed_after,
         )
 
+        headline = get_spec(plan.task).headline
+
         def on_version(version: Any) -> None:
-            top1 = version.metrics.get("eval.top1")
-            quality = "not evaluated" if top1 is None else f"top-1 {top1:.3f}"
+            evaluated = any(f"eval.{m.name}" in version.metrics for m in headline)
+            quality = (
+                headline_text(plan.task, version.metrics, prefix="eval.")
+                if evaluated
+                else "not evaluated"
+            )
             eps = version.privacy.get("epsilon")
             privacy = f", ε {eps:.2f}" if isinstance(eps, float) else ""
             progress.update(

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from aicache.errors import AicacheError
+from aicache.federation.aggregation import check_aggregation
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import (
     ROBUST_STRATEGIES,
@@ -268,6 +269,7 @@ def plan_from_options(
             plan = replace(plan, learning_rate=learning_rate)
         if local_epochs is not None:
             plan = replace(plan, local_epochs=local_epochs)
+        check_aggregation(plan)
     except ValueError as exc:
         raise AicacheError(str(exc)) from exc
     return plan

@@ -20,6 +20,7 @@ from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, R
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Strategy
 
+from aicache.federation.aggregation import for_task
 from aicache.federation.dp_wrappers import private_strategy
 from aicache.federation.homomorphic import HomomorphicStrategy
 from aicache.federation.plan import TrainingPlan
@@ -326,7 +327,10 @@ def make_server_app(
         random.seed(None if plan.dp.enabled else plan.seed + plan.start_round)
         inner = private_strategy(
             plan,
-            build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean),
+            for_task(
+                plan,
+                build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean),
+            ),
         )
         strategy: ValidatedStrategy
         if plan.secure_aggregation.encrypts_updates:
