@@ -5,7 +5,7 @@ its name: it checks its own settings, says how a run under it is accounted and
 what each client adds, and describes the guarantee it gives. Nothing outside
 this module (and :mod:`aicache.privacy.combinations`, where refused pairings
 live) branches on a mode's name; the federation layer registers its Flower
-parts (wrappers, mods, app pairs) under the same names.
+parts (the server-side DP wrappers, the app pairs) under the same names.
 """
 
 from __future__ import annotations
