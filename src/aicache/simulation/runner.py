@@ -21,23 +21,18 @@ from aicache.federation.aggregation import aggregation_problem
 from aicache.federation.client_app import report_arms
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.secure_apps import SECURE_APPS, AppOptions
-from aicache.federation.server_app import (
-    BudgetReached,
-    RoundReport,
-    RunObserver,
-    prior_spends,
-    starting_point,
-)
+from aicache.federation.server_app import RoundReport
+from aicache.federation.session import Ending, Resume, RunEnded, RunSession
+from aicache.privacy.accounting import RunSpend
 from aicache.privacy.combinations import refuse_experiment
 from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
 from aicache.privacy.secure import SecAggSettings, fitted
-from aicache.registry import ModelRegistry
 from aicache.registry.model_registry import ModelVersion
 from aicache.simulation.adversary import Adversary, Dropout
 from aicache.simulation.budget import budget_advice
 from aicache.simulation.engine import SimulationInterrupted, simulate
 from aicache.simulation.sources import PartitionProvider
-from aicache.tasks.base import FitConfig, ensure_compatible, get_task
+from aicache.tasks.base import FitConfig, get_task
 from aicache.tasks.spec import ClientSource, get_spec
 
 
@@ -127,32 +122,6 @@ def _arms_in_process(
     return arms
 
 
-def _resumed(
-    registry: ModelRegistry, task_name: str, federation: str
-) -> tuple[str, TrainingPlan, list[np.ndarray], int | None]:
-    """The interrupted run of ``task_name``: its id, plan, latest model and that version.
-
-    Raises
-    ------
-    AicacheError
-        If there is none, or it ran on other data than the flags name now.
-    """
-    record = registry.unfinished_run(task_name)
-    if record is None:
-        raise AicacheError(
-            f"no interrupted run of {task_name} to resume in {registry.root}",
-            hint="Start a new run without --resume.",
-        )
-    if record.spec.get("federation") != federation:
-        raise AicacheError(
-            f"the interrupted run trained on {record.spec.get('federation')!r}, "
-            f"not on {federation!r}",
-            hint="Resume with the same --data, --clients and --seed as the run had.",
-        )
-    plan, initial, parent = starting_point(registry, record)
-    return record.run_id, plan, initial, parent
-
-
 def run(
     plan: TrainingPlan,
     source: ClientSource,
@@ -191,42 +160,34 @@ def run(
     except ValueError as exc:
         raise AicacheError(str(exc)) from exc
     federation = f"simulation: {source.describe()}"
-    with ModelRegistry(registry_root) as registry:
-        if resume:
-            run_id, plan, initial, parent = _resumed(registry, plan.task, federation)
-        else:
-            latest = registry.latest(plan.task) if warm_start else None
-            initial = registry.load(latest) if latest else task.init_params(plan.seed)
-            parent = latest.version if latest else None
-            ensure_compatible(plan.task, initial)
-            spec = {
-                "plan": plan.as_dict(),
-                "federation": federation,
-                "parent": parent,
-                # Who trained it: `evaluate` warns when it is asked to score them again.
-                "members": source.members(),
-            }
-            run_id = registry.start_run(plan.task, spec)
-        prior = prior_spends(registry, plan.task, federation, run_id)
-    provider = PartitionProvider(source)
-    observer = RunObserver(
+    resuming = (
+        RunSession.resumable(
+            registry_root=registry_root,
+            task=plan.task,
+            federation=federation,
+            rule=Resume.INTERRUPTED,
+        )
+        if resume
+        else None
+    )
+    session = RunSession.begin(
         registry_root=registry_root,
-        run_id=run_id,
         plan=plan,
         federation=federation,
-        prior=prior,
-        parent=parent,
-        on_round=on_round,
+        resuming=resuming,
+        rule=Resume.INTERRUPTED,
+        warm_start=warm_start,
+        # Who trained it: `evaluate` warns when it is asked to score them again.
+        members=source.members(),
+        noun="the simulation",
     )
+    plan, initial, run_id = session.plan, session.initial, session.run_id
+    provider = PartitionProvider(source)
+    observer = session.observe(on_round=on_round)
     try:
-        observer.check_budget(plan.start_round + 1)
-    except (BudgetReached, ValueError) as stop:
-        with ModelRegistry(registry_root) as registry:
-            registry.finish_run(run_id, "failed", str(stop))
-        raise AicacheError(
-            f"the privacy budget allows no round: {stop}",
-            hint=budget_advice(plan, prior),
-        ) from stop
+        session.check_budget()
+    except RunEnded as stop:
+        raise _simulation_error(stop, plan, session.prior) from stop
     aggregation = plan.secure_aggregation
     apps = SECURE_APPS[aggregation.mode]
     if aggregation.bounds_weights:
@@ -266,30 +227,10 @@ def run(
     ):
         stage("report arms")
         observer.final_clients = _arms_in_process(provider, plan, observer.final_arrays, len(names))
-    with ModelRegistry(registry_root) as registry:
-        if observer.error is not None:
-            registry.finish_run(run_id, "failed", str(observer.error))
-            raise AicacheError(
-                f"the federated run failed: {observer.error}",
-                hint="Nothing was registered for the failed round; earlier rounds' versions stay.",
-                exit_code=1,
-            )
-        if observer.stopped is not None and not observer.rounds:
-            registry.finish_run(run_id, "failed", observer.stopped)
-            raise AicacheError(
-                f"the privacy budget allows no round: {observer.stopped}",
-                hint=budget_advice(plan, prior),
-            )
-        if observer.stopped is None and len(observer.rounds) != plan.rounds - plan.start_round:
-            registry.finish_run(run_id, "failed", "the simulation ended early")
-            raise AicacheError(
-                f"the simulation ended after {len(observer.rounds)} of "
-                f"{plan.rounds - plan.start_round} rounds",
-                hint="Run again with --verbose to see Flower's log.",
-                exit_code=1,
-            )
-        registry.finish_run(run_id, "finished", observer.stopped)
-        registered = registry.run_versions(run_id)
+    try:
+        registered = session.finish()
+    except RunEnded as ended:
+        raise _simulation_error(ended, plan, session.prior) from ended.__cause__
     versions = [v.version for v in registered]
     # A resumed run's earlier rounds were done by another process: the registry has them.
     rounds = [*registered_rounds(registered, before=plan.start_round + 1), *observer.rounds]
@@ -318,6 +259,26 @@ def run(
         versions=versions,
         privacy=observer.privacy_after(plan.start_round + len(observer.rounds)),
         stopped=observer.stopped,
+    )
+
+
+def _simulation_error(ended: RunEnded, plan: TrainingPlan, prior: list[RunSpend]) -> AicacheError:
+    """The command line's message for a run that ended without finishing."""
+    if ended.ending is Ending.NO_ROUND:
+        return AicacheError(
+            f"the privacy budget allows no round: {ended.reason}",
+            hint=budget_advice(plan, prior),
+        )
+    if ended.ending is Ending.FAILED:
+        return AicacheError(
+            f"the federated run failed: {ended.reason}",
+            hint="Nothing was registered for the failed round; earlier rounds' versions stay.",
+            exit_code=1,
+        )
+    return AicacheError(
+        f"the simulation ended after {ended.rounds} of {ended.planned} rounds",
+        hint="Run again with --verbose to see Flower's log.",
+        exit_code=1,
     )
 
 
