@@ -11,10 +11,9 @@ from flwr.serverapp.strategy import FedAvg
 
 from aicache.errors import AicacheError
 from aicache.federation.plan import TrainingPlan
-from aicache.federation.session import Ending, Resume, RunEnded, RunSession
+from aicache.federation.session import Ending, Resume, Resumption, RunEnded, RunSession
 from aicache.federation.validation import ValidatedStrategy
 from aicache.registry import ModelRegistry
-from aicache.registry.model_registry import RunRecord
 from aicache.tasks.base import get_task
 
 TASK = "next-command"
@@ -24,8 +23,7 @@ FEDERATION = "simulation: test"
 def _begin(
     root: Path,
     *,
-    resuming: RunRecord | None = None,
-    rule: Resume = Resume.INTERRUPTED,
+    resuming: Resumption | None = None,
     warm_start: bool = False,
     members: list[str] | None = None,
     noun: str = "the run",
@@ -35,7 +33,6 @@ def _begin(
         plan=TrainingPlan(task=TASK, rounds=3),
         federation=FEDERATION,
         resuming=resuming,
-        rule=rule,
         warm_start=warm_start,
         members=members,
         noun=noun,
@@ -62,9 +59,9 @@ def test_an_interrupted_run_resumes_after_its_last_round_on_its_own_federation(
     record = RunSession.resumable(
         registry_root=root, task=TASK, federation=FEDERATION, rule=Resume.INTERRUPTED
     )
-    resumed = _begin(root, resuming=record, rule=Resume.INTERRUPTED)
+    resumed = _begin(root, resuming=record)
     # Assert: the same run, after round 1, from round 1's model and version
-    assert resumed.run_id == first.run_id and record.spec["members"] == ["a", "b"]
+    assert resumed.run_id == first.run_id and record.record.spec["members"] == ["a", "b"]
     assert resumed.plan.start_round == 1 and resumed.resumed_after == 1
     assert resumed.parent == 1
     assert all(np.array_equal(a, b) for a, b in zip(resumed.initial, model, strict=True))
@@ -90,7 +87,7 @@ def test_a_failed_deployed_run_is_reopened_and_a_simulation_does_not_resume_it(
     record = RunSession.resumable(
         registry_root=root, task=TASK, federation=FEDERATION, rule=Resume.UNFINISHED
     )
-    resumed = _begin(root, resuming=record, rule=Resume.UNFINISHED)
+    resumed = _begin(root, resuming=record)
     assert resumed.run_id == first.run_id and resumed.resumed_after == 1
     assert resumed.plan.start_round == 0  # submitted as it was: the ServerApp attaches
     with ModelRegistry(root) as registry:

@@ -84,7 +84,6 @@ def models_list(
         emit_json([{**v.as_dict(), "serving": bool(_serves(serving, v))} for v in versions])
         return
     if not versions:
-
         out.print(f"No model versions in {registry_dir(registry)}: {_shipped_text(task)}.")
         return
     # Compact enough for an 80-column terminal: a table per task, ε without δ (it

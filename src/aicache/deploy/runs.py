@@ -118,7 +118,7 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
         else None
     )
     active = server.active_runs()
-    stale = submitted_runs.get(resumable.run_id) if resumable is not None else None
+    stale = submitted_runs.get(resumable.record.run_id) if resumable is not None else None
     if stale in active and not server.serverapp_running():
         # Flower keeps a run whose ServerApp died with the SuperLink "running" until its
         # heartbeat expires; resuming replaces it. A run whose ServerApp is alive is left
@@ -136,7 +136,6 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
         plan=plan,
         federation=federation,
         resuming=resumable,
-        rule=Resume.UNFINISHED,
         warm_start=True,
     )
     plan, run_id = session.plan, session.run_id

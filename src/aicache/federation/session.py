@@ -80,6 +80,14 @@ class RunEnded(Exception):
         self.planned = planned
 
 
+@dataclass(frozen=True, slots=True)
+class Resumption:
+    """A run to resume, and the rule that found it (which says how it resumes)."""
+
+    record: RunRecord
+    rule: Resume
+
+
 def _resumable(registry: ModelRegistry, task: str, federation: str, rule: Resume) -> RunRecord:
     """The run ``rule`` resumes, or an error naming why there is none."""
     if rule is Resume.INTERRUPTED:
@@ -104,7 +112,7 @@ def _resumable(registry: ModelRegistry, task: str, federation: str, rule: Resume
 class RunSession:
     """One run of the registry, from its beginning (or resumption) to its end.
 
-    Make one with :meth:`resumable` and :meth:`begin`, or :meth:`attach`.
+    Make one with :meth:`begin` (after :meth:`resumable` to resume), or :meth:`attach`.
 
     Attributes
     ----------
@@ -142,7 +150,7 @@ class RunSession:
     observer: RunObserver | None = None
 
     @staticmethod
-    def resumable(*, registry_root: Path, task: str, federation: str, rule: Resume) -> RunRecord:
+    def resumable(*, registry_root: Path, task: str, federation: str, rule: Resume) -> Resumption:
         """The run a resumption under ``rule`` would continue.
 
         Raises
@@ -151,7 +159,7 @@ class RunSession:
             If there is none, or (``INTERRUPTED``) it ran on another federation.
         """
         with ModelRegistry(registry_root) as registry:
-            return _resumable(registry, task, federation, rule)
+            return Resumption(_resumable(registry, task, federation, rule), rule)
 
     @classmethod
     def begin(
@@ -160,8 +168,7 @@ class RunSession:
         registry_root: Path,
         plan: TrainingPlan,
         federation: str,
-        resuming: RunRecord | None = None,
-        rule: Resume = Resume.INTERRUPTED,
+        resuming: Resumption | None = None,
         warm_start: bool = False,
         members: list[str] | None = None,
         noun: str = "the run",
@@ -195,14 +202,14 @@ class RunSession:
                     spec["members"] = members
                 run_id = registry.start_run(plan.task, spec)
                 resumed_after = 0
-            elif rule is Resume.INTERRUPTED:
-                run_id = resuming.run_id
-                plan, initial, parent = starting_point(registry, resuming)
+            elif resuming.rule is Resume.INTERRUPTED:
+                run_id = resuming.record.run_id
+                plan, initial, parent = starting_point(registry, resuming.record)
                 resumed_after = plan.start_round
             else:
-                run_id = resuming.run_id
-                plan = TrainingPlan.from_dict(resuming.spec["plan"])
-                _, initial, parent = starting_point(registry, resuming)
+                run_id = resuming.record.run_id
+                plan = TrainingPlan.from_dict(resuming.record.spec["plan"])
+                _, initial, parent = starting_point(registry, resuming.record)
                 done = registry.run_versions(run_id)
                 resumed_after = done[-1].round if done else 0
                 registry.reopen_run(run_id)

@@ -175,7 +175,6 @@ def run(
         plan=plan,
         federation=federation,
         resuming=resuming,
-        rule=Resume.INTERRUPTED,
         warm_start=warm_start,
         # Who trained it: `evaluate` warns when it is asked to score them again.
         members=source.members(),
