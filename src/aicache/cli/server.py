@@ -36,6 +36,7 @@ from aicache.cli.common import (
 )
 from aicache.cli.console import out, when
 from aicache.errors import AicacheError, Interrupted
+from aicache.extras import require_extra
 
 if TYPE_CHECKING:
     from aicache.deploy.server import ServerDirectory
@@ -105,6 +106,7 @@ def start(
     ] = None,
 ) -> None:
     """Start the SuperLink: TLS, node authentication, persistent state, telemetry off."""
+    require_extra("server")  # the ServerApp it runs accounts privacy with dp-accounting
     server = _server(directory, dir_option)
     if insecure:
         out.print(
@@ -424,6 +426,7 @@ def run(
     ] = False,
 ) -> None:
     """Start a federated run on the connected nodes and follow it; versions land in DIR/registry."""
+    require_extra("server")
     from aicache.deploy import runs
 
     server = _server(directory, dir_option)

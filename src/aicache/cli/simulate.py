@@ -31,6 +31,7 @@ from aicache.cli.common import (
 )
 from aicache.cli.console import err, out
 from aicache.errors import AicacheError, Interrupted
+from aicache.extras import require_extra
 
 
 def _quiet_flower() -> None:
@@ -316,6 +317,9 @@ def simulate(
     runs over [bold]--secure secagg[/] or [bold]he[/]: clients clip before masking or
     encrypting, the noise goes on the sum, and ε is central mode's.
     """
+    require_extra("simulation")
+    if secure == "he":
+        require_extra("he")
     _quiet_flower()
     from aicache.federation.plan import TrainingPlan
     from aicache.federation.strategies import StrategySpec
