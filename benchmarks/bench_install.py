@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -84,7 +85,7 @@ def main() -> int:
         pythons: dict[str, Path] = {}
         sizes: dict[str, dict[str, int]] = {}
         for name, target in INSTALLS.items():
-            console.print(f"installing {target} into a fresh venv ({args.python})")
+            console.print(escape(f"installing {target} into a fresh venv ({args.python})"))
             pythons[name] = _venv(args.python, Path(tmp) / name, target)
             site = _site_packages(pythons[name])
             sizes[name] = {"bytes": _bytes(site), "distributions": _distributions(pythons[name])}
@@ -113,7 +114,10 @@ def main() -> int:
     for name, size in sizes.items():
         ratio = size["bytes"] / sizes["all"]["bytes"]
         sizes_table.add_row(
-            INSTALLS[name], f"{size['bytes'] / 1e6:.1f}", str(size["distributions"]), f"{ratio:.3f}"
+            escape(INSTALLS[name]),
+            f"{size['bytes'] / 1e6:.1f}",
+            str(size["distributions"]),
+            f"{ratio:.3f}",
         )
     medians = {name: statistics.median(values) for name, values in samples.items()}
     baseline = medians["aicache run hit, all install"]

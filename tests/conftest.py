@@ -31,11 +31,14 @@ def shared_data(name: str) -> Path:
 # Test modules that need an optional extra of aicache. Where the extra is not
 # installed (`make core-test`), the whole module is skipped with the extra named;
 # a test module missing from this table that imports an extra fails, as it should.
-# A single test in a core module says so with @pytest.mark.extra("NAME").
+# A single test in a core module says so with @pytest.mark.needs_extra("NAME").
 NEEDS_EXTRA: dict[str, tuple[str, ...]] = {
     "test_accounting.py": ("server",),
     "test_adaptive_clipping.py": ("simulation",),
     "test_central_dp.py": ("simulation",),
+    "test_ckks.py": ("he",),
+    "test_deploy_e2e.py": ("server",),
+    "test_deploy_guard_e2e.py": ("server",),
     "test_dp_e2e.py": ("simulation",),
     "test_faults_dropout.py": ("simulation",),
     "test_faults_resume.py": ("server",),
@@ -44,6 +47,8 @@ NEEDS_EXTRA: dict[str, tuple[str, ...]] = {
     "test_secagg_e2e.py": ("simulation", "he"),
     "test_secure_dp.py": ("server", "he"),
     "test_secure_dp_e2e.py": ("simulation", "he"),
+    "test_simulation_advice.py": ("simulation",),
+    "test_simulation_e2e.py": ("simulation",),
 }
 
 
@@ -78,7 +83,7 @@ def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> 
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in item.iter_markers("extra"):
+    for marker in item.iter_markers("needs_extra"):
         reason = _extra_absent(*marker.args)
         if reason:
             pytest.skip(reason)
