@@ -88,6 +88,15 @@ def test_a_library_missing_its_own_dependency_is_not_blamed_on_the_extra(
     assert caught.value.name == "aicache_test_its_missing_dependency"
 
 
+def test_a_bare_folder_named_like_the_module_is_not_the_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "aicache_test_bare_folder").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(MissingExtra, match="aicache_test_bare_folder is not installed"):
+        require("simulation", "aicache_test_bare_folder")
+
+
 def test_an_unknown_extra_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown extra 'gpu'"):
         missing("gpu")
@@ -114,6 +123,7 @@ def test_he_without_its_extra_names_it_not_a_traceback() -> None:
 
 @pytest.mark.skipif(missing("simulation") == [], reason="the simulation extra is installed")
 def test_simulate_without_its_extra_names_it_not_a_traceback(cli: Cli) -> None:
+    (cli.cwd / "ray").mkdir()  # what Ray leaves in /tmp: a folder, not Ray
     result = cli.run("simulate", "--clients", "4", "--rounds", "1", "--out", "report")
     assert result.returncode == 2
     assert _error_lines(result) == [

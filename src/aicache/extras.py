@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
@@ -41,9 +42,15 @@ def _known(extra: str) -> tuple[str, ...]:
     return EXTRAS[extra]
 
 
+def _installed(spec: ModuleSpec | None) -> bool:
+    # A bare folder of that name (Ray leaves /tmp/ray, and `python -m` puts the
+    # working directory on the path) is a namespace package, not the library.
+    return spec is not None and spec.origin is not None
+
+
 def missing(extra: str) -> list[str]:
     """The modules of ``extra`` that are not installed, without importing any of them."""
-    return [name for name in _known(extra) if importlib.util.find_spec(name) is None]
+    return [name for name in _known(extra) if not _installed(importlib.util.find_spec(name))]
 
 
 def require_extra(extra: str) -> None:
@@ -59,15 +66,18 @@ def require_extra(extra: str) -> None:
 def require(extra: str, module: str) -> ModuleType:
     """Import ``module`` (part of ``extra``), or raise :class:`MissingExtra`."""
     _known(extra)
+    top = module.split(".")[0]
     try:
-        return importlib.import_module(module)
+        imported = importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        top = module.split(".")[0]
         # Only the module itself being absent is a missing extra; a module missing
         # inside an installed library is that library's problem, shown as it is.
         if exc.name not in (module, top):
             raise
         raise MissingExtra(extra, top) from None
+    if not _installed(imported.__spec__):
+        raise MissingExtra(extra, top)
+    return imported
 
 
 class LazyModule:
