@@ -35,6 +35,7 @@ def shared_data(name: str) -> Path:
 NEEDS_EXTRA: dict[str, tuple[str, ...]] = {
     "test_accounting.py": ("server",),
     "test_adaptive_clipping.py": ("simulation",),
+    "test_aggregation.py": ("server",),
     "test_central_dp.py": ("simulation",),
     "test_ckks.py": ("he",),
     "test_deploy_e2e.py": ("server",),
@@ -49,6 +50,7 @@ NEEDS_EXTRA: dict[str, tuple[str, ...]] = {
     "test_secure_dp_e2e.py": ("simulation", "he"),
     "test_simulation_advice.py": ("simulation",),
     "test_simulation_e2e.py": ("simulation",),
+    "test_task_seam_proof.py": ("simulation", "server"),
 }
 
 
