@@ -45,6 +45,7 @@ NEEDS_EXTRA: dict[str, tuple[str, ...]] = {
     "test_faults_resume.py": ("server",),
     "test_local_dp.py": ("simulation",),
     "test_poisson_sampling.py": ("simulation",),
+    "test_privacy_modes.py": ("server",),
     "test_secagg_e2e.py": ("simulation", "he"),
     "test_secure_dp.py": ("server", "he"),
     "test_secure_dp_e2e.py": ("simulation", "he"),

@@ -206,8 +206,6 @@ def simulate(
     encrypting, the noise goes on the sum, and ε is central mode's.
     """
     require_extra("simulation")
-    if secure == "he":
-        require_extra("he")
     _quiet_flower()
     from aicache.federation.options import plan_from_options
     from aicache.simulation import runner
