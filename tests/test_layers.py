@@ -46,7 +46,7 @@ ALLOWED = {
     "features": {"local"},
     "local": set(),
 }
-SHARED = {"errors", "__init__", "__main__"}
+SHARED = {"errors", "extras", "__init__", "__main__"}
 
 
 def _layer(module: str) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from aicache.errors import AicacheError, Interrupted
+from aicache.extras import require_extra
 from aicache.federation.aggregation import aggregation_problem
 from aicache.federation.client_app import report_arms
 from aicache.federation.plan import TrainingPlan
@@ -99,6 +100,7 @@ def _secagg_capacity(
 def _key_authority() -> tuple[Path, Path]:
     """New CKKS keys made by a separate process: this one (the server's) reads only the
     public context, so the secret key is never in its memory."""
+    require_extra("he")  # TenSEAL makes the keys
     directory = Path(tempfile.mkdtemp(prefix="aicache-keys-"))
     done = subprocess.run(
         [sys.executable, "-m", "aicache.privacy.key_authority", str(directory)],
