@@ -1,6 +1,7 @@
 """The layers of the design are a rule of the code: imports point down only.
 
-``LAYERS`` is DESIGN.md's "Layers" table as data, with no exception: a layer
+``LAYERS`` is the design's table of layers as data, with no exception (the
+README's Layout table shows it, and a test keeps the two the same): a layer
 imports itself, the shared modules, and the layers its row names. The privacy
 boundary is checked beside it: the code that sends data (``federation/``) or
 runs a node and a server (``deploy/``) never touches the private store
@@ -18,8 +19,9 @@ import aicache
 import aicache.local.schema
 
 PACKAGE = Path(aicache.__file__).parent
+README = Path(__file__).resolve().parents[1] / "README.md"
 
-# DESIGN.md, "Layers": which layers each layer may import (besides itself and SHARED).
+# Which layers each layer may import (besides itself and SHARED): the README's Layout table.
 LAYERS: dict[str, frozenset[str]] = {
     "cli": frozenset(
         {
@@ -117,7 +119,7 @@ def layer_violations(package: Path) -> list[str]:
                 allowed = ", ".join(sorted(LAYERS[layer])) or "no other layer"
                 violations.append(
                     f"{path.relative_to(package)} imports {module}: {layer}/ may import "
-                    f"{allowed} (DESIGN.md, Layers)"
+                    f"{allowed} (README, Layout)"
                 )
     return violations
 
@@ -172,7 +174,7 @@ def test_every_module_lives_in_a_known_layer() -> None:
         if _home(PACKAGE, path) not in LAYERS and _home(PACKAGE, path) not in SHARED
     ]
     # Assert
-    assert outside == [], "modules outside the layers of DESIGN.md"
+    assert outside == [], "modules outside the layers of the README's Layout table"
 
 
 def test_imports_point_down_only() -> None:
@@ -187,6 +189,20 @@ def test_the_code_that_sends_data_never_touches_the_private_store() -> None:
     violations = boundary_violations(PACKAGE)
     # Assert
     assert violations == [], "\n".join(violations)
+
+
+def test_the_readme_shows_the_same_layers() -> None:
+    # Prepare
+    rows = re.findall(
+        r"^\| `src/aicache/(\w+)/`[^|]*\|[^|]*\| ([^|]*) \|$", README.read_text(), re.M
+    )
+    # Execute
+    shown = {
+        layer: frozenset(re.findall(r"[a-z]+", may) if may != "(none)" else ())
+        for layer, may in rows
+    }
+    # Assert
+    assert shown == LAYERS
 
 
 def test_the_store_tables_are_read_from_its_schema() -> None:
@@ -219,9 +235,9 @@ def test_the_layer_checker_names_file_import_and_rule(tmp_path: Path) -> None:
     # Assert
     assert violations == [
         "deploy/processes.py imports aicache.simulation.engine: deploy/ may import "
-        "federation, local, registry, security, tasks (DESIGN.md, Layers)",
+        "federation, local, registry, security, tasks (README, Layout)",
         "privacy/noise.py imports aicache.registry.versions: privacy/ may import "
-        "no other layer (DESIGN.md, Layers)",
+        "no other layer (README, Layout)",
     ]
 
 
