@@ -307,9 +307,10 @@ def test_ctrl_c_stops_the_followed_run_and_says_how_to_resume(federation: Federa
     from aicache.deploy.server import ServerDirectory
 
     # Prepare: a run followed by `server run`, interrupted as a terminal's Ctrl-C does
-    # (SIGINT to the command's process group) once its first round is registered.
+    # (SIGINT to the command's process group) once its first round is registered. Enough
+    # rounds remain after the first that a loaded machine cannot finish them before the stop.
     before = len(_registry_rounds(federation))
-    args = ["server", "run", str(federation.root), "--rounds", "3", "--min-clients", "3"]
+    args = ["server", "run", str(federation.root), "--rounds", "6", "--min-clients", "3"]
     running = federation.cli.popen(*args, "--round-timeout", "60", "--wait", "600")
     try:
         deadline = time.monotonic() + 300
@@ -349,7 +350,7 @@ def test_ctrl_c_stops_the_followed_run_and_says_how_to_resume(federation: Federa
     )
     assert resumed.returncode == 0, _text(resumed)
     run_id = _registry_rounds(federation)[-1][0]
-    assert [r for run, r in _registry_rounds(federation) if run == run_id] == [1, 2, 3]
+    assert [r for run, r in _registry_rounds(federation) if run == run_id] == [1, 2, 3, 4, 5, 6]
 
 
 def test_a_node_that_vanishes_mid_run_does_not_stall_it(federation: Federation) -> None:
@@ -367,10 +368,12 @@ def test_a_node_that_vanishes_mid_run_does_not_stall_it(federation: Federation) 
         "2",
         "--min-clients",
         "2",
+        # Long enough for a live node's reply on a loaded machine; a round still ends
+        # without the dead node's reply, and a run stalled by it would outlast --wait.
         "--round-timeout",
-        "15",
+        "40",
         "--wait",
-        "150",  # a run stalled by the dead node would outlast this and fail
+        "300",
     )
     for member in tree:
         member.kill()
