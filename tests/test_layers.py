@@ -140,8 +140,11 @@ def boundary_violations(package: Path) -> list[str]:
         for path in sorted((package / layer).rglob("*.py")):
             where = path.relative_to(package)
             tree = ast.parse(path.read_text(), filename=str(path))
-            for module, names in sorted(set(_imports(package, path))):
-                private = [f"{module}.{name}" for name in names] + [module]
+            taken: dict[str, set[str]] = {}
+            for module, names in _imports(package, path):
+                taken.setdefault(module, set()).update(names)
+            for module, imported in sorted(taken.items()):
+                private = [f"{module}.{name}" for name in imported] + [module]
                 if _layer_of(module) == "features" or (
                     layer == "federation" and _layer_of(module) == "local"
                 ):
