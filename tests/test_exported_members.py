@@ -70,11 +70,22 @@ def test_every_public_name_of_a_package_is_in_its_all(name: str) -> None:
     exported = _exported(package)
     # Execute
     missing = sorted(_bound_publicly(package) - set(exported))
-    unresolved = [member for member in exported if not hasattr(package, member)]
+    unresolved, not_installed = [], set()
+    for member in exported:
+        try:
+            getattr(package, member)
+        except AttributeError:
+            unresolved.append(member)
+        except ModuleNotFoundError as exc:  # a library of an extra that is not installed
+            if exc.name is None or exc.name.split(".")[0] == "aicache":
+                raise
+            not_installed.add(exc.name)
     # Assert
     assert missing == [], f"{name} binds {missing} without listing them in __all__"
     assert unresolved == [], f"{name}.__all__ lists {unresolved}, which cannot be imported"
     assert len(set(exported)) == len(exported), f"{name}.__all__ repeats a name"
+    if not_installed:
+        pytest.skip(f"some names of {name} need {sorted(not_installed)}, not installed here")
 
 
 @pytest.mark.parametrize("name", PUBLIC_PACKAGES)
