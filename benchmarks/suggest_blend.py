@@ -19,9 +19,9 @@ from pathlib import Path
 from aicache.features.history_items import HistoryItem, items_from_shell
 from aicache.local.history import parse_greenberg, read_text
 from aicache.registry.shipped import shipped_model
-from aicache.tasks import next_command
 from aicache.tasks.history_baseline import TransitionCounts
 from aicache.tasks.next_command import NextCommandContext, NextCommandTask
+from aicache.tasks.next_command import task as next_command
 
 
 def _own_only(history: list[HistoryItem], k: int) -> list[str]:

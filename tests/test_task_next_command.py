@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,3 +252,29 @@ def test_fit_on_a_history_with_nothing_to_learn_returns_the_params() -> None:
     assert all(np.isfinite(v) for v in result.metrics.values())
     for x, y in zip(result.params, params, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_predict_on_an_empty_history_gives_k_distinct_commands() -> None:
+    # Prepare
+    task = NextCommandTask()
+    # Execute
+    predictions = task.predict(task.init_params(0), NextCommandContext(history=(), k=3))
+    # Assert
+    assert len(predictions) == 3
+    assert all(isinstance(p, str) and p for p in predictions)
+    assert len(set(predictions)) == 3
+
+
+def test_examples_save_and_load_without_pickles(tmp_path: Path) -> None:
+    # Prepare
+    task = NextCommandTask()
+    examples = task.load_local([HistoryItem(c) for c in ("ls", "cd", "ls", "cd", "ls", "vim")])
+    path = tmp_path / "examples"  # no suffix: save must not add one
+    # Execute
+    examples.save(path)
+    loaded = CandidateSet.load(path)
+    # Assert
+    assert path.exists()
+    np.testing.assert_array_equal(loaded.features, examples.features)
+    np.testing.assert_array_equal(loaded.offsets, examples.offsets)
+    np.testing.assert_array_equal(loaded.targets, examples.targets)

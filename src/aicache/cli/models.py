@@ -161,7 +161,7 @@ def models_use(
     """Pin the version suggest and prefetch serve (new versions then change nothing)."""
     from aicache.deploy.serving import load_verified
     from aicache.registry import ModelRegistry
-    from aicache.simulation.evaluation import ensure_compatible
+    from aicache.tasks.base import ensure_compatible
 
     with ModelRegistry(registry_dir(registry)) as reg:
         if version == "latest":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -59,6 +59,18 @@ def leave() -> None:
         out.print("No node was running.")
 
 
+def _node_task(state: dict[str, Any]) -> str | None:
+    """The task whose model the node uses: the one it last trained, else the first a node
+    can train (a task whose spec reads the local store)."""
+    from aicache.tasks.spec import all_specs, spec_names
+
+    last = state.get("last_round")
+    if isinstance(last, dict) and last.get("task") in spec_names():
+        return str(last["task"])
+    deployable = [spec.name for spec in all_specs() if spec.read_store is not None]
+    return deployable[0] if deployable else None
+
+
 def status(as_json: JsonOption = False) -> None:
     """Whether this machine's node runs and is connected, its last round, the model in use."""
     from aicache.cli.common import registry_dir
@@ -66,8 +78,12 @@ def status(as_json: JsonOption = False) -> None:
     from aicache.registry import ModelRegistry
 
     state = NodeHome().status()
-    with ModelRegistry(registry_dir(None)) as registry:
-        latest = registry.pinned("next-command") or registry.latest("next-command")
+    task = _node_task(state)
+    latest = None
+    if task is not None:
+        with ModelRegistry(registry_dir(None)) as registry:
+            latest = registry.pinned(task) or registry.latest(task)
+    state["model_task"] = task
     state["model_version"] = None if latest is None else latest.version
     state["model_note"] = None if latest is None else latest.note
     if as_json:
@@ -87,7 +103,8 @@ def status(as_json: JsonOption = False) -> None:
     )
     out.print(f"Updates sent: {state['updates_sent']} ({state['bytes_sent']} bytes)")
     model = state["model_version"]
-    out.print(f"Model in use: {'none' if model is None else f'version {model}'}")
+    used = "none" if model is None else f"{state['model_task']} version {model}"
+    out.print(f"Model in use: {used}")
 
 
 node_app = typer.Typer(help="This machine's federation node: join, leave, status.")

@@ -243,6 +243,7 @@ def _deploy_plan(
     expected_attackers: int = 0,
 ) -> Any:  # -> TrainingPlan
     from aicache.cli.simulate import _dp_plan, robust_spec
+    from aicache.federation.aggregation import check_aggregation
     from aicache.federation.plan import TrainingPlan
     from aicache.federation.strategies import Selection, StrategySpec
     from aicache.privacy.secure import SecAggSettings
@@ -301,6 +302,7 @@ def _deploy_plan(
             plan = replace(plan, learning_rate=learning_rate)
         if local_epochs is not None:
             plan = replace(plan, local_epochs=local_epochs)
+        check_aggregation(plan)
     except ValueError as exc:
         raise AicacheError(str(exc)) from exc
     return plan
@@ -424,7 +426,9 @@ def run(
     ] = False,
 ) -> None:
     """Start a federated run on the connected nodes and follow it; versions land in DIR/registry."""
+    from aicache.cli.simulate import headline_text
     from aicache.deploy import runs
+    from aicache.tasks.spec import get_spec
 
     server = _server(directory, dir_option)
     task = task or str(_config_value(server, "training", "task", "next-command", str))
@@ -487,9 +491,15 @@ def run(
             completed=submitted.resumed_after,
         )
 
+        headline = get_spec(plan.task).headline
+
         def on_version(version: Any) -> None:
-            top1 = version.metrics.get("eval.top1")
-            quality = "not evaluated" if top1 is None else f"top-1 {top1:.3f}"
+            evaluated = any(f"eval.{m.name}" in version.metrics for m in headline)
+            quality = (
+                headline_text(plan.task, version.metrics, prefix="eval.")
+                if evaluated
+                else "not evaluated"
+            )
             eps = version.privacy.get("epsilon")
             privacy = f", ε {eps:.2f}" if isinstance(eps, float) else ""
             progress.update(

@@ -211,6 +211,41 @@ def min_survivors(secagg: Any, sampled: int) -> int:
     return min(sampled, max(2, needed))
 
 
+def _source(task: str, data: Path | None, data_format: str, seed: int, clients: int) -> Any:
+    """The population of ``task`` that the flags name: ``--data`` in ``--format``, or synthetic.
+
+    Raises
+    ------
+    AicacheError
+        For an unknown task or a format the task does not read.
+    """
+    from aicache.tasks.spec import get_spec, spec_names
+
+    if task not in spec_names():
+        raise AicacheError(
+            f"--task: unknown task {task!r}: choose one of {', '.join(spec_names())}"
+        )
+    spec = get_spec(task)
+    if (data is not None or spec.formats) and data_format not in spec.formats:
+        known = ", ".join(spec.formats) or "none: it runs on its synthetic population only"
+        raise AicacheError(f"--format: unknown format {data_format!r}: choose one of {known}")
+    return spec.source(
+        data=None if data is None else str(data),
+        data_format=data_format,
+        seed=seed,
+        clients=clients,
+    )
+
+
+def headline_text(task: str, metrics: dict[str, float], prefix: str = "") -> str:
+    """The task's headline metrics as ``top-1 0.412 top-3 0.703`` (NaN when absent)."""
+    from aicache.tasks.spec import get_spec
+
+    return " ".join(
+        f"{m.label} {metrics.get(prefix + m.name, math.nan):.3f}" for m in get_spec(task).headline
+    )
+
+
 def simulate(
     task: TaskOption = "next-command",
     clients: Annotated[int, typer.Option("--clients", help="Synthetic developers.")] = 20,
@@ -323,21 +358,12 @@ def simulate(
     from aicache.simulation import runner
     from aicache.simulation.adversary import Adversary, Dropout
     from aicache.simulation.report import ARM_LABELS, ARMS, privacy_text, write_report
-    from aicache.simulation.sources import FORMATS, GreenbergSource, SyntheticSource
-    from aicache.tasks.base import task_names
+    from aicache.tasks.spec import get_spec
 
-    if task not in task_names():
-        raise AicacheError(
-            f"--task: unknown task {task!r}: choose one of {', '.join(task_names())}"
-        )
-    if data_format not in FORMATS:
-        raise AicacheError(
-            f"--format: unknown format {data_format!r}: choose one of {', '.join(FORMATS)}"
-        )
+    source = _source(task, data, data_format, seed, clients)
     checked("--clients", clients, 2)
     checked("--rounds", rounds, 1)
     checked("--cpus", cpus, 1)
-    source = GreenbergSource(str(data)) if data is not None else SyntheticSource(seed, clients)
     source.check()  # a bad data file is named here, not in a Ray worker's traceback
     names = source.names()
     if len(names) < 2:
@@ -402,15 +428,14 @@ def simulate(
         bar = progress.add_task("starting Flower and Ray", total=rounds)
 
         def on_round(report: Any) -> None:
-            top1 = report.evaluate_metrics.get("top1", float("nan"))
-            top3 = report.evaluate_metrics.get("top3", float("nan"))
             rejected = f", {len(report.rejected)} rejected" if report.rejected else ""
             if report.epsilon is not None:
                 rejected += f", ε {report.epsilon:.2f}"
             progress.update(
                 bar,
                 completed=report.round,
-                description=f"round {report.round}: top-1 {top1:.3f} top-3 {top3:.3f} "
+                description=f"round {report.round}: "
+                f"{headline_text(task, report.evaluate_metrics)} "
                 f"({report.accepted} clients{rejected}, v{report.version})",
             )
 
@@ -436,16 +461,11 @@ def simulate(
             again = _resume_command(task, data, data_format, clients, seed, registry, output)
             raise Interrupted(f"{stop.message}; to continue it: {again}") from None
     document = write_report(outcome, output)
-    table = Table("arm", "top-1", "top-3")
+    headline = get_spec(task).headline
+    table = Table("arm", *(m.label for m in headline))
     for arm in ARMS:
-        table.add_row(
-            ARM_LABELS[arm], f"{document[arm]['top1']:.3f}", f"{document[arm]['top3']:.3f}"
-        )
-    table.add_row(
-        "untrained model",
-        f"{outcome.initial.get('top1', 0):.3f}",
-        f"{outcome.initial.get('top3', 0):.3f}",
-    )
+        table.add_row(ARM_LABELS[arm], *(f"{document[arm][m.name]:.3f}" for m in headline))
+    table.add_row("untrained model", *(f"{outcome.initial.get(m.name, 0):.3f}" for m in headline))
     out.print(table)
     first, last = outcome.versions[0], outcome.versions[-1]
     out.print(
@@ -479,18 +499,14 @@ def evaluate(
     """Evaluate a registered model on users it never saw, with a cold-start view."""
     from aicache.registry import ModelRegistry
     from aicache.simulation.evaluation import evaluate_unseen, summary
-    from aicache.simulation.sources import FORMATS, GreenbergSource, SyntheticSource
+    from aicache.tasks.spec import get_spec
 
-    if data_format not in FORMATS:
-        raise AicacheError(
-            f"--format: unknown format {data_format!r}: choose one of {', '.join(FORMATS)}"
-        )
+    source = _source(task, data, data_format, seed, clients)
     checked("--cold-start", cold_start, 1)
     with ModelRegistry(simulation_registry_dir(registry)) as reg:
         version = reg.resolve(task, model)
         params = load_model(reg, version)
         trained_on = _trained_on(reg, version.run_id)
-    source = GreenbergSource(str(data)) if data is not None else SyntheticSource(seed, clients)
     seen = [n for n, m in zip(source.names(), source.members(), strict=True) if m in trained_on]
     if seen:
         shown = ", ".join(seen[:5]) + (", ..." if len(seen) > 5 else "")
@@ -514,32 +530,19 @@ def evaluate(
         emit_json(result)
         return
     out.print(f"[bold]{task}[/] v{version.version} on {source.describe()}")
-    table = Table(
-        "user",
-        "commands",
-        "top-1",
-        "top-3",
-        f"first {cold_start}: global top-1",
-        "own history top-1",
-    )
+    spec = get_spec(task)
+    columns = [m.name for m in spec.headline]
+    labels = [m.label for m in spec.headline]
+    if spec.cold_start is not None:  # the cold-start view: the first headline metric
+        columns += [f"cold_global_{columns[0]}", f"cold_own_{columns[0]}"]
+        labels += [f"first {cold_start}: global {labels[0]}", f"own history {labels[0]}"]
+    else:
+        columns.append(f"cold_global_{columns[0]}")
+        labels.append(f"first {cold_start}: global {labels[0]}")
+    table = Table("user", spec.record_label, *labels)
     for row in result["per_user"]:
-        table.add_row(
-            row["user"],
-            str(row["commands"]),
-            f"{row['top1']:.3f}",
-            f"{row['top3']:.3f}",
-            f"{row['cold_global_top1']:.3f}",
-            f"{row['cold_own_top1']:.3f}",
-        )
-    table.add_row(
-        "macro",
-        "",
-        f"{result['top1']:.3f}",
-        f"{result['top3']:.3f}",
-        f"{result['cold_global_top1']:.3f}",
-        f"{result['cold_own_top1']:.3f}",
-        style="bold",
-    )
+        table.add_row(row["user"], str(row["records"]), *(f"{row[c]:.3f}" for c in columns))
+    table.add_row("macro", "", *(f"{result[c]:.3f}" for c in columns), style="bold")
     out.print(table)
 
 

@@ -15,7 +15,6 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
@@ -26,6 +25,7 @@ from aicache.federation.client_app import ClientData, make_client_app
 from aicache.federation.validation import NUM_EXAMPLES
 from aicache.local.paths import aicache_home, ensure_private_dir, federation_dir
 from aicache.tasks.base import AnyTask
+from aicache.tasks.spec import Examples, get_spec
 
 INSTALL = "install"  # the query that hands a signed model to a node
 TRAIN_FRACTION = 0.7
@@ -34,10 +34,12 @@ TRAIN_FRACTION = 0.7
 class StoreProvider:
     """A node's examples: its own store, split in time (earliest 70 % to train on).
 
-    Extracting features from a long history takes about a second, and Flower
-    starts a process per message, so the extracted candidate sets are kept
-    in the node's folder (owner-only ``.npz``, no pickles) under a key that
-    changes whenever the store's command history does.
+    The store is read only through the task's own store reader (its spec's
+    ``read_store``). Extracting examples from a long history takes about a
+    second, and Flower starts a process per message, so the extracted
+    examples are kept in the node's folder (owner-only ``.npz``, no pickles,
+    written by the examples type's ``save``) under a key that changes
+    whenever what the reader reads does (its spec's ``store_version``).
     """
 
     def __init__(self) -> None:
@@ -53,35 +55,28 @@ class StoreProvider:
             )
         return self._memo[task.name]
 
-    def _load(self, task: AnyTask) -> Any:
+    def _load(self, task: AnyTask) -> Examples:
         from aicache import __version__
-        from aicache.features.candidates import CandidateSet
-        from aicache.local.store import Store
 
-        with Store.open(aicache_home()) as store:
-            count, last = store.conn.execute("SELECT count(*), max(rowid) FROM commands").fetchone()
-            key = f"{task.name}-{__version__}-{count}-{last}"
-            cached = node_dir() / "examples" / f"{key}.npz"
-            if cached.exists():
-                try:
-                    with np.load(cached, allow_pickle=False) as saved:
-                        return CandidateSet(saved["features"], saved["offsets"], saved["targets"])
-                except (OSError, ValueError, KeyError):
-                    cached.unlink(missing_ok=True)
-            examples = task.load_local(store.conn)
-        if isinstance(examples, CandidateSet):
-            folder = ensure_private_dir(cached.parent)
-            for old in folder.glob(f"{task.name}-*.npz"):
-                old.unlink(missing_ok=True)
-            temporary = folder / f"{key}.tmp.npz"
-            np.savez(
-                temporary,
-                features=examples.features,
-                offsets=examples.offsets,
-                targets=examples.targets,
-            )
-            temporary.chmod(0o600)
-            temporary.replace(cached)
+        spec = get_spec(task.name)
+        if spec.read_store is None or spec.store_version is None:
+            raise RuntimeError(f"task {task.name} cannot train on a node: it reads no store")
+        home = aicache_home()
+        key = f"{task.name}-{__version__}-{spec.store_version(home)}"
+        cached = node_dir() / "examples" / f"{key}.npz"
+        if cached.exists():
+            try:
+                return spec.examples.load(cached)
+            except (OSError, ValueError, KeyError):
+                cached.unlink(missing_ok=True)
+        examples = spec.read_store(task, home)
+        folder = ensure_private_dir(cached.parent)
+        for old in folder.glob(f"{task.name}-*.npz"):
+            old.unlink(missing_ok=True)
+        temporary = folder / f"{key}.tmp.npz"
+        examples.save(temporary)
+        temporary.chmod(0o600)
+        temporary.replace(cached)
         return examples
 
 

@@ -28,7 +28,7 @@ from aicache.federation.plan import TrainingPlan
 from aicache.registry import ModelRegistry, ModelVersion
 from aicache.security import signing
 from aicache.security.app_signing import APP_SIGNATURE_KEY, sign_app
-from aicache.simulation.evaluation import ensure_compatible
+from aicache.tasks.base import ensure_compatible
 
 # Two shims, so a node's ClientApp process never imports the server side.
 SERVER_MODULE, CLIENT_MODULE = "aicache_serverapp", "aicache_clientapp"

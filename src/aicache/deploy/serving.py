@@ -26,7 +26,7 @@ from aicache.local.importer import directory_hash
 from aicache.local.store import Store
 from aicache.registry import ModelRegistry, ModelVersion
 from aicache.registry.shipped import shipped_model
-from aicache.simulation.evaluation import ensure_compatible
+from aicache.tasks.base import ensure_compatible
 from aicache.tasks.next_command import NextCommandContext, NextCommandTask
 
 

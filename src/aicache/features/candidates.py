@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,8 +54,9 @@ class CandidateSet:
         """How many candidates each group has."""
         return np.diff(self.offsets)
 
-    def slice(self, start: int, stop: int) -> CandidateSet:
-        """Groups ``start`` to ``stop`` (exclusive), e.g. a chronological split."""
+    def slice(self, start: int, stop: int | None) -> CandidateSet:
+        """Groups ``start`` to ``stop`` (exclusive; ``None``: to the end), e.g. a
+        chronological split."""
         start, stop, _ = slice(start, stop).indices(len(self))
         stop = max(stop, start)
         lo, hi = int(self.offsets[start]), int(self.offsets[stop])
@@ -79,6 +81,23 @@ class CandidateSet:
             offsets=np.concatenate(offsets),
             targets=np.concatenate([p.targets for p in parts]),
         )
+
+    def save(self, path: Path) -> None:
+        """Write the three arrays to ``path`` (an ``.npz`` file, loadable without pickles)."""
+        with path.open("wb") as handle:  # a handle: numpy would append .npz to a bare name
+            np.savez(handle, features=self.features, offsets=self.offsets, targets=self.targets)
+
+    @classmethod
+    def load(cls, path: Path) -> CandidateSet:
+        """Read a set written by :meth:`save`.
+
+        Raises
+        ------
+        OSError, ValueError, KeyError
+            If ``path`` is not such a file.
+        """
+        with np.load(path, allow_pickle=False) as saved:
+            return cls(saved["features"], saved["offsets"], saved["targets"])
 
     def take(self, groups: NDArray[np.int64]) -> CandidateSet:
         """The groups at ``groups`` (indices, in the order given)."""

@@ -12,10 +12,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from aicache.local.history import ShellCommand
+from aicache.local.history import ShellCommand, parse_greenberg, read_text
 from aicache.local.importer import directory_hash
 from aicache.local.normalise import command_tokens
+from aicache.local.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +131,27 @@ def items_from_store(conn: sqlite3.Connection, source: str | None = None) -> lis
     return [
         item_from_row(dict(zip(columns, row, strict=True))) for row in conn.execute(query, params)
     ]
+
+
+def items_from_greenberg(path: Path) -> list[HistoryItem]:
+    """One user's trace in Greenberg's format, as history items.
+
+    Raises
+    ------
+    ValueError, OSError
+        If the file cannot be read or is not such a trace.
+    """
+    return items_from_shell(parse_greenberg(read_text(path)))
+
+
+def items_from_home(home: Path) -> list[HistoryItem]:
+    """Every imported command of the store of the aicache home ``home``, in typed order."""
+    with Store.open(home) as store:
+        return items_from_store(store.conn)
+
+
+def history_version(home: Path) -> str:
+    """A key that changes whenever the command history of ``home``'s store does."""
+    with Store.open(home) as store:
+        count, last = store.conn.execute("SELECT count(*), max(rowid) FROM commands").fetchone()
+    return f"{count}-{last}"

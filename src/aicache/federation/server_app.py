@@ -21,6 +21,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, Strategy
 
 from aicache.federation.adaptive_clipping import RoundNormAdaptiveClipping
+from aicache.federation.aggregation import for_task
 from aicache.federation.homomorphic import HomomorphicStrategy
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.poisson_sampling import PoissonSampling
@@ -364,7 +365,10 @@ def make_server_app(
         random.seed(None if plan.dp.enabled else plan.seed + plan.start_round)
         inner = private_strategy(
             plan,
-            build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean),
+            for_task(
+                plan,
+                build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean),
+            ),
         )
         strategy: ValidatedStrategy
         if plan.secure == "he":

@@ -1,82 +1,88 @@
-"""Evaluating a registered model on users it never saw, with a cold-start view."""
+"""Evaluating a registered model on users it never saw, with a cold-start view.
+
+Which metrics are reported, and the baseline of the cold-start view, come from
+the task's spec (:mod:`aicache.tasks.spec`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from aicache.errors import AicacheError
-from aicache.simulation.sources import GreenbergSource, SyntheticSource
-from aicache.tasks.base import check_params, get_task
-from aicache.tasks.history_baseline import online_bigram_hits
+from aicache.tasks.base import ensure_compatible, get_task
+from aicache.tasks.spec import ClientSource, get_spec
+
+__all__ = ["UserEvaluation", "ensure_compatible", "evaluate_unseen", "summary"]
 
 
 @dataclass(frozen=True, slots=True)
 class UserEvaluation:
-    """One unseen user's results."""
+    """One unseen user's results.
+
+    Attributes
+    ----------
+    user
+        The user's name in the source.
+    records
+        How many records (commands, ...) the user has.
+    overall
+        The global model's headline metrics on all of them.
+    cold_global
+        The global model's headline metrics on the cold-start view.
+    cold_own
+        The task's own-data baseline on the cold-start view (empty without one).
+    """
 
     user: str
-    commands: int
-    top1: float
-    top3: float
-    cold_global_top1: float
-    cold_global_top3: float
-    cold_own_top1: float
-    cold_own_top3: float
+    records: int
+    overall: dict[str, float]
+    cold_global: dict[str, float]
+    cold_own: dict[str, float]
 
-
-def ensure_compatible(task_name: str, params: list[np.ndarray]) -> None:
-    """Refuse a model whose arrays do not fit the task as this version defines it.
-
-    Raises
-    ------
-    AicacheError
-        Naming the mismatch (a model registered by another version of the task).
-    """
-    try:
-        check_params(params, get_task(task_name).init_params(0))
-    except ValueError as exc:
-        raise AicacheError(
-            f"the model does not fit task {task_name} as this aicache defines it: {exc}",
-            hint="It was trained by another version of the task; train a new one with "
-            "`aicache simulate`.",
-        ) from exc
+    def row(self) -> dict[str, Any]:
+        """The flat row of ``summary``: ``top1``, ``cold_global_top1``, ``cold_own_top1``, ..."""
+        return {
+            "user": self.user,
+            "records": self.records,
+            **self.overall,
+            **{f"cold_global_{k}": v for k, v in self.cold_global.items()},
+            **{f"cold_own_{k}": v for k, v in self.cold_own.items()},
+        }
 
 
 def evaluate_unseen(
     task_name: str,
     params: list[np.ndarray],
-    source: SyntheticSource | GreenbergSource,
+    source: ClientSource,
     *,
     cold_start: int = 200,
 ) -> list[UserEvaluation]:
-    """The model on every user of ``source``, all of whose commands are unseen.
+    """The model on every user of ``source``, all of whose records are unseen.
 
-    The cold-start view covers each user's first ``cold_start`` commands: the
-    global model against the user's own history alone (an online count model
-    that learns as they type, see :mod:`aicache.tasks.history_baseline`).
+    The cold-start view covers each user's first ``cold_start`` records: the
+    global model against the task's baseline on the user's own data alone
+    (for next-command an online count model that learns as they type, see
+    :mod:`aicache.tasks.history_baseline`).
     """
-    task = get_task(task_name)
+    task, spec = get_task(task_name), get_spec(task_name)
     ensure_compatible(task_name, params)
+    headline = [m.name for m in spec.headline]
     results = []
     for client, user in enumerate(source.names()):
-        history = source.history(client)
-        examples = task.load_local(history)
+        records = source.records(client)
+        examples = task.load_local(records)
         overall = task.evaluate(params, examples)
         cold = task.evaluate(params, examples.slice(0, cold_start))
-        own = online_bigram_hits(history[:cold_start], (1, 3))
+        own = spec.cold_start(records, cold_start) if spec.cold_start else {}
         results.append(
             UserEvaluation(
                 user=user,
-                commands=len(history),
-                top1=overall["top1"],
-                top3=overall["top3"],
-                cold_global_top1=cold["top1"],
-                cold_global_top3=cold["top3"],
-                cold_own_top1=float(np.mean(own[1])),
-                cold_own_top3=float(np.mean(own[3])),
+                records=len(records),
+                overall={k: overall[k] for k in headline},
+                cold_global={k: cold[k] for k in headline},
+                cold_own={k: own[k] for k in headline if k in own},
             )
         )
     return results
@@ -84,16 +90,10 @@ def evaluate_unseen(
 
 def summary(results: list[UserEvaluation]) -> dict[str, Any]:
     """Macro averages over users, and the per-user rows."""
-    keys = (
-        "top1",
-        "top3",
-        "cold_global_top1",
-        "cold_global_top3",
-        "cold_own_top1",
-        "cold_own_top3",
-    )
+    rows = [r.row() for r in results]
+    keys = [k for k in rows[0] if k not in ("user", "records")] if rows else []
     return {
         "users": len(results),
-        **{key: float(np.mean([getattr(r, key) for r in results])) for key in keys},
-        "per_user": [asdict(r) for r in results],
+        **{key: float(np.mean([row[key] for row in rows])) for key in keys},
+        "per_user": rows,
     }

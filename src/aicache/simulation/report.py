@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aicache.simulation.runner import SimulationOutcome, arms
+from aicache.tasks.spec import Metric, get_spec
 
 ARMS = ("federated", "personalized", "local_only", "centralized")
 ARM_LABELS = {
@@ -33,6 +34,7 @@ def _finite(value: Any) -> Any:
 def metrics_document(outcome: SimulationOutcome) -> dict[str, Any]:
     """The content of ``metrics.json``."""
     plan = outcome.plan
+    headline = get_spec(plan.task).headline
     document: dict[str, Any] = {
         "task": plan.task,
         "clients": len(outcome.names),
@@ -52,7 +54,11 @@ def metrics_document(outcome: SimulationOutcome) -> dict[str, Any]:
         },
         "privacy": outcome.privacy,
         "stopped": outcome.stopped,
-        "untrained": {"top1": outcome.initial.get("top1"), "top3": outcome.initial.get("top3")},
+        "metrics": [
+            {"name": m.name, "label": m.label, "higher_is_better": m.higher_is_better}
+            for m in headline
+        ],
+        "untrained": {m.name: outcome.initial.get(m.name) for m in headline},
         "registry_versions": outcome.versions,
         "seconds": outcome.seconds,
     }
@@ -60,8 +66,7 @@ def metrics_document(outcome: SimulationOutcome) -> dict[str, Any]:
     document["per_round"] = [
         {
             "round": r.round,
-            "top1": r.evaluate_metrics.get("top1"),
-            "top3": r.evaluate_metrics.get("top3"),
+            **{m.name: r.evaluate_metrics.get(m.name) for m in headline},
             "loss": r.evaluate_metrics.get("loss"),
             "seconds": r.seconds,
             "accepted_updates": r.accepted,
@@ -74,26 +79,40 @@ def metrics_document(outcome: SimulationOutcome) -> dict[str, Any]:
     return document
 
 
+def _better(metric: Metric) -> str:
+    return "higher is better" if metric.higher_is_better else "lower is better"
+
+
 def _plots(document: dict[str, Any], out: Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    headline = get_spec(document["task"]).headline
+    first = headline[0]
     names = []
     rounds = document["per_round"]
     fig, ax = plt.subplots(figsize=(7, 4))
     untrained = document.get("untrained") or {}
-    start = [] if untrained.get("top1") is None else [(0, untrained)]  # round 0: the initial model
+    # round 0: the initial model
+    start = [] if untrained.get(first.name) is None else [(0, untrained)]
     points = [*start, *((r["round"], r) for r in rounds)]
     xs = [x for x, _ in points]
-    for metric, style in (("top1", "-o"), ("top3", "-s")):
-        ax.plot(xs, [p[metric] for _, p in points], style, label=f"federated {metric}")
-        ax.axhline(document["centralized"][metric], linestyle="--", linewidth=1, color="grey")
+    markers = ("-o", "-s", "-^", "-v", "-d")
+    for metric, style in zip(headline, markers * len(headline), strict=False):
+        ys = [math.nan if p[metric.name] is None else p[metric.name] for _, p in points]
+        ax.plot(xs, ys, style, label=f"federated {metric.label}")
+        reference = document["centralized"][metric.name]
+        if reference is not None and math.isfinite(reference):
+            ax.axhline(reference, linestyle="--", linewidth=1, color="grey")
     ax.set_xlabel("round")
-    ax.set_ylabel("accuracy on clients' test splits (macro)")
+    ax.set_ylabel(
+        "; ".join(f"{m.label} ({_better(m)})" for m in headline) + " on clients' test splits"
+    )
     ax.set_title(f"{document['task']}: learning curve (dashed: centralized)")
-    ax.set_ylim(0, 1)
+    if all(m.bounded for m in headline):
+        ax.set_ylim(0, 1)
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "learning_curve.png", dpi=110)
@@ -104,13 +123,15 @@ def _plots(document: dict[str, Any], out: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(max(7, 0.45 * len(clients) + 3), 4))
     width = 0.2
     for index, arm in enumerate(ARMS):
-        values = {p["client"]: p["top1"] for p in document[arm]["per_client"]}
+        values = {p["client"]: p[first.name] for p in document[arm]["per_client"]}
         xs_arm = [i + (index - 1.5) * width for i in range(len(clients))]
-        ax.bar(xs_arm, [values.get(c) or 0 for c in clients], width, label=ARM_LABELS[arm])
+        heights = [_finite(values.get(c)) or 0 for c in clients]
+        ax.bar(xs_arm, heights, width, label=ARM_LABELS[arm])
     ax.set_xticks(range(len(clients)), clients, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("top-1 on the client's test split")
+    ax.set_ylabel(f"{first.label} on the client's test split ({_better(first)})")
     ax.set_title("per client, by arm")
-    ax.set_ylim(0, 1)
+    if first.bounded:
+        ax.set_ylim(0, 1)
     ax.legend(fontsize=7, loc="upper left", ncol=2)
     fig.tight_layout()
     fig.savefig(out / "clients.png", dpi=110)
@@ -144,12 +165,19 @@ def privacy_text(privacy: dict[str, Any]) -> str:
 _STYLE = "body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.3em 1em}"
 
 
+def _cell(value: Any) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
 def _html(document: dict[str, Any], images: list[str]) -> str:
+    headline = get_spec(document["task"]).headline
     rows = "".join(
         f"<tr><td>{html.escape(ARM_LABELS[arm])}</td>"
-        f"<td>{document[arm]['top1']:.3f}</td><td>{document[arm]['top3']:.3f}</td></tr>"
+        + "".join(f"<td>{_cell(document[arm][m.name])}</td>" for m in headline)
+        + "</tr>"
         for arm in ARMS
     )
+    header = "".join(f'<th title="{_better(m)}">{html.escape(m.label)}</th>' for m in headline)
     pictures = "".join(f'<p><img src="{name}" alt="{name}"></p>' for name in images)
     title = html.escape(document["task"])
     return f"""<!doctype html>
@@ -160,7 +188,7 @@ def _html(document: dict[str, Any], images: list[str]) -> str:
 <h1>{html.escape(document["task"])}: {document["clients"]} clients, {document["rounds"]} rounds</h1>
 <p>{html.escape(document["data"])}; strategy {html.escape(document["strategy"]["name"])};
 privacy: {html.escape(privacy_text(document["privacy"]))}.</p>
-<table><tr><th>arm</th><th>top-1</th><th>top-3</th></tr>{rows}</table>
+<table><tr><th>arm</th>{header}</tr>{rows}</table>
 {pictures}
 <p>Every number comes from <a href="metrics.json">metrics.json</a>.</p>
 </body></html>

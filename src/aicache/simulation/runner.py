@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from aicache.errors import AicacheError, Interrupted
+from aicache.federation.aggregation import aggregation_problem
 from aicache.federation.client_app import make_client_app, report_arms
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.secure_aggregation import make_secagg_client_app, make_secagg_server_app
@@ -35,9 +36,9 @@ from aicache.registry.model_registry import ModelVersion
 from aicache.simulation.adversary import Adversary, Dropout
 from aicache.simulation.budget import budget_advice
 from aicache.simulation.engine import SimulationInterrupted, simulate
-from aicache.simulation.evaluation import ensure_compatible
-from aicache.simulation.sources import GreenbergSource, PartitionProvider, SyntheticSource
-from aicache.tasks.base import FitConfig, get_task
+from aicache.simulation.sources import PartitionProvider
+from aicache.tasks.base import FitConfig, ensure_compatible, get_task
+from aicache.tasks.spec import ClientSource, get_spec
 
 
 @dataclass
@@ -64,7 +65,7 @@ def _centralized(
     """The usual upper reference: one model trained on every client's pooled train split."""
     task = get_task(plan.task)
     data = [provider.client_data(task, client) for client in range(clients)]
-    pooled = type(data[0].train).concatenate([d.train for d in data])
+    pooled = get_spec(plan.task).examples.concatenate([d.train for d in data])
     config = FitConfig(
         learning_rate=plan.learning_rate,
         local_epochs=epochs,
@@ -165,7 +166,7 @@ def _resumed(
 
 def run(
     plan: TrainingPlan,
-    source: SyntheticSource | GreenbergSource,
+    source: ClientSource,
     *,
     registry_root: Path,
     resume: bool = False,
@@ -189,6 +190,9 @@ def run(
     stage = on_stage or (lambda _: None)
     names = source.names()
     task = get_task(plan.task)
+    problem = aggregation_problem(plan)
+    if problem is not None:
+        raise AicacheError(problem)
     if plan.secure != "secagg" and dropout and dropout.count:
         raise AicacheError("--secagg-dropouts needs --secure secagg")
     if plan.secure == "secagg" and adversary and adversary.count:
@@ -363,31 +367,37 @@ def _macro(metrics: list[dict[str, float]]) -> dict[str, float]:
 
 
 def arms(outcome: SimulationOutcome) -> dict[str, Any]:
-    """The four arms of the report, macro-averaged over clients, with per-client values."""
+    """The four arms of the report, macro-averaged over clients, with per-client values.
+
+    Each arm holds the task's headline metrics (see its spec).
+    """
+    headline = [m.name for m in get_spec(outcome.plan.task).headline]
     result: dict[str, Any] = {}
     prefixes = {"federated": "", "personalized": "personalized.", "local_only": "local_only."}
     for arm, prefix in prefixes.items():
         per_client = [
             {
                 "client": outcome.names[c],
-                "top1": values.get(f"{prefix}top1", float("nan")),
-                "top3": values.get(f"{prefix}top3", float("nan")),
+                **{k: values.get(f"{prefix}{k}", float("nan")) for k in headline},
             }
             for c, values in sorted(outcome.final_clients.items())
         ]
-        result[arm] = _arm(per_client)
+        result[arm] = _arm(per_client, headline)
     result["centralized"] = _arm(
         [
-            {"client": outcome.names[c], "top1": v["top1"], "top3": v["top3"]}
+            {"client": outcome.names[c], **{k: v[k] for k in headline}}
             for c, v in sorted(outcome.centralized.items())
-        ]
+        ],
+        headline,
     )
     return result
 
 
-def _arm(per_client: list[dict[str, Any]]) -> dict[str, Any]:
+def _arm(per_client: list[dict[str, Any]], headline: list[str]) -> dict[str, Any]:
     return {
-        "top1": float(np.mean([p["top1"] for p in per_client])) if per_client else float("nan"),
-        "top3": float(np.mean([p["top3"] for p in per_client])) if per_client else float("nan"),
+        **{
+            k: float(np.mean([p[k] for p in per_client])) if per_client else float("nan")
+            for k in headline
+        },
         "per_client": per_client,
     }

@@ -1,144 +1,35 @@
-"""Where a simulation's clients come from: the synthetic default or real traces.
+"""Where a simulation's clients come from, and each client's examples for the ClientApp.
 
-A source yields one private history per client; :class:`PartitionProvider`
-turns a client's history into the task's examples and splits them in time
-(earliest part to train on, latest part to test on).
+A task's spec names its sources (:attr:`~aicache.tasks.spec.TaskSpec.synthetic`,
+the embedded default, and :attr:`~aicache.tasks.spec.TaskSpec.formats`, real
+data); :class:`PartitionProvider` turns a client's records into the task's
+examples and splits them in time (earliest part to train on, latest to test on).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from aicache.errors import AicacheError
-from aicache.features.history_items import HistoryItem, items_from_shell
 from aicache.federation.client_app import ClientData
-from aicache.local.history import parse_greenberg, read_text
-from aicache.simulation.population import developer
 from aicache.tasks.base import AnyTask
+from aicache.tasks.next_command.sources import GreenbergSource, SyntheticSource
+from aicache.tasks.spec import ClientSource, get_spec
 
-FORMATS = ("greenberg",)
-
-
-class HistorySource(Protocol):
-    """A population of clients, each with a private command history."""
-
-    def names(self) -> list[str]:
-        """One name per client, in client order."""
-        ...
-
-    def history(self, client: int) -> list[HistoryItem]:
-        """The history of ``client`` in typed order."""
-        ...
-
-    def members(self) -> list[str]:
-        """One identity per client that another source of the same people would share."""
-        ...
-
-    def describe(self) -> str:
-        """One line saying what the data is."""
-        ...
-
-    def check(self) -> None:
-        """Raise an :class:`AicacheError` naming what cannot be used, before a run starts."""
-        ...
+__all__ = [
+    "ClientSource",
+    "GreenbergSource",
+    "PartitionProvider",
+    "SyntheticSource",
+    "formats",
+    "training_members",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class SyntheticSource:
-    """The embedded default: a generated population (see :mod:`.population`)."""
-
-    seed: int
-    clients: int
-    commands: int = 600
-
-    def names(self) -> list[str]:
-        """``dev-0000``, ``dev-0001``, ..."""
-        return [f"dev-{index:04d}" for index in range(self.clients)]
-
-    def history(self, client: int) -> list[HistoryItem]:
-        """Client ``client``'s generated history."""
-        return developer(self.seed, client, self.commands).history
-
-    def check(self) -> None:
-        """Nothing to check: the population is generated."""
-
-    def members(self) -> list[str]:
-        """Who the clients are, comparable across sources: a developer is its seed and index."""
-        return [f"synthetic seed {self.seed} developer {index}" for index in range(self.clients)]
-
-    def describe(self) -> str:
-        """What the population is."""
-        return (
-            f"synthetic population (seed {self.seed}, {self.clients} developers, "
-            f"{self.commands} commands each)"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class GreenbergSource:
-    """Greenberg's UNIX traces: one user file per client, in file-name order."""
-
-    path: str
-
-    def _files(self) -> list[Path]:
-        folder = Path(self.path)
-        if not folder.exists():
-            raise AicacheError(
-                f"--data {self.path}: does not exist",
-                hint="Give the folder that holds one trace file per user.",
-            )
-        if not folder.is_dir():
-            raise AicacheError(
-                f"--data {self.path}: not a folder of Greenberg traces",
-                hint="Give the folder that holds one trace file per user.",
-            )
-        files = sorted(
-            p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "README"))
-        )
-        if not files:
-            raise AicacheError(f"--data {self.path}: the folder has no trace files")
-        return files
-
-    def names(self) -> list[str]:
-        """The users' file names."""
-        return [p.name for p in self._files()]
-
-    def history(self, client: int) -> list[HistoryItem]:
-        """User ``client``'s trace."""
-        path = self._files()[client]
-        try:
-            return items_from_shell(parse_greenberg(read_text(path)))
-        except (ValueError, OSError) as exc:
-            raise AicacheError(
-                f"--data {self.path}: {path.name} cannot be used: {exc}",
-                hint="Give a folder that holds only Greenberg trace files, one per user.",
-            ) from exc
-
-    def check(self) -> None:
-        """Read every trace once, so that a bad file is named before a simulation starts.
-
-        Raises
-        ------
-        AicacheError
-            Naming the first file that is not a Greenberg trace.
-        """
-        for client in range(len(self.names())):
-            self.history(client)
-
-    def members(self) -> list[str]:
-        """Who the clients are, comparable across folders: a user is the content of its trace."""
-        return [
-            "trace sha256 " + hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in self._files()
-        ]
-
-    def describe(self) -> str:
-        """Where the traces are."""
-        return f"Greenberg UNIX traces in {self.path} ({len(self._files())} users)"
+def formats(task_name: str) -> list[str]:
+    """The real data formats ``task_name`` reads (``--format``)."""
+    return list(get_spec(task_name).formats)
 
 
 _CACHE: dict[tuple[Any, str, int], ClientData] = {}
@@ -156,14 +47,14 @@ class PartitionProvider:
         The earliest share of each client's prediction points used for training.
     """
 
-    source: SyntheticSource | GreenbergSource
+    source: ClientSource
     train_fraction: float = 0.7
 
     def client_data(self, task: AnyTask, client: int) -> ClientData:
         """Client ``client``'s chronological train/test split for ``task``."""
         key = (self, task.name, client)
         if key not in _CACHE:
-            examples = task.load_local(self.source.history(client))
+            examples = task.load_local(self.source.records(client))
             cut = int(len(examples) * self.train_fraction)
             _CACHE[key] = ClientData(train=examples.slice(0, cut), test=examples.slice(cut, None))
         return _CACHE[key]

@@ -1,8 +1,36 @@
-"""Learned capabilities: one module per task, all following :class:`~aicache.tasks.base.Task`.
+"""Learned capabilities: one package per task, each registering one :class:`TaskSpec`.
 
-Use :func:`~aicache.tasks.base.get_task` to get a task by name.
+Use :func:`get_spec` for what the engine knows of a task and :func:`get_task`
+for the task itself; :mod:`aicache.tasks.checks` is the battery every task passes.
 """
 
 from aicache.tasks.base import FitConfig, FitResult, Params, Task, get_task, task_names
+from aicache.tasks.spec import (
+    Aggregation,
+    Examples,
+    Metric,
+    PredictionKind,
+    TaskSpec,
+    TaskTags,
+    get_spec,
+    register_spec,
+    spec_names,
+)
 
-__all__ = ["FitConfig", "FitResult", "Params", "Task", "get_task", "task_names"]
+__all__ = [
+    "Aggregation",
+    "Examples",
+    "FitConfig",
+    "FitResult",
+    "Metric",
+    "Params",
+    "PredictionKind",
+    "Task",
+    "TaskSpec",
+    "TaskTags",
+    "get_spec",
+    "get_task",
+    "register_spec",
+    "spec_names",
+    "task_names",
+]

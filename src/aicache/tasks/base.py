@@ -8,7 +8,6 @@ way through :class:`Task`.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+
+from aicache.errors import AicacheError
 
 Params = list[NDArray[np.float64]]
 """A model: a list of float arrays, in a task-defined order."""
@@ -25,13 +26,13 @@ ExamplesT = TypeVar("ExamplesT")
 ContextT = TypeVar("ContextT")
 PredictionT = TypeVar("PredictionT")
 
-# Modules that register the built-in tasks, imported on first registry use.
-BUILTIN_TASK_MODULES: tuple[str, ...] = ("aicache.tasks.next_command",)
-
 
 @dataclass(frozen=True, slots=True)
 class FitConfig:
     """How a client trains in one round.
+
+    The defaults are the ones runs use (a plan's training settings and a
+    client's fallbacks read them from here).
 
     Attributes
     ----------
@@ -49,10 +50,10 @@ class FitConfig:
         Seeds the order of examples, so a fit is reproducible.
     """
 
-    learning_rate: float = 0.02
-    local_epochs: int = 1
+    learning_rate: float = 0.01
+    local_epochs: int = 2
     proximal_mu: float = 0.0
-    batch_size: int = 256
+    batch_size: int = 128
     weight_decay: float = 0.0
     seed: int = 0
 
@@ -143,8 +144,9 @@ def register_task(name: str) -> Callable[[Callable[[], AnyTask]], Callable[[], A
 
 
 def _load_builtins() -> None:
-    for module in BUILTIN_TASK_MODULES:
-        importlib.import_module(module)
+    from aicache.tasks.spec import load_task_modules  # spec imports this module
+
+    load_task_modules()
 
 
 def task_names() -> list[str]:
@@ -185,3 +187,21 @@ def check_params(params: Sequence[NDArray[Any]], reference: Sequence[NDArray[Any
             raise ValueError(f"array {index}: shape {got.shape}, expected {want.shape}")
         if not np.all(np.isfinite(got)):
             raise ValueError(f"array {index} has non-finite values")
+
+
+def ensure_compatible(task_name: str, params: Sequence[NDArray[Any]]) -> None:
+    """Refuse a model whose arrays do not fit the task as this version defines it.
+
+    Raises
+    ------
+    AicacheError
+        Naming the mismatch (a model registered by another version of the task).
+    """
+    try:
+        check_params(params, get_task(task_name).init_params(0))
+    except ValueError as exc:
+        raise AicacheError(
+            f"the model does not fit task {task_name} as this aicache defines it: {exc}",
+            hint="It was trained by another version of the task; train a new one with "
+            "`aicache simulate`.",
+        ) from exc

@@ -25,7 +25,7 @@ from aicache.features.next_command import (
     extract_candidates,
 )
 from aicache.features.vocabulary import PUBLIC_VOCABULARY
-from aicache.tasks.base import FitConfig, FitResult, Params, Task, check_params, register_task
+from aicache.tasks.base import FitConfig, FitResult, Params, Task, check_params
 from aicache.tasks.history_baseline import TransitionCounts
 from aicache.tasks.ranking import (
     init_ranker,
@@ -226,6 +226,3 @@ def _subcommand_shares(
         program: {command: n / seen[program] for command, n in commands.items()}
         for program, commands in uses.items()
     }
-
-
-register_task(NextCommandTask.name)(NextCommandTask)

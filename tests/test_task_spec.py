@@ -1,0 +1,95 @@
+"""The spec registry: registration, lookup, discovery of task modules in other processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from aicache.errors import AicacheError
+from aicache.tasks.base import get_task, task_names
+from aicache.tasks.next_command import SPEC as NEXT_COMMAND
+from aicache.tasks.next_command import NextCommandTask
+from aicache.tasks.next_command.sources import GreenbergSource, SyntheticSource
+from aicache.tasks.spec import (
+    MODULES_VARIABLE,
+    get_spec,
+    load_task_modules,
+    register_spec,
+    spec_names,
+)
+from tests.conftest import SHARED_DATA
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_next_command_is_registered_once_as_task_and_spec() -> None:
+    # Prepare / Execute
+    spec = get_spec("next-command")
+    # Assert
+    assert spec is NEXT_COMMAND and "next-command" in spec_names()
+    assert "next-command" in task_names()
+    assert isinstance(get_task("next-command"), NextCommandTask)
+    assert [m.name for m in spec.headline] == ["top1", "top3"]
+    assert register_spec(NEXT_COMMAND) is NEXT_COMMAND  # registering it again changes nothing
+
+
+def test_another_spec_under_a_taken_name_is_refused() -> None:
+    # Prepare
+    other = replace(NEXT_COMMAND, record_label="lines")
+    # Execute / Assert
+    with pytest.raises(ValueError, match="already registered"):
+        register_spec(other)
+
+
+def test_unknown_spec_is_a_key_error_naming_the_known_ones() -> None:
+    # Prepare / Execute / Assert
+    with pytest.raises(KeyError, match=r"unknown task 'nope' .*next-command"):
+        get_spec("nope")
+
+
+def test_a_spec_without_metrics_or_with_half_a_store_reader_is_refused() -> None:
+    # Prepare / Execute / Assert
+    with pytest.raises(ValueError, match="declares no metric"):
+        replace(NEXT_COMMAND, metrics=())
+    with pytest.raises(ValueError, match="go together"):
+        replace(NEXT_COMMAND, store_version=None)
+
+
+def test_sources_come_from_the_spec() -> None:
+    # Prepare / Execute
+    synthetic = NEXT_COMMAND.source(data=None, data_format="greenberg", seed=4, clients=3)
+    real = NEXT_COMMAND.source(
+        data=str(SHARED_DATA / "greenberg"), data_format="greenberg", seed=0, clients=0
+    )
+    # Assert
+    assert synthetic == SyntheticSource(4, 3)
+    assert real == GreenbergSource(str(SHARED_DATA / "greenberg"))
+    with pytest.raises(ValueError, match=r"reads no format 'csv' .*greenberg"):
+        NEXT_COMMAND.source(data="x", data_format="csv", seed=0, clients=1)
+
+
+def test_an_unimportable_task_module_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare
+    monkeypatch.setenv(MODULES_VARIABLE, "no_such_module_for_aicache")
+    # Execute / Assert
+    with pytest.raises(AicacheError, match=r"no_such_module_for_aicache.*cannot be imported"):
+        load_task_modules()
+
+
+def test_a_task_module_named_in_the_environment_is_found_by_a_new_process() -> None:
+    # Prepare: a fresh interpreter, as a Ray worker or a SuperNode's app process is
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, MODULES_VARIABLE: "tests.test_task_seam_proof", "PYTHONPATH": path}
+    code = "from aicache.tasks.spec import spec_names; print(','.join(spec_names()))"
+    # Execute
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    # Assert
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "first-word,next-command"
