@@ -18,8 +18,9 @@ from flwr.supercore.differential_privacy import (
 
 from aicache.federation.adaptive_clipping import ADAPTIVE_CLIPPING
 from aicache.federation.client_app import clip_if_requested
+from aicache.federation.dp_wrappers import private_strategy
 from aicache.federation.plan import TrainingPlan
-from aicache.federation.server_app import private_strategy, validated_strategy
+from aicache.federation.server_app import validated_strategy
 from aicache.privacy.accounting import Sampling
 from aicache.privacy.central import DpPlan
 from tests.conftest import Cli
@@ -30,7 +31,7 @@ FIXED = Sampling("fixed", population=100, size=10)
 
 def _adaptive(z: float, count_noise: float, sampling: Sampling = FIXED) -> DpPlan:
     return DpPlan(
-        "central",
+        mode="central",
         clip=0.5,
         noise_multiplier=z,
         delta=DELTA,
@@ -79,12 +80,19 @@ def test_the_accountant_counts_the_sum_and_the_count_as_one_gaussian(
             "fixed share of clients",
         ),
         (
-            lambda: DpPlan("local", 1.0, 1.0, sampling=FIXED, target_quantile=0.5),
+            lambda: DpPlan(
+                mode="local", clip=1.0, noise_multiplier=1.0, sampling=FIXED, target_quantile=0.5
+            ),
             "option of --dp central",
         ),
         (
             lambda: DpPlan(
-                "central", 1.0, 1.0, sampling=FIXED, target_quantile=1.0, clipped_count_stddev=9
+                mode="central",
+                clip=1.0,
+                noise_multiplier=1.0,
+                sampling=FIXED,
+                target_quantile=1.0,
+                clipped_count_stddev=9,
             ),
             "invalid target quantile 1.0",
         ),
@@ -190,7 +198,13 @@ def test_an_adaptive_clipping_simulation_is_accounted_with_the_effective_multipl
     privacy = metrics["privacy"]
     sampling = Sampling("fixed", population=3, size=3)
     expected = DpPlan(
-        "central", 0.1, 1.0, 1e-5, sampling=sampling, target_quantile=0.5, clipped_count_stddev=1
+        mode="central",
+        clip=0.1,
+        noise_multiplier=1.0,
+        delta=1e-5,
+        sampling=sampling,
+        target_quantile=0.5,
+        clipped_count_stddev=1,
     )
     assert privacy["epsilon"] == pytest.approx(expected.epsilon_after(2))
     assert privacy["clipping"] == "adaptive"

@@ -8,7 +8,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.common import Scalar
 from flwr.serverapp.strategy import FedAvg
 
-from aicache.cli.simulate import min_survivors
+from aicache.federation.options import min_survivors
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import StrategySpec
 from aicache.federation.validation import NoValidAggregateError, ValidatedStrategy
@@ -21,7 +21,7 @@ SAMPLING = Sampling("fixed", population=100, size=10)
 
 
 def test_the_record_stored_with_a_version_holds_the_accountants_numbers() -> None:
-    plan = DpPlan("central", clip=0.5, noise_multiplier=1.2, delta=1e-6, sampling=SAMPLING)
+    plan = DpPlan(mode="central", clip=0.5, noise_multiplier=1.2, delta=1e-6, sampling=SAMPLING)
     record = plan.record(7)
     assert record["epsilon"] == epsilon(1.2, SAMPLING, 7, 1e-6, "rdp")
     assert (record["mechanism"], record["clip"], record["rounds"]) == ("gaussian", 0.5, 7)
@@ -39,7 +39,13 @@ def test_calibration_meets_the_target_for_the_planned_rounds() -> None:
 
 def test_a_plan_survives_the_round_trip_through_the_registry() -> None:
     dp = DpPlan(
-        "central", 1.0, 2.0, 1e-5, "pld", Sampling("poisson", 0.2, population=50), budget=8.0
+        mode="central",
+        clip=1.0,
+        noise_multiplier=2.0,
+        delta=1e-5,
+        accountant="pld",
+        sampling=Sampling("poisson", 0.2, population=50),
+        budget=8.0,
     )
     plan = TrainingPlan(task="next-command", rounds=3, dp=dp)
     assert TrainingPlan.from_dict(plan.as_dict()) == plan
@@ -48,13 +54,18 @@ def test_a_plan_survives_the_round_trip_through_the_registry() -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: DpPlan("laplace"), "unknown DP mode 'laplace'"),
-        (lambda: DpPlan("central", clip=0.0, noise_multiplier=1.0), "invalid clipping norm"),
-        (lambda: DpPlan("central", noise_multiplier=0.0), "invalid noise multiplier"),
-        (lambda: DpPlan("central", noise_multiplier=1.0, delta=1.0), "invalid delta"),
-        (lambda: DpPlan("central", noise_multiplier=1.0, accountant="gdp"), "unknown accountant"),
+        (lambda: DpPlan(mode="laplace"), "unknown DP mode 'laplace'"),
+        (lambda: DpPlan(mode="central", clip=0.0, noise_multiplier=1.0), "invalid clipping norm"),
+        (lambda: DpPlan(mode="central", noise_multiplier=0.0), "invalid noise multiplier"),
+        (lambda: DpPlan(mode="central", noise_multiplier=1.0, delta=1.0), "invalid delta"),
         (
-            lambda: DpPlan("central", noise_multiplier=1.0, accountant="pld", sampling=SAMPLING),
+            lambda: DpPlan(mode="central", noise_multiplier=1.0, accountant="gdp"),
+            "unknown accountant",
+        ),
+        (
+            lambda: DpPlan(
+                mode="central", noise_multiplier=1.0, accountant="pld", sampling=SAMPLING
+            ),
             "pld accountant cannot account sampling without replacement",
         ),
         (
@@ -62,7 +73,7 @@ def test_a_plan_survives_the_round_trip_through_the_registry() -> None:
                 task="t",
                 rounds=1,
                 max_update_norm=0.5,
-                dp=DpPlan("central", 1.0, 1.0, sampling=SAMPLING),
+                dp=DpPlan(mode="central", clip=1.0, noise_multiplier=1.0, sampling=SAMPLING),
             ),
             "below the clipping norm",
         ),
@@ -141,7 +152,7 @@ def test_dp_is_refused_with_a_strategy_that_is_not_a_mean() -> None:
                 task="t",
                 rounds=1,
                 strategy=StrategySpec(name),
-                dp=DpPlan("central", 1.0, 1.0, sampling=SAMPLING),
+                dp=DpPlan(mode="central", clip=1.0, noise_multiplier=1.0, sampling=SAMPLING),
             )
 
 
@@ -180,7 +191,15 @@ def test_good_secagg_settings_pass() -> None:
 
 
 def test_distributed_dp_accounts_for_the_fewest_survivors() -> None:
-    dp = DpPlan("distributed", 1.0, 2.0, 1e-5, "rdp", SAMPLING, min_survivors=6)
+    dp = DpPlan(
+        mode="distributed",
+        clip=1.0,
+        noise_multiplier=2.0,
+        delta=1e-5,
+        accountant="rdp",
+        sampling=SAMPLING,
+        min_survivors=6,
+    )
     assert dp.effective_noise_multiplier == pytest.approx(2.0 * (6 / 10) ** 0.5)
     assert dp.epsilon_after(5) == epsilon(dp.effective_noise_multiplier, SAMPLING, 5, 1e-5)
     calibrated = DpPlan.calibrated(
@@ -195,7 +214,15 @@ def test_distributed_dp_accounts_for_the_fewest_survivors() -> None:
     )
     assert 3.9 < calibrated.epsilon_after(5) <= 4.0
     with pytest.raises(ValueError, match="fewest survivors"):
-        DpPlan("distributed", 1.0, 2.0, 1e-5, "rdp", SAMPLING, min_survivors=1)
+        DpPlan(
+            mode="distributed",
+            clip=1.0,
+            noise_multiplier=2.0,
+            delta=1e-5,
+            accountant="rdp",
+            sampling=SAMPLING,
+            min_survivors=1,
+        )
 
 
 def test_a_clients_noise_share_is_clipped_update_plus_its_gaussian_share() -> None:

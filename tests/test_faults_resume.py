@@ -28,7 +28,12 @@ def test_a_rounds_spend_is_in_the_ledger_before_its_model(tmp_path: Path) -> Non
     # Prepare: a DP run's observer, and an artifact store that cannot be written
     # (a file where its folder should be), so registering the model fails for real
     root = tmp_path / "registry"
-    dp = DpPlan("central", 1.0, 1.0, sampling=Sampling("fixed", population=3, size=3))
+    dp = DpPlan(
+        mode="central",
+        clip=1.0,
+        noise_multiplier=1.0,
+        sampling=Sampling("fixed", population=3, size=3),
+    )
     plan = TrainingPlan(task=TASK, rounds=1, dp=dp)
     with ModelRegistry(root) as registry:
         run_id = registry.start_run(TASK, {"plan": plan.as_dict()})

@@ -60,7 +60,7 @@ def test_local_runs_compose_with_fixed_size_runs_and_not_with_poisson_ones() -> 
 
 def test_the_version_record_states_the_relation_sensitivity_and_no_amplification() -> None:
     plan = DpPlan(
-        "local", clip=0.5, noise_multiplier=6.0, delta=DELTA, accountant="pld", sampling=FIXED
+        mode="local", clip=0.5, noise_multiplier=6.0, delta=DELTA, accountant="pld", sampling=FIXED
     )
     record = plan.record(4)
     assert record["dp"] == "local"
@@ -85,7 +85,7 @@ def test_calibration_meets_the_target_for_local_dp() -> None:
 
 
 def test_local_dp_takes_any_rule_refuses_secure_modes_and_asks_clients_for_noise() -> None:
-    dp = DpPlan("local", clip=0.5, noise_multiplier=2.0, sampling=FIXED)
+    dp = DpPlan(mode="local", clip=0.5, noise_multiplier=2.0, sampling=FIXED)
     plan = TrainingPlan(task="t", rounds=1, strategy=StrategySpec("median"), dp=dp)
     config = plan.train_config()
     assert (config[LOCAL_DP_CLIP], config[LOCAL_DP_STD]) == (0.5, 1.0)
@@ -151,7 +151,7 @@ def test_the_mod_leaves_other_rounds_alone_and_refuses_no_noise() -> None:
 def test_an_honest_noised_update_passes_the_servers_norm_check() -> None:
     # Prepare: the plan's bound is 100, but a noised update of 20,000 values is longer.
     initial = [np.zeros((100, 200))]
-    dp = DpPlan("local", clip=1.0, noise_multiplier=2.0, sampling=FIXED)
+    dp = DpPlan(mode="local", clip=1.0, noise_multiplier=2.0, sampling=FIXED)
     plan = TrainingPlan(task="t", rounds=1, dp=dp, max_update_norm=100.0)
     update = noised_update([np.full((100, 200), 1.0)], initial, clip=1.0, std=2.0)
     norm = float(np.linalg.norm(update[0]))

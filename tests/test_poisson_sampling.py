@@ -11,9 +11,10 @@ from dp_accounting import rdp
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
+from aicache.federation.dp_wrappers import private_strategy
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.poisson_sampling import PoissonSampling, poisson_sample
-from aicache.federation.server_app import private_strategy, validated_strategy
+from aicache.federation.server_app import validated_strategy
 from aicache.federation.validation import NoValidAggregateError
 from aicache.privacy.accounting import Sampling, epsilon
 from aicache.privacy.central import DpPlan
@@ -51,7 +52,11 @@ class _Grid:
 
 def _plan(rate: float, population: int, z: float = 1.0) -> TrainingPlan:
     sampling = Sampling("poisson", rate, population=population)
-    return TrainingPlan(task="t", rounds=1, dp=DpPlan("central", 1.0, z, sampling=sampling))
+    return TrainingPlan(
+        task="t",
+        rounds=1,
+        dp=DpPlan(mode="central", clip=1.0, noise_multiplier=z, sampling=sampling),
+    )
 
 
 def _reply(update: float, size: int) -> Message:
@@ -124,11 +129,18 @@ def test_poisson_rounds_are_accounted_with_the_poisson_sampled_gaussian() -> Non
     ("build", "message"),
     [
         (
-            lambda: DpPlan("local", 1.0, 1.0, sampling=Sampling("poisson", 0.1, population=9)),
+            lambda: DpPlan(
+                mode="local",
+                clip=1.0,
+                noise_multiplier=1.0,
+                sampling=Sampling("poisson", 0.1, population=9),
+            ),
             "Poisson sampling \\(--sample-rate\\) is for --dp central",
         ),
         (
-            lambda: DpPlan("central", 1.0, 1.0, sampling=Sampling("poisson", 0.1)),
+            lambda: DpPlan(
+                mode="central", clip=1.0, noise_multiplier=1.0, sampling=Sampling("poisson", 0.1)
+            ),
             "needs the population size",
         ),
     ],

@@ -47,7 +47,15 @@ SAMPLING = Sampling("fixed", population=10, size=4)
 
 
 def _central(z: float = 1.0, clip: float = 0.5, **changes: Any) -> DpPlan:
-    return DpPlan("central", clip, z, 1e-5, "rdp", changes.pop("sampling", SAMPLING), **changes)
+    return DpPlan(
+        mode="central",
+        clip=clip,
+        noise_multiplier=z,
+        delta=1e-5,
+        accountant="rdp",
+        sampling=changes.pop("sampling", SAMPLING),
+        **changes,
+    )
 
 
 # --- the plan: what is accepted, what is refused -------------------------------------------
@@ -75,10 +83,20 @@ def test_central_dp_is_accepted_with_secure_aggregation_and_accounted_as_central
             "fedavg",
             "--adaptive-clip is not available with --secure secagg",
         ),
-        ("secagg", DpPlan("local", 1.0, 1.0, sampling=SAMPLING), "fedavg", "per-update"),
+        (
+            "secagg",
+            DpPlan(mode="local", clip=1.0, noise_multiplier=1.0, sampling=SAMPLING),
+            "fedavg",
+            "per-update",
+        ),
         ("secagg", _central(), "median", "runs FedAvg"),
         ("he", _central(), "median", "--secure he runs FedAvg"),
-        ("he", DpPlan("local", 1.0, 1.0, sampling=SAMPLING), "fedavg", "not local"),
+        (
+            "he",
+            DpPlan(mode="local", clip=1.0, noise_multiplier=1.0, sampling=SAMPLING),
+            "fedavg",
+            "not local",
+        ),
     ],
 )
 def test_unsupported_secure_dp_combinations_are_refused_with_a_reason(
@@ -89,7 +107,15 @@ def test_unsupported_secure_dp_combinations_are_refused_with_a_reason(
 
 
 def test_distributed_dp_over_ckks_asks_each_client_for_its_noise_share() -> None:
-    dp = DpPlan("distributed", 0.5, 2.0, 1e-5, "rdp", SAMPLING, min_survivors=4)
+    dp = DpPlan(
+        mode="distributed",
+        clip=0.5,
+        noise_multiplier=2.0,
+        delta=1e-5,
+        accountant="rdp",
+        sampling=SAMPLING,
+        min_survivors=4,
+    )
     plan = TrainingPlan(task="t", rounds=2, secure="he", dp=dp)
     config = plan.train_config()
     # Each of the m = 4 clients clips to C and adds N(0, z²C²/m): z·C on the sum of all 4.

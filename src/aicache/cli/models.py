@@ -177,13 +177,18 @@ def models_use(
 
 
 def _has_dp(privacy: dict[str, Any]) -> bool:
-    return bool(privacy.get("dp", "off") != "off")
+    from aicache.privacy.record import PrivacyRecord
+
+    return PrivacyRecord.from_dict(privacy).enabled
 
 
 def _privacy_text(privacy: dict[str, Any]) -> str:
-    if not _has_dp(privacy):
+    from aicache.privacy.record import PrivacyRecord
+
+    record = PrivacyRecord.from_dict(privacy)
+    if not record.enabled:
         return "no DP"
-    return f"ε={privacy.get('epsilon'):.3g}, δ={privacy.get('delta'):.1e}"
+    return f"ε={record.epsilon:.3g}, δ={record.delta:.1e}"
 
 
 @models_app.command("show")

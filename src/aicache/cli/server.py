@@ -13,7 +13,6 @@ import shlex
 import signal
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -219,95 +218,6 @@ def rotate_certs(
         out.print(line)
 
 
-def _deploy_plan(
-    population: int,
-    *,
-    task: str,
-    rounds: int,
-    strategy: str,
-    fraction: float,
-    min_clients: int,
-    local_epochs: int | None,
-    learning_rate: float | None,
-    seed: int,
-    dp: str,
-    clip: float,
-    noise_multiplier: float | None,
-    target_epsilon: float | None,
-    delta: float | None,
-    accountant: str,
-    budget: float | None,
-    secure: str,
-    round_timeout: float,
-    evaluate_every: int,
-    expected_attackers: int = 0,
-) -> Any:  # -> TrainingPlan
-    from aicache.cli.simulate import _dp_plan, robust_spec
-    from aicache.federation.aggregation import check_aggregation
-    from aicache.federation.plan import TrainingPlan
-    from aicache.federation.strategies import Selection, StrategySpec
-    from aicache.privacy.secure import SecAggSettings
-    from aicache.tasks.base import task_names
-
-    if task not in task_names():
-        raise AicacheError(
-            f"--task: unknown task {task!r}: choose one of {', '.join(task_names())}"
-        )
-    if dp not in ("off", "central"):
-        raise AicacheError(
-            f"--dp {dp} is not available on a deployed federation: use off or central",
-            hint="Distributed DP needs secure aggregation, which deployed runs lack so far.",
-        )
-    if secure != "off":
-        raise AicacheError(
-            f"--secure {secure} is not available on a deployed federation yet",
-            hint="Use it in `aicache simulate`; deployed runs use TLS and --dp for now.",
-        )
-    try:
-        dp_enabled = dp != "off"
-        # Under DP the sample must be m of all N enrolled nodes, as the accountant assumes:
-        # the run waits for every enrolled node before its first round.
-        selection = Selection(
-            fraction,
-            min_clients,
-            min_available=population if dp_enabled else min_clients,
-        )
-        dp_plan = _dp_plan(
-            dp,
-            clip,
-            noise_multiplier,
-            target_epsilon,
-            delta,
-            accountant,
-            budget,
-            population=population,
-            selection=selection,
-            rounds=rounds,
-            secagg=SecAggSettings(),
-        )
-        plan = TrainingPlan(
-            task=task,
-            rounds=rounds,
-            strategy=robust_spec(
-                StrategySpec(strategy, {}), expected_attackers, selection.per_round(population)
-            ),
-            selection=selection,
-            seed=seed,
-            dp=dp_plan,
-            round_timeout=round_timeout,
-            final_evaluation=False,
-            evaluate_every=evaluate_every,
-        )
-        if learning_rate is not None:
-            plan = replace(plan, learning_rate=learning_rate)
-        if local_epochs is not None:
-            plan = replace(plan, local_epochs=local_epochs)
-        check_aggregation(plan)
-    except ValueError as exc:
-        raise AicacheError(str(exc)) from exc
-    return plan
-
-
 def _config_value(server: ServerDirectory, table: str, key: str, default: Any, kind: Any) -> Any:
     """``table.key`` of the federation's config as ``kind``, or a message naming it."""
     value = server.config.get(table, {}).get(key, default)
@@ -428,6 +338,7 @@ def run(
     """Start a federated run on the connected nodes and follow it; versions land in DIR/registry."""
     from aicache.cli.simulate import headline_text
     from aicache.deploy import runs
+    from aicache.federation.options import plan_from_options
     from aicache.tasks.spec import get_spec
 
     server = _server(directory, dir_option)
@@ -449,8 +360,9 @@ def run(
         raise AicacheError(
             "no nodes are enrolled", hint="Enrol some with `aicache server enroll NAME`."
         )
-    plan = _deploy_plan(
-        population,
+    plan = plan_from_options(
+        population=population,
+        deployed=True,
         task=task,
         rounds=rounds,
         strategy=strategy,

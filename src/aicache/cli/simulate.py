@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import shlex
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,152 +62,6 @@ def _resume_command(
         words += ["--registry", str(registry)]
     words += ["--out", str(output)]
     return shlex.join(words)
-
-
-def _dp_plan(
-    mode: str,
-    clip: float,
-    noise_multiplier: float | None,
-    target_epsilon: float | None,
-    delta: float | None,
-    accountant: str,
-    budget: float | None,
-    *,
-    population: int,
-    selection: Any,
-    rounds: int,
-    secagg: Any,
-    secure: str = "off",
-    sample_rate: float | None = None,
-    adaptive_clip: float | None = None,
-    clip_count_noise: float | None = None,
-) -> Any:
-    """The run's DP plan from the flags (errors name the flag)."""
-    from aicache.privacy.accounting import Sampling
-    from aicache.privacy.central import DP_MODES, DpPlan, default_delta
-
-    if mode not in DP_MODES:
-        raise AicacheError(f"--dp: unknown mode {mode!r}: choose one of {', '.join(DP_MODES)}")
-    if mode == "off":
-        if noise_multiplier is not None or target_epsilon is not None or budget is not None:
-            raise AicacheError(
-                "--noise-multiplier, --target-epsilon and --budget need --dp central, "
-                "distributed or local"
-            )
-        return DpPlan()
-    if (noise_multiplier is None) == (target_epsilon is None):
-        raise AicacheError(
-            f"--dp {mode} needs exactly one of --noise-multiplier or --target-epsilon"
-        )
-    if sample_rate is not None:
-        sampling = Sampling("poisson", rate=sample_rate, population=population)
-    else:
-        size = max(int(population * selection.fraction), selection.min_clients)
-        sampling = Sampling("fixed", population=population, size=min(size, population))
-    chosen_delta = default_delta(population) if delta is None else delta
-    survivors = 0
-    if mode == "distributed":
-        # CKKS has no reconstruction threshold: a round needs every sampled client.
-        survivors = sampling.size if secure == "he" else min_survivors(secagg, sampling.size)
-    quantile, count_noise = 0.0, 0.0
-    if adaptive_clip is not None:
-        if mode != "central":
-            raise AicacheError("--adaptive-clip is an option of --dp central")
-        # Andrew et al.'s default: a twentieth of the clients a round.
-        quantile = adaptive_clip
-        count_noise = sampling.size / 20 if clip_count_noise is None else clip_count_noise
-    elif clip_count_noise is not None:
-        raise AicacheError("--clip-count-noise needs --adaptive-clip")
-    if target_epsilon is not None:
-        return DpPlan.calibrated(
-            target_epsilon=target_epsilon,
-            rounds=rounds,
-            clip=clip,
-            delta=chosen_delta,
-            accountant=accountant,
-            sampling=sampling,
-            mode=mode,
-            min_survivors=survivors,
-            target_quantile=quantile,
-            clipped_count_stddev=count_noise,
-        )
-    assert noise_multiplier is not None
-    return DpPlan(
-        mode,
-        clip,
-        noise_multiplier,
-        chosen_delta,
-        accountant,
-        sampling,
-        budget,
-        survivors,
-        quantile,
-        count_noise,
-    )
-
-
-def _selection(
-    fraction: float | None,
-    min_clients: int | None,
-    sample_rate: float | None,
-    dp: str,
-    *,
-    population: int,
-) -> Any:
-    """Who trains each round: a fixed share (``--fraction``) or a Poisson sample."""
-    from aicache.federation.strategies import Selection
-
-    if sample_rate is None:
-        share = 1.0 if fraction is None else fraction
-        fewest = 2 if min_clients is None else min_clients
-        return Selection(share, min(fewest, population), min_available=population)
-    if fraction is not None or min_clients is not None:
-        raise AicacheError(
-            "--sample-rate (Poisson sampling) and --fraction/--min-clients (a fixed number "
-            "of clients a round) exclude each other: give one"
-        )
-    if dp != "central":
-        raise AicacheError(
-            "--sample-rate needs --dp central: it is the sampling the central DP accountant "
-            "amplifies with (use --fraction otherwise)"
-        )
-    if not 0.0 < sample_rate <= 1.0:
-        raise AicacheError(f"--sample-rate: invalid rate {sample_rate}: it must be in (0, 1]")
-    # Only training is Poisson-sampled; evaluation asks about the same share, at least one.
-    return Selection(sample_rate, 1, min_available=population)
-
-
-def robust_spec(spec: Any, expected: int | None, per_round: int, *, simulated: int = 0) -> Any:
-    """``spec`` told how many attackers to withstand (``--expected-attackers``).
-
-    Unset, a robust rule expects the run's simulated attackers (``--adversarial``)
-    and the other rules none: Krum with ``num_malicious_nodes`` 0 under attack
-    would score updates as if every client were honest.
-    """
-    from aicache.federation.strategies import ROBUST_STRATEGIES, expecting_attackers
-
-    if expected is None:
-        expected = simulated if spec.name in ROBUST_STRATEGIES else 0
-    try:
-        return expecting_attackers(spec, expected, per_round)
-    except ValueError as exc:
-        raise AicacheError(
-            f"--expected-attackers {expected}: {exc}",
-            hint="Ask more clients a round (--fraction, --min-clients) or choose another rule.",
-        ) from exc
-
-
-def min_survivors(secagg: Any, sampled: int) -> int:
-    """The fewest clients a SecAgg+ round can complete with: its reconstruction threshold.
-
-    Rounded up from Flower's own arithmetic, so the accountant never assumes
-    more noise than the smallest completing round holds.
-    """
-    shares = secagg.num_shares
-    count = sampled if shares == 1.0 else int(shares) if shares > 1 else round(shares * sampled)
-    threshold = secagg.reconstruction_threshold
-    needed = int(threshold) if threshold > 1 else math.ceil(threshold * count)
-    return min(sampled, max(2, needed))
 
 
 def _source(task: str, data: Path | None, data_format: str, seed: int, clients: int) -> Any:
@@ -352,9 +205,7 @@ def simulate(
     encrypting, the noise goes on the sum, and ε is central mode's.
     """
     _quiet_flower()
-    from aicache.federation.plan import TrainingPlan
-    from aicache.federation.strategies import StrategySpec
-    from aicache.privacy.secure import SecAggSettings
+    from aicache.federation.options import plan_from_options
     from aicache.simulation import runner
     from aicache.simulation.adversary import Adversary, Dropout
     from aicache.simulation.report import ARM_LABELS, ARMS, privacy_text, write_report
@@ -370,49 +221,35 @@ def simulate(
         raise AicacheError(
             f"--data {data}: it holds {len(names)} user's trace; a federation needs at least 2"
         )
+    plan = plan_from_options(
+        population=len(names),
+        task=task,
+        rounds=rounds,
+        strategy=strategy,
+        mu=mu,
+        fraction=fraction,
+        min_clients=min_clients,
+        sample_rate=sample_rate,
+        local_epochs=local_epochs,
+        learning_rate=learning_rate,
+        max_update_norm=max_update_norm,
+        seed=seed,
+        expected_attackers=expected_attackers,
+        simulated_attackers=adversarial,
+        dp=dp,
+        clip=clip,
+        adaptive_clip=adaptive_clip,
+        clip_count_noise=clip_count_noise,
+        noise_multiplier=noise_multiplier,
+        target_epsilon=target_epsilon,
+        delta=delta,
+        accountant=accountant,
+        budget=budget,
+        secure=secure,
+        secagg_shares=secagg_shares,
+        secagg_threshold=secagg_threshold,
+    )
     try:
-        settings = {"proximal_mu": mu} if mu is not None else {}
-        selection = _selection(fraction, min_clients, sample_rate, dp, population=len(names))
-        spec = robust_spec(
-            StrategySpec(strategy, settings),
-            expected_attackers,
-            selection.per_round(len(names)),
-            simulated=adversarial,
-        )
-        secagg_settings = SecAggSettings(secagg_shares, secagg_threshold)
-        dp_plan = _dp_plan(
-            dp,
-            clip,
-            noise_multiplier,
-            target_epsilon,
-            delta,
-            accountant,
-            budget,
-            population=len(names),
-            selection=selection,
-            rounds=rounds,
-            secagg=secagg_settings,
-            secure=secure,
-            sample_rate=sample_rate,
-            adaptive_clip=adaptive_clip,
-            clip_count_noise=clip_count_noise,
-        )
-        plan = TrainingPlan(
-            task=task,
-            rounds=rounds,
-            strategy=spec,
-            selection=selection,
-            seed=seed,
-            max_update_norm=max_update_norm,
-            dp=dp_plan,
-            secure=secure,
-            secagg=secagg_settings,
-        )
-        # Unset flags keep the plan's defaults, so the two never drift apart.
-        if learning_rate is not None:
-            plan = replace(plan, learning_rate=learning_rate)
-        if local_epochs is not None:
-            plan = replace(plan, local_epochs=local_epochs)
         adversary = Adversary(adversarial, attack)
     except ValueError as exc:
         raise AicacheError(str(exc)) from exc

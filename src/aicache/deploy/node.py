@@ -24,6 +24,8 @@ from aicache.deploy.bundle import Bundle, write_private_text
 from aicache.deploy.processes import Supervised, flower_env, wait_until
 from aicache.errors import AicacheError
 from aicache.local.paths import aicache_home, ensure_private_dir, federation_dir
+from aicache.privacy.modes import mechanism
+from aicache.privacy.record import PrivacyRecord
 from aicache.security import signing
 
 JOIN_TIMEOUT = 30.0
@@ -122,6 +124,14 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _sent_with_dp(entry: dict[str, Any]) -> bool:
+    """Whether an update in the sent log had a DP mechanism applied (unknown names: no)."""
+    try:
+        return mechanism(str(entry.get("dp", "off"))).enabled
+    except ValueError:
+        return False
 
 
 class NodeHome:
@@ -308,20 +318,26 @@ class NodeHome:
         for task, entries in sorted(by_task.items()):
             latest = registry.latest(task)
             signed = None if latest is None else registry.signature(task, latest.version)
-            privacy: dict[str, Any] = {}
+            record: PrivacyRecord | None = None
             covered_until = None
             if signed is not None:  # the federation's signed record, not a local model's
                 manifest = json.loads(signed[0])
-                privacy = dict(manifest.get("privacy", {}))
+                record = PrivacyRecord.from_dict(manifest.get("privacy"))
                 covered_until = float(manifest.get("created_at", 0.0))
-            without_dp = sum(1 for e in entries if e.get("dp", "off") == "off")
+            without_dp = sum(1 for e in entries if not _sent_with_dp(e))
             # The record covers what the server had spent when it made that model.
             later = sum(
                 1
                 for e in entries
                 if covered_until is not None and float(e.get("time", 0.0)) > covered_until
             )
-            epsilon = privacy.get("federation_epsilon", privacy.get("epsilon"))
+            epsilon = None
+            if record is not None:
+                epsilon = (
+                    record.federation_epsilon
+                    if record.federation_epsilon is not None
+                    else record.epsilon
+                )
             report.append(
                 {
                     "task": task,
@@ -333,8 +349,8 @@ class NodeHome:
                     "last": max(float(e["time"]) for e in entries),
                     "updates_without_dp": without_dp,
                     "epsilon": None if without_dp else epsilon,
-                    "delta": privacy.get("delta"),
-                    "mechanism": privacy.get("mechanism", privacy.get("dp")),
+                    "delta": None if record is None else record.delta,
+                    "mechanism": None if record is None else record.mechanism or record.dp.value,
                     "accounted_until": covered_until,
                     "updates_after_that": later,
                 }

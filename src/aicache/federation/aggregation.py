@@ -33,10 +33,10 @@ def aggregation_problem(plan: TrainingPlan) -> str | None:
     what = f"task {plan.task} is aggregated as a sum"
     if plan.strategy.name not in SUM_STRATEGIES:
         return f"{what}: strategy {plan.strategy.name} is not available for it (use fedavg)"
-    if plan.dp.enabled and plan.dp.mode != "local":
+    if plan.dp.enabled and not plan.dp.mechanism.local:
         # Central and distributed noise are calibrated to a mean of clipped updates.
         return f"{what}: --dp {plan.dp.mode} calibrates its noise to a mean (use --dp local)"
-    if plan.secure != "off":
+    if plan.secure_aggregation.hides_updates:
         return f"{what}: --secure {plan.secure} aggregates a weighted mean"
     return None
 

@@ -21,7 +21,8 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from aicache.federation.adaptive_clipping import ADAPTIVE_CLIPPING
 from aicache.federation.local_dp import local_dp_mod
-from aicache.federation.validation import ENCRYPTED, META, NUM_EXAMPLES
+from aicache.federation.validation import ENCRYPTED, META, NUM_EXAMPLES, SECURE
+from aicache.privacy.modes import secure_aggregation
 from aicache.tasks.base import AnyTask, FitConfig, get_task
 
 
@@ -41,6 +42,10 @@ class DataProvider(Protocol):
         ...
 
 
+# What a client trains with when the server's config leaves a setting out.
+_FIT = FitConfig()
+
+
 def _number(config: ConfigRecord, key: str, default: float) -> float:
     value = config.get(key, default)
     if isinstance(value, int | float):
@@ -58,10 +63,10 @@ def client_seed(config: ConfigRecord, client: int) -> int:
 def fit_config(config: ConfigRecord, *, seed: int) -> FitConfig:
     """The local training settings sent by the server, with the client's own seed."""
     return FitConfig(
-        learning_rate=_number(config, "learning-rate", 0.01),
-        local_epochs=int(_number(config, "local-epochs", 1)),
-        proximal_mu=_number(config, "proximal-mu", 0.0),
-        batch_size=int(_number(config, "batch-size", 128)),
+        learning_rate=_number(config, "learning-rate", _FIT.learning_rate),
+        local_epochs=int(_number(config, "local-epochs", _FIT.local_epochs)),
+        proximal_mu=_number(config, "proximal-mu", _FIT.proximal_mu),
+        batch_size=int(_number(config, "batch-size", _FIT.batch_size)),
         seed=seed,
     )
 
@@ -149,7 +154,8 @@ def make_client_app(
         ciphertext of ``weight · (model − global)``, the weight and the task only.
         """
         config = message.content.config_records.get("config")
-        if config is None or config.get("secure") != "he":
+        mode = "off" if config is None else str(config.get(SECURE, "off"))
+        if not secure_aggregation(mode).encrypts_updates:
             return call_next(message, context)
         reference = message.content.array_records["arrays"].to_numpy_ndarrays()
         reply = call_next(message, context)

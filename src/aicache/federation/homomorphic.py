@@ -51,12 +51,14 @@ from aicache.federation.validation import (
     ENCRYPTED,
     META,
     NUM_EXAMPLES,
+    SECURE,
     NoValidAggregateError,
     ValidatedStrategy,
     update_problem,
     weight_problem,
 )
 from aicache.privacy import ckks
+from aicache.privacy.modes import SecureMode
 from aicache.privacy.noise import noisy_update_bound
 
 logger = logging.getLogger("aicache.federation")
@@ -125,7 +127,7 @@ class HomomorphicStrategy(ValidatedStrategy):
     ) -> Iterable[Message]:
         """Ask for encrypted updates (and remember the grid, to ask for a decryption)."""
         self._grid = grid
-        config["secure"] = "he"
+        config[SECURE] = SecureMode.HE.value
         return super().configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(

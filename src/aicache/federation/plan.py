@@ -8,14 +8,16 @@ from typing import Any
 
 from flwr.app import ConfigRecord
 
-from aicache.federation.local_dp import local_dp_config
+from aicache.federation.local_dp import LOCAL_DP_CLIP, LOCAL_DP_STD
 from aicache.federation.strategies import Selection, StrategySpec
 from aicache.privacy.central import DpPlan
-from aicache.privacy.secure import SECURE_MODES, SecAggSettings
+from aicache.privacy.combinations import refuse_plan
+from aicache.privacy.modes import SECURE_AGGREGATIONS, SecureAggregation, SecureMode, secure_mode
+from aicache.privacy.secure import SecAggSettings
+from aicache.tasks.base import FitConfig
 
-# Strategies whose aggregate is the (unweighted, under DP) mean of the client models:
-# one client moves it by at most 2C/m, which is what the noise is calibrated to.
-DP_STRATEGIES = ("fedavg", "fedprox")
+# One set of training defaults: the task layer's.
+_FIT = FitConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +60,9 @@ class TrainingPlan:
     start_round: int = 0
     strategy: StrategySpec = field(default_factory=StrategySpec)
     selection: Selection = field(default_factory=Selection)
-    learning_rate: float = 0.01
-    local_epochs: int = 2
-    batch_size: int = 128
+    learning_rate: float = _FIT.learning_rate
+    local_epochs: int = _FIT.local_epochs
+    batch_size: int = _FIT.batch_size
     seed: int = 0
     max_update_norm: float = 100.0
     round_timeout: float = 600.0
@@ -69,7 +71,7 @@ class TrainingPlan:
     personalize_learning_rate: float = 0.003
     local_only_epochs: int = 10
     dp: DpPlan = field(default_factory=DpPlan)
-    secure: str = "off"
+    secure: str = SecureMode.OFF  # a SecureMode once built (its name is accepted)
     secagg: SecAggSettings = field(default_factory=SecAggSettings)
     evaluate_every: int = 1
 
@@ -88,64 +90,19 @@ class TrainingPlan:
             raise ValueError(f"invalid evaluation interval {self.evaluate_every}: it must be >= 1")
         if self.max_update_norm < 0:
             raise ValueError(f"invalid update norm bound {self.max_update_norm}: it must be >= 0")
-        if self.secure not in SECURE_MODES:
-            raise ValueError(
-                f"unknown secure mode {self.secure!r}: choose one of {', '.join(SECURE_MODES)}"
-            )
-        if self.secure == "he" and self.strategy.name != "fedavg":
-            raise ValueError(
-                "--secure he runs FedAvg: the server only adds ciphertexts, so median, Krum "
-                "and the other rules that need each update in the clear do not apply"
-            )
-        if self.secure == "he" and self.dp.mode == "local":
-            raise ValueError(
-                "--secure he works with --dp off, central or distributed, not local: local DP "
-                "is accounted for a server that sees each update, so under encryption, where it "
-                "sees only the sum, use --dp distributed"
-            )
-        if self.secure == "secagg" and self.selection.min_clients < 2:
-            raise ValueError("--secure secagg needs at least 2 clients a round (--min-clients)")
-        if self.secure == "secagg" and (self.dp.mode == "local" or self.strategy.name != "fedavg"):
-            raise ValueError(
-                "--secure secagg runs FedAvg, with --dp off, central or distributed: its sum is "
-                "all the server sees, so median, Krum and per-update (local) noise do not apply"
-            )
-        if self.secure != "off" and self.dp.mode == "central":
-            self._check_secure_central()
-        if self.dp.mode == "distributed" and self.secure == "off":
-            raise ValueError(
-                "--dp distributed needs --secure secagg or he: without masking or encryption "
-                "the server would see each client's update with only its small share of the noise"
-            )
-        # Local DP noises each update on its client: any aggregation rule is then
-        # post-processing, so only the modes that noise a sum need a mean.
-        if self.dp.mode in ("central", "distributed") and self.strategy.name not in DP_STRATEGIES:
-            raise ValueError(
-                f"--dp {self.dp.mode} works with {' or '.join(DP_STRATEGIES)} only: the noise is "
-                f"calibrated to a mean of clipped updates, and {self.strategy.name} is not one"
-            )
-        if self.dp.mode in ("central", "local") and 0 < self.max_update_norm < self.dp.clip:
-            raise ValueError(
-                f"the update norm bound {self.max_update_norm:g} is below the clipping norm "
-                f"{self.dp.clip:g}: every clipped update could be rejected"
-            )
+        object.__setattr__(self, "secure", secure_mode(self.secure))
+        refuse_plan(
+            dp=self.dp,
+            secure=secure_mode(self.secure),
+            strategy=self.strategy.name,
+            min_clients=self.selection.min_clients,
+            max_update_norm=self.max_update_norm,
+        )
 
-    def _check_secure_central(self) -> None:
-        # Under SecAgg+ or CKKS the server sees only the sum: the fixed divisor m that
-        # central DP's noise is calibrated to is kept by counting a missing client as a
-        # zero update, which needs a fixed-size sample; adaptive clipping would need each
-        # client's clipped bit in the clear.
-        if self.dp.sampling.kind != "fixed":
-            raise ValueError(
-                f"--dp central with --secure {self.secure} samples a fixed share of clients "
-                "(--fraction), not Poisson (--sample-rate): the aggregate is the sum over a "
-                "fixed count m"
-            )
-        if self.dp.adaptive:
-            raise ValueError(
-                f"--adaptive-clip is not available with --secure {self.secure}: it needs each "
-                "client's clipped bit, which secure aggregation hides"
-            )
+    @property
+    def secure_aggregation(self) -> SecureAggregation:
+        """The registered secure-aggregation mode this plan runs."""
+        return SECURE_AGGREGATIONS[secure_mode(self.secure)]
 
     def train_config(self) -> ConfigRecord:
         """The settings every client receives with the model."""
@@ -159,13 +116,11 @@ class TrainingPlan:
                 "round-offset": self.start_round,
             }
         )
-        if self.dp.mode == "local":
-            config.update(local_dp_config(self.dp.clip, self.dp.noise_multiplier))
-        if self.dp.mode == "distributed" and self.secure == "he":
-            # Each client clips and adds its share N(0, z²C²/m) before it encrypts
-            # (the same client mod as local DP, with a share of the noise).
-            share = self.dp.noise_multiplier / self.dp.sampling.size**0.5
-            config.update(local_dp_config(self.dp.clip, share))
+        # A client's own noise (local DP, or its share of distributed DP before it
+        # encrypts) goes through the local-DP client mod; SecAgg+ carries its own.
+        noise = self.dp.mechanism.client_noise(self.dp)
+        if noise is not None and self.secure_aggregation.client_noise_in_config:
+            config.update({LOCAL_DP_CLIP: noise.clip, LOCAL_DP_STD: noise.std})
         return config
 
     def evaluate_config(self, *, final: bool = False) -> ConfigRecord:

@@ -243,11 +243,10 @@ def make_secagg_server_app(
 
     def on_config(server_round: int) -> dict[str, Scalar]:
         config = {k: v for k, v in plan.train_config().items() if isinstance(v, int | float | str)}
-        if plan.dp.mode == "distributed":  # each client's share of the noise, before masking
-            config[DP_CLIP] = plan.dp.clip
-            config[DP_NOISE_STD] = (
-                plan.dp.noise_multiplier * plan.dp.clip / plan.dp.sampling.size**0.5
-            )
+        noise = plan.dp.mechanism.client_noise(plan.dp)
+        if noise is not None:  # each client's share of the noise, before masking
+            config[DP_CLIP] = noise.clip
+            config[DP_NOISE_STD] = noise.std
         return {**config, "server-round": server_round}
 
     @app.main()
@@ -272,7 +271,7 @@ def make_secagg_server_app(
         )
         observer.bind(strategy)  # type: ignore[arg-type]
         outer: LegacyFedAvg | SecAggCentralDp = strategy
-        if plan.dp.mode == "central":
+        if plan.dp.mechanism.server_noise:
             dimension = sum(int(a.size) for a in initial)
             outer = SecAggCentralDp(
                 strategy,

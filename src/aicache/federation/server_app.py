@@ -18,18 +18,17 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, Strategy
+from flwr.serverapp.strategy import Strategy
 
-from aicache.federation.adaptive_clipping import RoundNormAdaptiveClipping
 from aicache.federation.aggregation import for_task
+from aicache.federation.dp_wrappers import private_strategy
 from aicache.federation.homomorphic import HomomorphicStrategy
 from aicache.federation.plan import TrainingPlan
-from aicache.federation.poisson_sampling import PoissonSampling
 from aicache.federation.strategies import build_strategy
 from aicache.federation.validation import NUM_EXAMPLES, ValidatedStrategy
-from aicache.privacy.accounting import RunSpend, composed_epsilon
+from aicache.privacy.accounting import RunSpend, SamplingKind, composed_epsilon
 from aicache.privacy.central import DpPlan
-from aicache.privacy.noise import noisy_update_bound
+from aicache.privacy.record import PrivacyRecord
 from aicache.registry import ModelRegistry, ModelVersion
 from aicache.registry.model_registry import RunRecord
 from aicache.tasks.base import get_task
@@ -118,7 +117,8 @@ class RunObserver:
         if not self.plan.dp.enabled:  # under DP no noise-free training statistic is kept
             metrics.update(log.train_metrics)
         model = arrays.to_numpy_ndarrays()
-        privacy = self.privacy_after(global_round)
+        record = self.privacy_record(global_round)
+        privacy = record.as_dict()
         with ModelRegistry(self.registry_root) as registry:
             # Every run goes in the ledger: one without DP makes the federation's ε infinite.
             # The spend is recorded before the model is: a crash between the two then
@@ -130,7 +130,7 @@ class RunObserver:
                 federation=self.federation,
                 spend=self.plan.dp.as_dict(),
                 rounds=global_round,
-                epsilon=privacy.get("epsilon", math.inf),
+                epsilon=math.inf if record.epsilon is None else record.epsilon,
                 delta=self.plan.dp.delta,
             )
             version: ModelVersion = registry.register(
@@ -156,7 +156,7 @@ class RunObserver:
             train_metrics=dict(log.train_metrics),
             evaluate_metrics=dict(log.evaluate_metrics),
             version=version.version,
-            epsilon=privacy.get("federation_epsilon"),
+            epsilon=record.federation_epsilon,
         )
         self._started = now
         self.rounds.append(report)
@@ -170,13 +170,16 @@ class RunObserver:
         dp = self.plan.dp
         return composed_epsilon([*self.prior, dp.spend(rounds)], dp.delta, dp.accountant)
 
+    def privacy_record(self, rounds: int) -> PrivacyRecord:
+        """The typed privacy record of a version made after ``rounds`` rounds."""
+        record = self.plan.dp.privacy_record(rounds)
+        if not self.plan.dp.enabled:
+            return record
+        return record.with_federation(self.federation, self.spent(rounds))
+
     def privacy_after(self, rounds: int) -> dict[str, Any]:
-        """The privacy fields of a version made after ``rounds`` rounds."""
-        record = self.plan.dp.record(rounds)
-        if self.plan.dp.enabled:
-            record["federation"] = self.federation
-            record["federation_epsilon"] = self.spent(rounds)
-        return record
+        """The privacy fields of a version made after ``rounds`` rounds, as stored."""
+        return self.privacy_record(rounds).as_dict()
 
     def check_budget(self, next_round: int) -> None:
         """Stop before ``next_round`` if it would take the spent ε past the budget."""
@@ -271,64 +274,23 @@ def update_norm_bound(plan: TrainingPlan, initial: list[np.ndarray]) -> float:
     Under local DP an honest update carries its noise: the bound widens by what
     that noise exceeds only with negligible probability.
     """
-    if plan.dp.mode != "local" or plan.max_update_norm == 0:
-        return plan.max_update_norm
     dimension = sum(int(a.size) for a in initial)
-    std = plan.dp.noise_multiplier * plan.dp.clip
-    return max(plan.max_update_norm, noisy_update_bound(plan.dp.clip, std, dimension))
-
-
-def private_strategy(plan: TrainingPlan, inner: Strategy) -> Strategy:
-    """``inner`` with central DP's sampling and noise around it, if the plan has them.
-
-    Fixed-size sampling: Flower's wrapper adds ``z·C/m`` to the mean of ``m``
-    clipped updates. Poisson sampling: :class:`PoissonSampling` draws the
-    clients and the mean must be over ``qN``, which need not be whole while
-    Flower's wrapper takes a whole count; it is given the population ``N``
-    and the multiplier ``z/q`` instead, whose noise ``(z/q)·C/N = z·C/(qN)``
-    is the same.
-    """
-    if plan.dp.mode != "central":
-        return inner
-    sampling = plan.dp.sampling
-    if sampling.kind == "poisson":
-        return DifferentialPrivacyClientSideFixedClipping(
-            PoissonSampling(inner, rate=sampling.rate),
-            noise_multiplier=plan.dp.noise_multiplier / sampling.rate,
-            clipping_norm=plan.dp.clip,
-            num_sampled_clients=sampling.population,
-        )
-    if plan.dp.adaptive:
-        return RoundNormAdaptiveClipping(
-            inner,
-            noise_multiplier=plan.dp.noise_multiplier,  # Flower derives z_Δ from it
-            num_sampled_clients=sampling.size,
-            initial_clipping_norm=plan.dp.clip,
-            target_clipped_quantile=plan.dp.target_quantile,
-            clipped_count_stddev=plan.dp.clipped_count_stddev,
-        )
-    return DifferentialPrivacyClientSideFixedClipping(
-        inner,
-        noise_multiplier=plan.dp.noise_multiplier,
-        clipping_norm=plan.dp.clip,
-        num_sampled_clients=sampling.size,
-    )
+    return plan.dp.mechanism.update_norm_bound(plan.dp, plan.max_update_norm, dimension)
 
 
 def validated_strategy(
     plan: TrainingPlan, inner: Strategy, initial: list[np.ndarray]
 ) -> ValidatedStrategy:
     """``inner`` behind update validation, with the fixed divisor central DP needs."""
-    central, sampling = plan.dp.mode == "central", plan.dp.sampling
+    central, sampling = plan.dp.mechanism.server_noise, plan.dp.sampling
+    poisson = sampling.kind is SamplingKind.POISSON
     return ValidatedStrategy(
         inner,
         task=plan.task,
         max_update_norm=update_norm_bound(plan, initial),
-        fixed_count=sampling.size if central and sampling.kind == "fixed" else 0,
+        fixed_count=sampling.size if central and not poisson else 0,
         clipped_bits=central and plan.dp.adaptive,
-        expected_count=sampling.rate * sampling.population
-        if central and sampling.kind == "poisson"
-        else 0.0,
+        expected_count=sampling.rate * sampling.population if central and poisson else 0.0,
         evaluate_every=plan.evaluate_every,
         round_offset=plan.start_round,
         last_round=plan.rounds - plan.start_round,
@@ -371,7 +333,7 @@ def make_server_app(
             ),
         )
         strategy: ValidatedStrategy
-        if plan.secure == "he":
+        if plan.secure_aggregation.encrypts_updates:
             if public_context is None:
                 raise ValueError("--secure he needs the federation's public CKKS context")
             # Under central DP Flower's wrapper in `inner` only asks clients to clip:
@@ -385,9 +347,10 @@ def make_server_app(
                 public_context=public_context,
                 fixed_count=dp.sampling.size if dp.enabled else 0,
                 noise_std=dp.noise_multiplier * dp.clip if dp.enabled else 0.0,
-                server_noise=dp.mode == "central",
+                server_noise=dp.mechanism.server_noise,
                 clip=dp.clip,
-                min_replies=dp.min_survivors if dp.mode == "distributed" else 1,
+                # Only distributed DP bounds a round's survivors (0 otherwise).
+                min_replies=max(dp.min_survivors, 1),
             )
         else:
             strategy = validated_strategy(plan, inner, initial)

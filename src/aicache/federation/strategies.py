@@ -17,19 +17,66 @@ from flwr.serverapp.strategy import (
     Strategy,
 )
 
-# name -> (what it is, the settings it takes with their defaults)
-STRATEGIES: dict[str, tuple[str, dict[str, float]]] = {
-    "fedavg": ("weighted mean of client models (McMahan et al. 2017)", {}),
-    "fedprox": ("FedAvg with a proximal term on clients (Li et al. 2020)", {"proximal_mu": 0.01}),
-    "fedadam": (
+StrategyFactory = Callable[[dict[str, Any], dict[str, float]], Strategy]
+
+
+@dataclass(frozen=True, slots=True)
+class NamedStrategy:
+    """A registered aggregation rule.
+
+    Attributes
+    ----------
+    description
+        What it is (with its reference).
+    defaults
+        The settings it takes, with their defaults.
+    build
+        Makes Flower's strategy from the common sampling arguments and the
+        resolved settings.
+    """
+
+    description: str
+    defaults: dict[str, float]
+    build: StrategyFactory
+
+
+STRATEGIES: dict[str, NamedStrategy] = {
+    "fedavg": NamedStrategy(
+        "weighted mean of client models (McMahan et al. 2017)",
+        {},
+        lambda common, _: FedAvg(**common),
+    ),
+    "fedprox": NamedStrategy(
+        "FedAvg with a proximal term on clients (Li et al. 2020)",
+        {"proximal_mu": 0.01},
+        lambda common, s: FedProx(**common, proximal_mu=s["proximal_mu"]),
+    ),
+    "fedadam": NamedStrategy(
         "server-side Adam on the mean update (Reddi et al. 2021)",
         {"eta": 0.1, "eta_l": 0.1, "beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3},
+        lambda common, s: FedAdam(
+            **common,
+            eta=s["eta"],
+            eta_l=s["eta_l"],
+            beta_1=s["beta_1"],
+            beta_2=s["beta_2"],
+            tau=s["tau"],
+        ),
     ),
-    "trimmed-mean": ("coordinate-wise trimmed mean (Yin et al. 2018)", {"beta": 0.2}),
-    "median": ("coordinate-wise median (Yin et al. 2018)", {}),
-    "krum": (
+    "trimmed-mean": NamedStrategy(
+        "coordinate-wise trimmed mean (Yin et al. 2018)",
+        {"beta": 0.2},
+        lambda common, s: FedTrimmedAvg(**common, beta=s["beta"]),
+    ),
+    "median": NamedStrategy(
+        "coordinate-wise median (Yin et al. 2018)",
+        {},
+        lambda common, _: FedMedian(**common),
+    ),
+    "krum": NamedStrategy(
         "Krum: the update closest to its neighbours (Blanchard et al. 2017)",
         {"num_malicious_nodes": 0},
+        lambda common, s: Krum(**common, num_malicious_nodes=int(s["num_malicious_nodes"])),
     ),
 }
 
@@ -77,16 +124,16 @@ class StrategySpec:
             raise ValueError(
                 f"unknown strategy {self.name!r}: choose one of {', '.join(STRATEGIES)}"
             )
-        unknown = set(self.settings) - set(STRATEGIES[self.name][1])
+        unknown = set(self.settings) - set(STRATEGIES[self.name].defaults)
         if unknown:
             raise ValueError(
                 f"strategy {self.name} has no setting {', '.join(sorted(unknown))}; "
-                f"it takes: {', '.join(STRATEGIES[self.name][1]) or 'nothing'}"
+                f"it takes: {', '.join(STRATEGIES[self.name].defaults) or 'nothing'}"
             )
 
     def resolved(self) -> dict[str, float]:
         """Every setting of the strategy, defaults included."""
-        return {**STRATEGIES[self.name][1], **self.settings}
+        return {**STRATEGIES[self.name].defaults, **self.settings}
 
 
 ROBUST_STRATEGIES = ("krum", "trimmed-mean", "median")
@@ -153,22 +200,4 @@ def build_strategy(
         "min_available_nodes": max(selection.min_clients, selection.min_available),
         "evaluate_metrics_aggr_fn": evaluate_metrics_aggr_fn,
     }
-    settings = spec.resolved()
-    if spec.name == "fedavg":
-        return FedAvg(**common)
-    if spec.name == "fedprox":
-        return FedProx(**common, proximal_mu=settings["proximal_mu"])
-    if spec.name == "fedadam":
-        return FedAdam(
-            **common,
-            eta=settings["eta"],
-            eta_l=settings["eta_l"],
-            beta_1=settings["beta_1"],
-            beta_2=settings["beta_2"],
-            tau=settings["tau"],
-        )
-    if spec.name == "trimmed-mean":
-        return FedTrimmedAvg(**common, beta=settings["beta"])
-    if spec.name == "median":
-        return FedMedian(**common)
-    return Krum(**common, num_malicious_nodes=int(settings["num_malicious_nodes"]))
+    return STRATEGIES[spec.name].build(common, spec.resolved())

@@ -27,6 +27,7 @@ logger = logging.getLogger("aicache.federation")
 NUM_EXAMPLES = "num-examples"
 META = "meta"
 ENCRYPTED = "encrypted"  # the record of a CKKS-encrypted update
+SECURE = "secure"  # the config key naming a round's secure-aggregation mode
 
 
 class NoValidAggregateError(RuntimeError):

@@ -22,12 +22,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 
 import dp_accounting
 from dp_accounting import pld, rdp
 
 ACCOUNTANTS = ("rdp", "pld")
-SAMPLINGS = ("poisson", "fixed")
+
+
+class SamplingKind(StrEnum):
+    """How clients are drawn each round."""
+
+    POISSON = "poisson"
+    FIXED = "fixed"
+
+
+SAMPLINGS = tuple(kind.value for kind in SamplingKind)
 # dp-accounting logs a warning for every RDP order it cannot evaluate under
 # sampling without replacement; those orders are skipped and the bound stays valid.
 logging.getLogger("absl").setLevel(logging.ERROR)
@@ -48,7 +58,7 @@ class Sampling:
         ``N`` and ``m`` (for ``fixed``).
     """
 
-    kind: str = "poisson"
+    kind: str = SamplingKind.POISSON  # a SamplingKind once built (its name is accepted)
     rate: float = 1.0
     population: int = 0
     size: int = 0
@@ -58,9 +68,10 @@ class Sampling:
             raise ValueError(
                 f"unknown sampling {self.kind!r}: choose one of {', '.join(SAMPLINGS)}"
             )
-        if self.kind == "poisson" and not 0.0 < self.rate <= 1.0:
+        object.__setattr__(self, "kind", SamplingKind(self.kind))
+        if self.kind is SamplingKind.POISSON and not 0.0 < self.rate <= 1.0:
             raise ValueError(f"invalid sample rate {self.rate}: it must be in (0, 1]")
-        if self.kind == "fixed" and not 0 < self.size <= self.population:
+        if self.kind is SamplingKind.FIXED and not 0 < self.size <= self.population:
             raise ValueError(
                 f"invalid fixed sample {self.size} of {self.population}: need 0 < m <= N"
             )
@@ -68,7 +79,7 @@ class Sampling:
     @property
     def expected_rate(self) -> float:
         """The chance that a given client takes part in a round."""
-        return self.rate if self.kind == "poisson" else self.size / self.population
+        return self.rate if self.kind is SamplingKind.POISSON else self.size / self.population
 
 
 def round_event(
@@ -78,7 +89,7 @@ def round_event(
     if local:
         # One client's update, its data replaced: sensitivity 2C, no amplification.
         return dp_accounting.GaussianDpEvent(noise_multiplier / 2)
-    if sampling.kind == "fixed":
+    if sampling.kind is SamplingKind.FIXED:
         # A fixed-size sample is analysed for neighbours that replace one client,
         # under which the sum of updates clipped to C moves by up to 2C: the
         # event's noise multiplier (noise / sensitivity) is then z / 2.
@@ -107,7 +118,7 @@ class RunSpend:
     @property
     def relation(self) -> str:
         """The neighbouring relation this run's ε is stated for."""
-        if self.local or self.sampling.kind == "fixed":
+        if self.local or self.sampling.kind is SamplingKind.FIXED:
             return "replace-one"
         return "add-or-remove-one"
 
@@ -121,7 +132,7 @@ def _accountant(name: str, runs: list[RunSpend]) -> dp_accounting.PrivacyAccount
             "runs with fixed-size (or local) and Poisson sampling use different neighbouring "
             "relations and cannot be composed by one accountant"
         )
-    if any(run.sampling.kind == "fixed" and not run.local for run in runs):
+    if any(run.sampling.kind is SamplingKind.FIXED and not run.local for run in runs):
         if name == "pld":
             raise ValueError(
                 "the pld accountant cannot account sampling without replacement: use rdp"

@@ -49,8 +49,9 @@ from aicache.privacy.accounting import (
     calibrate_noise_multiplier,
     epsilon,
 )
-
-DP_MODES = ("off", "central", "distributed", "local")
+from aicache.privacy.combinations import refuse_sampling
+from aicache.privacy.modes import DP_MECHANISMS, DpMechanism, DpMode, dp_mode
+from aicache.privacy.record import PrivacyRecord
 
 
 def default_delta(population: int) -> float:
@@ -58,14 +59,14 @@ def default_delta(population: int) -> float:
     return min(1e-5, 0.1 / max(population, 1))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DpPlan:
     """Differential privacy of one run.
 
     Attributes
     ----------
     mode
-        ``off``, ``central``, ``distributed`` or ``local``.
+        The mechanism's name: ``off``, ``central``, ``distributed`` or ``local``.
     clip
         The L2 bound ``C`` on each client's update.
     noise_multiplier
@@ -80,9 +81,12 @@ class DpPlan:
         The largest ε the run may reach (``None``: no limit but the plan's rounds).
     min_survivors
         Distributed DP only: the fewest clients a round can complete with.
+    target_quantile, clipped_count_stddev
+        Adaptive clipping (central DP): the quantile ``C`` follows and the noise
+        ``σ_b`` on the count of clipped updates (0: fixed clipping).
     """
 
-    mode: str = "off"
+    mode: str = DpMode.OFF  # a DpMode once built (its name is accepted)
     clip: float = 1.0
     noise_multiplier: float = 0.0
     delta: float = 1e-5
@@ -94,63 +98,17 @@ class DpPlan:
     clipped_count_stddev: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.mode not in DP_MODES:
-            raise ValueError(f"unknown DP mode {self.mode!r}: choose one of {', '.join(DP_MODES)}")
+        object.__setattr__(self, "mode", dp_mode(self.mode))
         if self.accountant not in ACCOUNTANTS:
             raise ValueError(
                 f"unknown accountant {self.accountant!r}: choose one of {', '.join(ACCOUNTANTS)}"
             )
-        if self.mode != "off":
-            if self.clip <= 0:
-                raise ValueError(f"invalid clipping norm {self.clip}: it must be > 0")
-            if self.noise_multiplier <= 0:
-                raise ValueError(
-                    f"invalid noise multiplier {self.noise_multiplier}: it must be > 0 "
-                    "(or give a target epsilon)"
-                )
-            if not 0 < self.delta < 1:
-                raise ValueError(f"invalid delta {self.delta}: it must be in (0, 1)")
-            if self.budget is not None and self.budget <= 0:
-                raise ValueError(f"invalid budget {self.budget}: it must be > 0")
-            if self.sampling.kind == "poisson" and self.mode != "central":
-                raise ValueError(
-                    f"Poisson sampling (--sample-rate) is for --dp central; --dp {self.mode} "
-                    "samples a fixed share of clients (--fraction)"
-                )
-            if self.sampling.kind == "poisson" and self.sampling.population < 1:
-                raise ValueError(
-                    "Poisson sampling needs the population size: the noise is calibrated to "
-                    "the expected count q·N"
-                )
-            if self.target_quantile:
-                self._check_adaptive()
-            if self.mode == "distributed" and not 2 <= self.min_survivors <= self.sampling.size:
-                raise ValueError(
-                    f"distributed DP needs the fewest survivors of a round (2 to "
-                    f"{self.sampling.size}), got {self.min_survivors}"
-                )
-            if self.sampling.kind == "fixed" and self.accountant == "pld" and self.mode != "local":
-                raise ValueError(
-                    "the pld accountant cannot account sampling without replacement: use rdp"
-                )
+        refuse_sampling(self)
 
-    def _check_adaptive(self) -> None:
-        if self.mode != "central" or self.sampling.kind != "fixed":
-            raise ValueError(
-                "adaptive clipping is an option of --dp central with a fixed share of clients "
-                "(--fraction): under Poisson sampling its clipped count would be under-noised"
-            )
-        if not 0 < self.target_quantile < 1:
-            raise ValueError(
-                f"invalid target quantile {self.target_quantile}: it must be in (0, 1)"
-            )
-        if not self.noise_multiplier < 2 * self.clipped_count_stddev:
-            raise ValueError(
-                f"adaptive clipping is undefined for noise multiplier {self.noise_multiplier:g} "
-                f"with clipped-count noise {self.clipped_count_stddev:g}: the update noise "
-                "(z^-2 - (2·σ_b)^-2)^-1/2 needs z < 2·σ_b; raise the clipped-count noise "
-                "or sample more clients"
-            )
+    @property
+    def mechanism(self) -> DpMechanism:
+        """The registered mechanism this plan runs."""
+        return DP_MECHANISMS[dp_mode(self.mode)]
 
     @property
     def adaptive(self) -> bool:
@@ -174,7 +132,7 @@ class DpPlan:
         delta: float,
         accountant: str,
         sampling: Sampling,
-        mode: str = "central",
+        mode: str = DpMode.CENTRAL,
         min_survivors: int = 0,
         target_quantile: float = 0.0,
         clipped_count_stddev: float = 0.0,
@@ -183,52 +141,53 @@ class DpPlan:
 
         With adaptive clipping the calibrated ``z`` is the effective multiplier.
         """
+        settings: dict[str, Any] = {
+            "mode": dp_mode(mode),
+            "clip": clip,
+            "delta": delta,
+            "accountant": accountant,
+            "sampling": sampling,
+            "budget": target_epsilon,
+            "min_survivors": min_survivors,
+            "target_quantile": target_quantile,
+            "clipped_count_stddev": clipped_count_stddev,
+        }
+        mechanism = DP_MECHANISMS[settings["mode"]]
         z = calibrate_noise_multiplier(
-            target_epsilon, sampling, rounds, delta, accountant, local=mode == "local"
+            target_epsilon, sampling, rounds, delta, accountant, local=mechanism.local
         )
-        if mode == "distributed":  # calibrated for the fewest survivors, then spread over m
-            z = z * (sampling.size / min_survivors) ** 0.5
-        return cls(
-            mode,
-            clip,
-            z,
-            delta,
-            accountant,
-            sampling,
-            target_epsilon,
-            min_survivors,
-            target_quantile,
-            clipped_count_stddev,
-        )
+        # The accountant's multiplier, spread as the mechanism runs it (e.g. over survivors).
+        noise = mechanism.spread(z, sampled=sampling.size, survivors=min_survivors)
+        return cls(**settings, noise_multiplier=noise)
 
     @property
     def enabled(self) -> bool:
         """Whether the run adds noise."""
-        return self.mode != "off"
+        return self.mechanism.enabled
 
     @property
     def effective_noise_multiplier(self) -> float:
         """The noise over the sensitivity that the accountant may count on."""
-        if self.mode == "distributed":
-            return float(self.noise_multiplier * (self.min_survivors / self.sampling.size) ** 0.5)
-        return self.noise_multiplier
+        if not self.enabled:
+            return self.noise_multiplier
+        return self.mechanism.effective_noise_multiplier(self)
 
     def spend(self, rounds: int) -> RunSpend:
         """The accountant's view of ``rounds`` rounds of this plan."""
-        return RunSpend(
-            self.effective_noise_multiplier if self.enabled else 0.0,
-            self.sampling,
-            rounds,
-            local=self.mode == "local",
-        )
+        return self.mechanism.spend(self, rounds)
 
     def epsilon_after(self, rounds: int) -> float:
         """ε at :attr:`delta` after ``rounds`` rounds (``inf`` when DP is off)."""
         if not self.enabled:
             return float("inf") if rounds else 0.0
-        z = self.effective_noise_multiplier
+        spend = self.spend(rounds)
         return epsilon(
-            z, self.sampling, rounds, self.delta, self.accountant, local=self.mode == "local"
+            spend.noise_multiplier,
+            self.sampling,
+            rounds,
+            self.delta,
+            self.accountant,
+            local=spend.local,
         )
 
     def clipping(self) -> dict[str, Any]:
@@ -244,46 +203,31 @@ class DpPlan:
 
     def guarantee(self) -> dict[str, Any]:
         """Who ε protects, against which neighbours, with what sensitivity."""
-        spend = self.spend(0)
-        sensitivity = 2 * self.clip if spend.relation == "replace-one" else self.clip
-        if self.mode == "local":
-            return {
-                "protects": "each client's data, from the server and everyone after it",
-                "neighbouring": "replace one client's data",
-                "released": "each sampled client's own clipped, noised update",
-                "sensitivity": sensitivity,
-                "noise_std": self.noise_multiplier * self.clip,
-                "amplification": "none: the server chooses and sees who takes part",
-            }
-        return {
-            "protects": "each client's participation and data, in the released models",
-            "neighbouring": f"{spend.relation.replace('-', ' ')} client",
-            "released": "the noised sum of the sampled clients' clipped updates",
-            "sensitivity": sensitivity,
-            "noise_std": self.update_noise_multiplier * self.clip,
-            "amplification": f"{self.sampling.kind} sampling",
-        }
+        return self.mechanism.guarantee(self)
+
+    def privacy_record(self, rounds: int) -> PrivacyRecord:
+        """The typed privacy record of a model version made after ``rounds`` rounds."""
+        if not self.enabled:
+            return PrivacyRecord(dp=DpMode.OFF)
+        return PrivacyRecord(
+            dp=dp_mode(self.mode),
+            mechanism="gaussian",
+            noise_multiplier=self.noise_multiplier,
+            effective_noise_multiplier=self.effective_noise_multiplier,
+            clip=self.clip,
+            sampling={**asdict(self.sampling), "rate": self.sampling.expected_rate},
+            rounds=rounds,
+            epsilon=self.epsilon_after(rounds),
+            delta=self.delta,
+            accountant=self.accountant,
+            budget=self.budget,
+            guarantee=self.guarantee(),
+            clipping=self.clipping(),
+        )
 
     def record(self, rounds: int) -> dict[str, Any]:
         """The privacy fields stored with a model version made after ``rounds`` rounds."""
-        if not self.enabled:
-            return {"dp": "off"}
-        return {
-            "dp": self.mode,
-            "mechanism": "gaussian",
-            "noise_multiplier": self.noise_multiplier,
-            "effective_noise_multiplier": self.effective_noise_multiplier,
-            "clip": self.clip,
-            "sampling": {**asdict(self.sampling), "rate": self.sampling.expected_rate},
-            "rounds": rounds,
-            "epsilon": self.epsilon_after(rounds),
-            "delta": self.delta,
-            "accountant": self.accountant,
-            "budget": self.budget,
-            **self.guarantee(),
-            **self.clipping(),
-            "covers": "the model parameters; evaluation metrics are not covered by epsilon",
-        }
+        return self.privacy_record(rounds).as_dict()
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready form (kept with the run, for resuming)."""

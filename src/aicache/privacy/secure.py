@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-SECURE_MODES = ("off", "secagg", "he")
 # Levels each parameter is quantised to before masking (Flower's SecAggPlusWorkflow default).
 QUANTIZATION_RANGE = 2**22
+# The masked sum lives modulo this (Flower's SecAggPlusWorkflow default).
+MODULUS_RANGE = 2**32
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +80,24 @@ def quantised_clip(clip: float, clipping_range: float, dimension: int) -> float:
     """
     step = 2 * clipping_range / QUANTIZATION_RANGE
     return clip + step * math.sqrt(dimension)
+
+
+def fitted(settings: SecAggSettings, *, sampled: int, max_weight: float) -> SecAggSettings:
+    """``settings`` for rounds of ``sampled`` clients weighing at most ``max_weight`` each.
+
+    The masked sum of the clients' quantised values must stay below the
+    modulus; with the largest weight as the bound no weight is clipped, and
+    the summed weights (each at most the bound) overflow no sooner than the
+    values do.
+
+    Raises
+    ------
+    ValueError
+        If that many clients a round would overflow the masked sum.
+    """
+    if sampled * QUANTIZATION_RANGE >= MODULUS_RANGE:
+        raise ValueError(
+            f"--secure secagg: {sampled} clients a round would overflow the masked sum "
+            f"(at most {MODULUS_RANGE // QUANTIZATION_RANGE - 1})"
+        )
+    return replace(settings, max_weight=max_weight)

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from aicache.privacy.accounting import SamplingKind
+from aicache.privacy.record import PrivacyRecord
 from aicache.simulation.runner import SimulationOutcome, arms
 from aicache.tasks.spec import Metric, get_spec
 
@@ -140,23 +142,25 @@ def _plots(document: dict[str, Any], out: Path) -> list[str]:
     return names
 
 
-def privacy_text(privacy: dict[str, Any]) -> str:
-    """One line on the run's differential privacy."""
-    if privacy.get("dp", "off") == "off":
+def privacy_text(privacy: dict[str, Any] | PrivacyRecord) -> str:
+    """One line on the run's differential privacy (its stored or typed record)."""
+    record = privacy if isinstance(privacy, PrivacyRecord) else PrivacyRecord.from_dict(privacy)
+    if not record.enabled:
         return "no differential privacy in this run"
-    sampling = privacy["sampling"]
+    sampling = dict(record.sampling or {})
     sampled = (
         f"each of {sampling['population']} clients with chance {sampling['rate']:g} a round"
-        if sampling["kind"] == "poisson"
+        if SamplingKind(sampling["kind"]) is SamplingKind.POISSON
         else f"{sampling['size']} of {sampling['population']} clients a round"
     )
+    overall = record.federation_epsilon
     return (
-        f"{privacy['dp']} DP, Gaussian noise z = {privacy['noise_multiplier']:.3f}, clip "
-        f"C = {privacy['clip']:g}, {sampled}: "
-        f"ε = {privacy['epsilon']:.3f} at δ = {privacy['delta']:g} ({privacy['accountant']})"
+        f"{record.dp} DP, Gaussian noise z = {record.noise_multiplier:.3f}, clip "
+        f"C = {record.clip:g}, {sampled}: "
+        f"ε = {record.epsilon:.3f} at δ = {record.delta:g} ({record.accountant})"
         + (
-            f"; ε on this federation over all runs: {privacy['federation_epsilon']:.3f}"
-            if privacy.get("federation_epsilon", privacy["epsilon"]) != privacy["epsilon"]
+            f"; ε on this federation over all runs: {overall:.3f}"
+            if overall is not None and overall != record.epsilon
             else ""
         )
     )

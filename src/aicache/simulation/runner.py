@@ -18,19 +18,19 @@ import numpy as np
 
 from aicache.errors import AicacheError, Interrupted
 from aicache.federation.aggregation import aggregation_problem
-from aicache.federation.client_app import make_client_app, report_arms
+from aicache.federation.client_app import report_arms
 from aicache.federation.plan import TrainingPlan
-from aicache.federation.secure_aggregation import make_secagg_client_app, make_secagg_server_app
+from aicache.federation.secure_apps import SECURE_APPS, AppOptions
 from aicache.federation.server_app import (
     BudgetReached,
     RoundReport,
     RunObserver,
-    make_server_app,
     prior_spends,
     starting_point,
 )
+from aicache.privacy.combinations import refuse_experiment
 from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
-from aicache.privacy.secure import SecAggSettings
+from aicache.privacy.secure import SecAggSettings, fitted
 from aicache.registry import ModelRegistry
 from aicache.registry.model_registry import ModelVersion
 from aicache.simulation.adversary import Adversary, Dropout
@@ -76,35 +76,24 @@ def _centralized(
     return {client: task.evaluate(params, d.test) for client, d in enumerate(data)}
 
 
-QUANTIZATION_RANGE = 2**22  # Flower's SecAgg+ defaults
-MODULUS_RANGE = 2**32
-
-
 def _secagg_capacity(
     plan: TrainingPlan, provider: PartitionProvider, clients: int
 ) -> SecAggSettings:
     """SecAgg+ settings that fit this population, or an error naming what overflows.
 
-    The weight bound becomes the largest client's example count (so no weight is
-    clipped); the masked sum of K clients' quantised values must stay below the
-    modulus, and so must the sum of the weights.
+    The weight bound becomes the largest client's example count (so no weight
+    is clipped); under DP every client weighs 1.
     """
-    sampled = max(int(clients * plan.selection.fraction), plan.selection.min_clients)
-    if sampled < 2:
-        raise AicacheError("--secure secagg needs at least 2 clients a round")
-    if sampled * QUANTIZATION_RANGE >= MODULUS_RANGE:
-        raise AicacheError(
-            f"--secure secagg: {sampled} clients a round would overflow the masked sum "
-            f"(at most {MODULUS_RANGE // QUANTIZATION_RANGE - 1})",
-            hint="Lower --fraction.",
-        )
-    if plan.dp.enabled:  # every client weighs 1 under DP: no precision spent on weights
-        return replace(plan.secagg, max_weight=1.0)
-    task = get_task(plan.task)
-    counts = [task.num_examples(provider.client_data(task, c).train) for c in range(clients)]
-    # With the largest count as the bound, no weight is clipped, and the summed
-    # weights (each at most the bound) overflow no sooner than the values do.
-    return replace(plan.secagg, max_weight=float(max(max(counts), 1)))
+    sampled = plan.selection.per_round(clients)
+    largest = 1.0
+    if not plan.dp.enabled:  # every client weighs 1 under DP: no precision spent on weights
+        task = get_task(plan.task)
+        counts = [task.num_examples(provider.client_data(task, c).train) for c in range(clients)]
+        largest = float(max(max(counts), 1))
+    try:
+        return fitted(plan.secagg, sampled=sampled, max_weight=largest)
+    except ValueError as exc:
+        raise AicacheError(str(exc), hint="Lower --fraction.") from exc
 
 
 def _key_authority() -> tuple[Path, Path]:
@@ -193,10 +182,14 @@ def run(
     problem = aggregation_problem(plan)
     if problem is not None:
         raise AicacheError(problem)
-    if plan.secure != "secagg" and dropout and dropout.count:
-        raise AicacheError("--secagg-dropouts needs --secure secagg")
-    if plan.secure == "secagg" and adversary and adversary.count:
-        raise AicacheError("--adversarial is not available with --secure secagg")
+    try:
+        refuse_experiment(
+            secure=plan.secure_aggregation.mode,
+            adversaries=adversary.count if adversary else 0,
+            dropouts=dropout.count if dropout else 0,
+        )
+    except ValueError as exc:
+        raise AicacheError(str(exc)) from exc
     federation = f"simulation: {source.describe()}"
     with ModelRegistry(registry_root) as registry:
         if resume:
@@ -234,29 +227,28 @@ def run(
             f"the privacy budget allows no round: {stop}",
             hint=budget_advice(plan, prior),
         ) from stop
-    if plan.secure == "secagg":
+    aggregation = plan.secure_aggregation
+    apps = SECURE_APPS[aggregation.mode]
+    if aggregation.bounds_weights:
         stage("checking SecAgg+ capacity")
         plan = replace(plan, secagg=_secagg_capacity(plan, provider, len(names)))
         observer.plan = plan
     stage("federated rounds")
     keys: tuple[Path, Path] | None = None
-    if plan.secure == "secagg":
-        server_app = make_secagg_server_app(plan, initial, observer, plan.secagg)
-        client_app = make_secagg_client_app(
-            provider, outer_mods=[dropout] if dropout and dropout.count else None
-        )
-    else:
-        if plan.secure == "he":
-            stage("key authority")
-            keys = _key_authority()
-        server_app = make_server_app(
-            plan, initial, observer, public_context=None if keys is None else keys[1].read_bytes()
-        )
-        client_app = make_client_app(
-            provider,
+    if aggregation.needs_keys:
+        stage("key authority")
+        keys = _key_authority()
+    server_app, client_app = apps.build(
+        plan,
+        initial,
+        observer,
+        provider,
+        AppOptions(
+            keys=keys,
             tamper=adversary if adversary and adversary.count else None,
-            secret_key_file=None if keys is None else str(keys[0]),
-        )
+            outer_mods=[dropout] if dropout and dropout.count else None,
+        ),
+    )
     try:
         simulate(server_app, client_app, clients=len(names), cpus=cpus, verbose=verbose)
     except SimulationInterrupted:
@@ -267,7 +259,7 @@ def run(
         if keys is not None:
             shutil.rmtree(keys[0].parent, ignore_errors=True)
     if (
-        plan.secure == "secagg"
+        not apps.client_reports_arms
         and plan.final_evaluation
         and observer.error is None
         and observer.final_arrays is not None
