@@ -54,7 +54,7 @@ DirOption = Annotated[
 
 
 def _server(directory: Path | None, option: Path | None) -> ServerDirectory:
-    from aicache.simulation.engine import QUIET_ENVIRONMENT
+    from aicache.federation.environment import QUIET_ENVIRONMENT
 
     os.environ.update(QUIET_ENVIRONMENT)  # before anything here imports Flower
     from aicache.deploy.server import ServerDirectory

@@ -35,7 +35,7 @@ from aicache.extras import require_extra
 
 def _quiet_flower() -> None:
     # Before anything imports Flower or Ray: no telemetry, no update checks.
-    from aicache.simulation.engine import QUIET_ENVIRONMENT
+    from aicache.federation.environment import QUIET_ENVIRONMENT
 
     os.environ.update(QUIET_ENVIRONMENT)
 
