@@ -20,14 +20,13 @@ import numpy as np
 from aicache.deploy.distribution import check_version
 from aicache.deploy.node import NodeHome
 from aicache.errors import AicacheError
-from aicache.features.history_items import items_from_store
 from aicache.local.command_lines import keeps_command_lines, last_typed
 from aicache.local.importer import directory_hash
 from aicache.local.store import Store
 from aicache.registry import ModelRegistry, ModelVersion
 from aicache.registry.shipped import shipped_model
 from aicache.tasks.base import ensure_compatible
-from aicache.tasks.next_command import NextCommandContext, NextCommandTask
+from aicache.tasks.next_command import NextCommandContext, NextCommandTask, history_from_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +161,7 @@ def suggest_next(
     """
     task = NextCommandTask()
     model = serving_model(registry_root, task.name)
-    history = items_from_store(store.conn)
+    history = history_from_store(store.conn)
     context = NextCommandContext(
         history=history,
         dir_hash=None if directory is None else directory_hash(str(directory)),

@@ -19,6 +19,7 @@ import numpy as np
 from aicache.errors import AicacheError, Interrupted
 from aicache.extras import require_extra
 from aicache.federation.aggregation import aggregation_problem
+from aicache.federation.budget import budget_advice
 from aicache.federation.client_app import report_arms
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.secure_apps import SECURE_APPS, AppOptions
@@ -35,7 +36,6 @@ from aicache.privacy.secure import SecAggSettings, fitted
 from aicache.registry import ModelRegistry
 from aicache.registry.model_registry import ModelVersion
 from aicache.simulation.adversary import Adversary, Dropout
-from aicache.simulation.budget import budget_advice
 from aicache.simulation.engine import SimulationInterrupted, simulate
 from aicache.simulation.sources import PartitionProvider
 from aicache.tasks.base import FitConfig, ensure_compatible, get_task
