@@ -27,12 +27,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from aicache.federation.environment import QUIET_ENVIRONMENT
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import Selection
 from aicache.privacy.accounting import Sampling
 from aicache.privacy.central import DpPlan, default_delta
 from aicache.registry import ModelRegistry
-from aicache.simulation.engine import QUIET_ENVIRONMENT
 from aicache.simulation.runner import run
 from aicache.simulation.sources import PartitionProvider, SyntheticSource
 from aicache.tasks.base import get_task

@@ -39,12 +39,12 @@ from rich.table import Table
 
 from aicache.errors import AicacheError
 from aicache.federation.client_app import client_seed, fit_config
+from aicache.federation.environment import QUIET_ENVIRONMENT
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import Selection
 from aicache.privacy.secure import SecAggSettings
 from aicache.registry import ModelRegistry
 from aicache.simulation.adversary import Adversary, Dropout
-from aicache.simulation.engine import QUIET_ENVIRONMENT
 from aicache.simulation.runner import run
 from aicache.simulation.sources import PartitionProvider, SyntheticSource
 from aicache.tasks.base import get_task

@@ -31,10 +31,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from aicache.federation.environment import QUIET_ENVIRONMENT
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import Selection
 from aicache.federation.validation import ValidatedStrategy
-from aicache.simulation.engine import QUIET_ENVIRONMENT
 from aicache.simulation.runner import run
 from aicache.simulation.sources import SyntheticSource
 from aicache.tasks.base import get_task

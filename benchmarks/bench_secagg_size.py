@@ -44,9 +44,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from aicache.federation.environment import QUIET_ENVIRONMENT
 from aicache.federation.secure_aggregation import loud_workflow
 from aicache.privacy.secure import SecAggSettings
-from aicache.simulation.engine import QUIET_ENVIRONMENT, simulate
+from aicache.simulation.engine import simulate
 
 
 class _VectorClient(NumPyClient):

@@ -29,10 +29,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from aicache.federation.environment import QUIET_ENVIRONMENT
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import Selection
 from aicache.privacy import ckks
-from aicache.simulation.engine import QUIET_ENVIRONMENT
 from aicache.simulation.runner import run
 from aicache.simulation.sources import SyntheticSource
 

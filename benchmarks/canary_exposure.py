@@ -29,13 +29,13 @@ from rich.console import Console
 from rich.table import Table
 
 from aicache.features.history_items import HistoryItem
+from aicache.federation.environment import QUIET_ENVIRONMENT
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import Selection
 from aicache.privacy.accounting import Sampling
 from aicache.privacy.central import DpPlan, default_delta
 from aicache.registry import ModelRegistry
 from aicache.simulation.canary import exposure, plant, random_sequence
-from aicache.simulation.engine import QUIET_ENVIRONMENT
 from aicache.simulation.population import developer
 from aicache.simulation.runner import run
 from aicache.simulation.sources import SyntheticSource

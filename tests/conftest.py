@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from aicache.extras import missing
+
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_AI = ROOT / "examples" / "fake-ai"
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -24,6 +26,70 @@ def shared_data(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data set {name!r} not found at {path} (only on project machines)")
     return path
+
+
+# Test modules that need an optional extra of aicache. Where the extra is not
+# installed (`make core-test`), the whole module is skipped with the extra named;
+# a test module missing from this table that imports an extra fails, as it should.
+# A single test in a core module says so with @pytest.mark.needs_extra("NAME").
+NEEDS_EXTRA: dict[str, tuple[str, ...]] = {
+    "test_accounting.py": ("server",),
+    "test_adaptive_clipping.py": ("simulation",),
+    "test_aggregation.py": ("server",),
+    "test_central_dp.py": ("simulation",),
+    "test_ckks.py": ("he",),
+    "test_deploy_e2e.py": ("server",),
+    "test_deploy_guard_e2e.py": ("server",),
+    "test_dp_e2e.py": ("simulation",),
+    "test_faults_dropout.py": ("simulation",),
+    "test_faults_resume.py": ("server",),
+    "test_local_dp.py": ("simulation",),
+    "test_poisson_sampling.py": ("simulation",),
+    "test_privacy_modes.py": ("server",),
+    "test_secagg_e2e.py": ("simulation", "he"),
+    "test_secure_dp.py": ("server", "he"),
+    "test_secure_dp_e2e.py": ("simulation", "he"),
+    "test_simulation_advice.py": ("simulation",),
+    "test_simulation_e2e.py": ("simulation",),
+    "test_task_seam_proof.py": ("simulation", "server"),
+}
+
+
+def _extra_absent(*extras: str) -> str | None:
+    """Why a test of ``extras`` cannot run here, or None when they are installed."""
+    for extra in extras:
+        absent = missing(extra)
+        if absent:
+            return f"needs aicache[{extra}] ({', '.join(absent)} not installed)"
+    return None
+
+
+class _ExtraModule(pytest.Module):
+    """A test module of an extra: skipped, before it is imported, where the extra is absent."""
+
+    extras: tuple[str, ...] = ()
+
+    def collect(self) -> Any:
+        reason = _extra_absent(*self.extras)
+        if reason:
+            raise pytest.skip.Exception(reason, allow_module_level=True)
+        return super().collect()
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
+    extras = NEEDS_EXTRA.get(module_path.name)
+    if extras is None:
+        return None
+    module = _ExtraModule.from_parent(parent, path=module_path)
+    module.extras = extras
+    return module
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("needs_extra"):
+        reason = _extra_absent(*marker.args)
+        if reason:
+            pytest.skip(reason)
 
 
 @dataclass

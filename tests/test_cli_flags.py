@@ -54,6 +54,7 @@ def test_a_range_check_refuses_nan() -> None:
         checked("--rounds", float("nan"), 1)
 
 
+@pytest.mark.needs_extra("simulation")
 def test_krum_that_cannot_withstand_the_simulated_attackers_is_refused(cli: Cli) -> None:
     result = cli.run(
         "simulate",
@@ -68,6 +69,7 @@ def test_krum_that_cannot_withstand_the_simulated_attackers_is_refused(cli: Cli)
     assert not (cli.home / "registry").exists()
 
 
+@pytest.mark.needs_extra("simulation")
 def test_expected_attackers_on_a_rule_without_them_is_refused(cli: Cli) -> None:
     result = cli.run(
         "simulate", "--clients", "4", "--rounds", "1", "--expected-attackers", "1", timeout=120
@@ -76,6 +78,7 @@ def test_expected_attackers_on_a_rule_without_them_is_refused(cli: Cli) -> None:
     assert "fedavg has no setting for expected attackers" in _text(result)
 
 
+@pytest.mark.needs_extra("simulation")
 def test_a_data_folder_of_garbage_is_named_before_the_simulation_starts(
     cli: Cli, tmp_path: Path
 ) -> None:
@@ -96,6 +99,7 @@ def test_a_data_folder_of_garbage_is_named_before_the_simulation_starts(
     assert not (cli.home / "registry").exists()
 
 
+@pytest.mark.needs_extra("simulation")
 def test_a_data_folder_with_one_user_is_not_a_federation(cli: Cli, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

@@ -31,6 +31,7 @@ def test_a_stored_infinite_expiry_does_not_break_list_or_inspect(cli: Cli) -> No
         keys = [k for (k,) in conn.execute("SELECT key FROM cache_entries ORDER BY key")]
         conn.execute("UPDATE cache_entries SET expires_at = ? WHERE key = ?", (1e400, keys[0]))
         conn.execute("UPDATE cache_entries SET expires_at = ? WHERE key = ?", (6.048e29, keys[1]))
+    conn.close()
     # Execute
     listed = cli.run("list")
     as_json = cli.run("list", "--json")

@@ -9,6 +9,7 @@ from tests.conftest import Cli
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.needs_extra("server")
 def test_a_config_value_that_is_not_a_number_is_named(cli: Cli) -> None:
     # Prepare
     root = cli.cwd / "fed"
@@ -37,6 +38,7 @@ def test_an_address_without_a_port_is_named(cli: Cli) -> None:
     assert "has no port" in result.stderr.decode() and b"Traceback" not in result.stderr
 
 
+@pytest.mark.needs_extra("server")
 def test_a_config_value_that_is_not_finite_is_named(cli: Cli) -> None:
     root = cli.cwd / "fed"
     assert cli.run("server", "init", str(root), "--port", "19324").returncode == 0

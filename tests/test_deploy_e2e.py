@@ -164,6 +164,7 @@ def test_two_rounds_land_signed_in_the_registry(federation: Federation) -> None:
     key = signing.load_public((federation.root / "signing.pub").read_bytes())
     with sqlite3.connect(federation.root / "registry" / "registry.db") as db:
         rows = db.execute("SELECT version, manifest, signature FROM signatures").fetchall()
+    db.close()
     assert sorted(r[0] for r in rows) == [1, 2]
     for version, manifest, signature in rows:
         signing.verify(key, manifest.encode(), signature, what=f"version {version}")
@@ -228,6 +229,7 @@ def test_altered_installed_model_fails_verification_and_is_not_used(
     registry = federation.home("carol") / "registry" / "registry.db"
     with sqlite3.connect(registry) as db:
         db.execute("UPDATE signatures SET signature = zeroblob(64)")
+    db.close()
     verified = federation.node("carol", "models", "verify")
     assert verified.returncode == 1 and "FAILED" in _text(verified)
     suggested = federation.node("carol", "suggest")

@@ -404,6 +404,7 @@ def test_the_serverapp_runs_where_no_private_key_is_and_models_are_still_signed(
 
     with sqlite3.connect(federation.root / "registry" / "registry.db") as db:
         rows = db.execute("SELECT version, manifest, signature FROM signatures").fetchall()
+    db.close()
     assert [r[0] for r in rows] == [1]
     signing.verify(key, rows[0][1].encode(), rows[0][2], what="version 1")
 

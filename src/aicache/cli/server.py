@@ -35,6 +35,7 @@ from aicache.cli.common import (
 )
 from aicache.cli.console import out, when
 from aicache.errors import AicacheError, Interrupted
+from aicache.extras import require_extra
 
 if TYPE_CHECKING:
     from aicache.deploy.server import ServerDirectory
@@ -53,7 +54,7 @@ DirOption = Annotated[
 
 
 def _server(directory: Path | None, option: Path | None) -> ServerDirectory:
-    from aicache.simulation.engine import QUIET_ENVIRONMENT
+    from aicache.federation.environment import QUIET_ENVIRONMENT
 
     os.environ.update(QUIET_ENVIRONMENT)  # before anything here imports Flower
     from aicache.deploy.server import ServerDirectory
@@ -104,6 +105,7 @@ def start(
     ] = None,
 ) -> None:
     """Start the SuperLink: TLS, node authentication, persistent state, telemetry off."""
+    require_extra("server")  # the ServerApp it runs accounts privacy with dp-accounting
     server = _server(directory, dir_option)
     if insecure:
         out.print(
@@ -336,6 +338,7 @@ def run(
     ] = False,
 ) -> None:
     """Start a federated run on the connected nodes and follow it; versions land in DIR/registry."""
+    require_extra("server")
     from aicache.cli.simulate import headline_text
     from aicache.deploy import runs
     from aicache.federation.options import plan_from_options

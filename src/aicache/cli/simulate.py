@@ -30,11 +30,12 @@ from aicache.cli.common import (
 )
 from aicache.cli.console import err, out
 from aicache.errors import AicacheError, Interrupted
+from aicache.extras import require_extra
 
 
 def _quiet_flower() -> None:
     # Before anything imports Flower or Ray: no telemetry, no update checks.
-    from aicache.simulation.engine import QUIET_ENVIRONMENT
+    from aicache.federation.environment import QUIET_ENVIRONMENT
 
     os.environ.update(QUIET_ENVIRONMENT)
 
@@ -204,6 +205,7 @@ def simulate(
     runs over [bold]--secure secagg[/] or [bold]he[/]: clients clip before masking or
     encrypting, the noise goes on the sum, and ε is central mode's.
     """
+    require_extra("simulation")
     _quiet_flower()
     from aicache.federation.options import plan_from_options
     from aicache.simulation import runner

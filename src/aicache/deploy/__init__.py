@@ -3,4 +3,55 @@
 Flower's deployment runtime does the federated work; this layer starts,
 configures and stops it, enrols nodes, hands out client bundles, and carries
 signed models from the server's registry to the developers' machines.
+
+The public names below load their modules on first use: a node's ClientApp
+and ``suggest`` import only what they need, not every Flower module here.
 """
+
+from __future__ import annotations
+
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from aicache.deploy.bundle import Bundle
+    from aicache.deploy.distribution import Delivery, Inbox
+    from aicache.deploy.node import NodeHome
+    from aicache.deploy.node_book import NodeBook, NodeRecord
+    from aicache.deploy.server import ServerDirectory
+    from aicache.deploy.serving import ServedModel, Suggestions, serving_model, suggest_next
+
+# Where each public name lives; imported on first use (see the docstring).
+_HOMES = {
+    "ServerDirectory": "aicache.deploy.server",
+    "NodeBook": "aicache.deploy.node_book",
+    "NodeRecord": "aicache.deploy.node_book",
+    "Bundle": "aicache.deploy.bundle",
+    "NodeHome": "aicache.deploy.node",
+    "Delivery": "aicache.deploy.distribution",
+    "Inbox": "aicache.deploy.distribution",
+    "ServedModel": "aicache.deploy.serving",
+    "Suggestions": "aicache.deploy.serving",
+    "serving_model": "aicache.deploy.serving",
+    "suggest_next": "aicache.deploy.serving",
+}
+
+__all__ = [
+    "Bundle",
+    "Delivery",
+    "Inbox",
+    "NodeBook",
+    "NodeHome",
+    "NodeRecord",
+    "ServedModel",
+    "ServerDirectory",
+    "Suggestions",
+    "serving_model",
+    "suggest_next",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(_importlib.import_module(_HOMES[name]), name)

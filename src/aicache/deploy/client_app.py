@@ -22,6 +22,7 @@ from flwr.clientapp.typing import ClientAppCallable
 
 from aicache.deploy.distribution import Delivery, Inbox
 from aicache.federation.client_app import ClientData, make_client_app
+from aicache.federation.privacy_view import dp_mode_of
 from aicache.federation.validation import NUM_EXAMPLES
 from aicache.local.paths import aicache_home, ensure_private_dir, federation_dir
 from aicache.tasks.base import AnyTask
@@ -80,22 +81,6 @@ class StoreProvider:
         return examples
 
 
-def _dp_of(config: ConfigRecord | None) -> str:
-    """Which differential privacy the round's settings asked this client to apply."""
-    from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
-
-    from aicache.federation.local_dp import LOCAL_DP_CLIP
-    from aicache.privacy.noise import DP_CLIP
-
-    if config is None:
-        return "off"
-    if LOCAL_DP_CLIP in config:
-        return "local"
-    if DP_CLIP in config:
-        return "distributed"
-    return "central" if KEY_CLIPPING_NORM in config else "off"
-
-
 def node_dir() -> Path:
     """Where a joined node keeps its bundle, keys, inbox and status."""
     return federation_dir(aicache_home())
@@ -114,7 +99,7 @@ def _record_sent(message: Message, context: Context, call_next: ClientAppCallabl
     config = message.content.config_records.get("config")
     round_number = None if config is None else config.get("server-round")
     entry = {
-        "dp": _dp_of(config),
+        "dp": dp_mode_of(config).value,
         "time": time.time(),
         "run": message.metadata.run_id,
         "round": round_number if isinstance(round_number, int) else 0,

@@ -23,9 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from aicache.deploy.bundle import Bundle, write_private_text
 from aicache.deploy.processes import Supervised, flower_env, wait_until
 from aicache.errors import AicacheError
+from aicache.federation.privacy_view import PrivacyRecord, dp_applied, privacy_record
 from aicache.local.paths import aicache_home, ensure_private_dir, federation_dir
-from aicache.privacy.modes import mechanism
-from aicache.privacy.record import PrivacyRecord
 from aicache.security import signing
 
 JOIN_TIMEOUT = 30.0
@@ -124,14 +123,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _sent_with_dp(entry: dict[str, Any]) -> bool:
-    """Whether an update in the sent log had a DP mechanism applied (unknown names: no)."""
-    try:
-        return mechanism(str(entry.get("dp", "off"))).enabled
-    except ValueError:
-        return False
 
 
 class NodeHome:
@@ -322,9 +313,9 @@ class NodeHome:
             covered_until = None
             if signed is not None:  # the federation's signed record, not a local model's
                 manifest = json.loads(signed[0])
-                record = PrivacyRecord.from_dict(manifest.get("privacy"))
+                record = privacy_record(manifest.get("privacy"))
                 covered_until = float(manifest.get("created_at", 0.0))
-            without_dp = sum(1 for e in entries if not _sent_with_dp(e))
+            without_dp = sum(1 for e in entries if not dp_applied(str(e.get("dp", "off"))))
             # The record covers what the server had spent when it made that model.
             later = sum(
                 1

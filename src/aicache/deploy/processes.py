@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from aicache.errors import AicacheError
-from aicache.simulation.engine import QUIET_ENVIRONMENT
+from aicache.federation.environment import QUIET_ENVIRONMENT
 
 # The SuperExec's wait between asks for new work (Flower's default is 1 s).
 TASK_POLL_SECONDS = 0.1

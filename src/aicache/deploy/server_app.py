@@ -99,7 +99,7 @@ def _config(context: Context, key: str) -> str:
 
 
 def _server_main(grid: Grid, context: Context) -> None:
-    from aicache.deploy.server import NodeBook
+    from aicache.deploy.node_book import NodeBook
 
     registry_root = Path(_config(context, REGISTRY_KEY))
     nodes_db = Path(_config(context, NODES_KEY))

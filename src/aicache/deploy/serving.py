@@ -11,7 +11,6 @@ are shown as the user last typed them when the store keeps command lines.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,13 @@ import numpy as np
 from aicache.deploy.distribution import check_version
 from aicache.deploy.node import NodeHome
 from aicache.errors import AicacheError
-from aicache.features.history_items import items_from_store
+from aicache.local.command_lines import keeps_command_lines, last_typed
 from aicache.local.importer import directory_hash
 from aicache.local.store import Store
 from aicache.registry import ModelRegistry, ModelVersion
 from aicache.registry.shipped import shipped_model
 from aicache.tasks.base import ensure_compatible
-from aicache.tasks.next_command import NextCommandContext, NextCommandTask
+from aicache.tasks.next_command import NextCommandContext, NextCommandTask, history_from_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,17 +143,6 @@ def serving_model(registry_root: Path, task: str = NextCommandTask.name) -> Serv
     return ServedModel(shipped.arrays, None, "shipped", shipped.privacy)
 
 
-def last_typed(conn: sqlite3.Connection, tokens: str) -> str | None:
-    """The most recent stored command line that normalises to ``tokens``, if any is kept."""
-    program, _, subcommand = tokens.partition(" ")
-    row = conn.execute(
-        "SELECT raw FROM commands WHERE program = ? AND coalesce(subcommand, '') = ? "
-        "AND raw IS NOT NULL ORDER BY id DESC LIMIT 1",
-        (program, subcommand),
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
 def suggest_next(
     store: Store, registry_root: Path, *, k: int, directory: Path | None = None
 ) -> Suggestions:
@@ -173,15 +161,17 @@ def suggest_next(
     """
     task = NextCommandTask()
     model = serving_model(registry_root, task.name)
-    history = items_from_store(store.conn)
+    history = history_from_store(store.conn)
     context = NextCommandContext(
         history=history,
         dir_hash=None if directory is None else directory_hash(str(directory)),
         k=k,
     )
     predicted = task.predict(model.params, context)
-    suggestions = [Suggestion(tokens, last_typed(store.conn, tokens)) for tokens in predicted]
-    kept = store.conn.execute("SELECT 1 FROM commands WHERE raw IS NOT NULL LIMIT 1").fetchone()
+    suggestions = [Suggestion(tokens, last_typed(store, tokens)) for tokens in predicted]
     return Suggestions(
-        suggestions=suggestions, model=model, history=len(history), lines_kept=kept is not None
+        suggestions=suggestions,
+        model=model,
+        history=len(history),
+        lines_kept=keeps_command_lines(store),
     )

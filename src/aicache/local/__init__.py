@@ -1,4 +1,42 @@
 """The private side: store, cache, command runner, importers and privacy controls.
 
 Nothing in this package is ever serialised to the network.
+
+The public names below load their modules on first use: ``aicache run``
+imports this package on every cache hit and must stay cheap to start.
 """
+
+from __future__ import annotations
+
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from aicache.local.cache import CachedAnswer, CacheKey, lookup, record
+    from aicache.local.settings import Settings
+    from aicache.local.store import Store
+
+# Where each public name lives; imported on first use (see the docstring).
+_HOMES = {
+    "Store": "aicache.local.store",
+    "Settings": "aicache.local.settings",
+    "CacheKey": "aicache.local.cache",
+    "CachedAnswer": "aicache.local.cache",
+    "lookup": "aicache.local.cache",
+    "record": "aicache.local.cache",
+}
+
+__all__ = [
+    "CacheKey",
+    "CachedAnswer",
+    "Settings",
+    "Store",
+    "lookup",
+    "record",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(_importlib.import_module(_HOMES[name]), name)

@@ -23,9 +23,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import dp_accounting
-from dp_accounting import pld, rdp
+from aicache.extras import LazyModule
+
+if TYPE_CHECKING:
+    import dp_accounting
+    from dp_accounting import pld, rdp
+else:  # an extra (it brings scipy): imported on first use, so a node's imports stay light
+    dp_accounting = LazyModule("server", "dp_accounting")
+    pld = LazyModule("server", "dp_accounting.pld")
+    rdp = LazyModule("server", "dp_accounting.rdp")
 
 ACCOUNTANTS = ("rdp", "pld")
 

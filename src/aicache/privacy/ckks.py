@@ -7,8 +7,16 @@ to the server, which can then add ciphertexts but never read them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import tenseal as ts
+
+from aicache.extras import LazyModule
+
+if TYPE_CHECKING:
+    import tenseal as ts
+else:  # TenSEAL is the `he` extra: imported on first use, so importing this stays cheap
+    ts = LazyModule("he", "tenseal")
 
 POLY_MODULUS_DEGREE = 8192
 COEFF_MOD_BIT_SIZES = (60, 40, 40, 60)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from aicache.privacy.accounting import SamplingKind
 from aicache.privacy.modes import DpMode
 
 COVERS = "the model parameters; evaluation metrics are not covered by epsilon"
@@ -98,6 +99,28 @@ class PrivacyRecord:
             return math.inf
         value = self.federation_epsilon if self.federation_epsilon is not None else self.epsilon
         return math.inf if value is None else float(value)
+
+    def describe(self) -> str:
+        """One line on the differential privacy this record claims (reports, ``simulate``)."""
+        if not self.enabled:
+            return "no differential privacy in this run"
+        sampling = dict(self.sampling or {})
+        sampled = (
+            f"each of {sampling['population']} clients with chance {sampling['rate']:g} a round"
+            if SamplingKind(sampling["kind"]) is SamplingKind.POISSON
+            else f"{sampling['size']} of {sampling['population']} clients a round"
+        )
+        overall = self.federation_epsilon
+        return (
+            f"{self.dp} DP, Gaussian noise z = {self.noise_multiplier:.3f}, clip "
+            f"C = {self.clip:g}, {sampled}: "
+            f"ε = {self.epsilon:.3f} at δ = {self.delta:g} ({self.accountant})"
+            + (
+                f"; ε on this federation over all runs: {overall:.3f}"
+                if overall is not None and overall != self.epsilon
+                else ""
+            )
+        )
 
     def with_federation(self, federation: str, federation_epsilon: float) -> PrivacyRecord:
         """This record with the federation it was spent on and the ε over all its runs."""

@@ -21,21 +21,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from aicache.federation.environment import QUIET_ENVIRONMENT
+
 if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
     from flwr.common import Context, Message
     from flwr.serverapp import Grid, ServerApp
-
-QUIET_ENVIRONMENT = {
-    "FLWR_TELEMETRY_ENABLED": "0",
-    "FLWR_DISABLE_UPDATE_CHECK": "1",
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
-    "RAY_DEDUP_LOGS": "0",
-    # Ray takes the host's address for its node unless it thinks it runs alone
-    # (as on macOS and Windows): then every Ray listener binds to 127.0.0.1.
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-}
 
 
 class _DropDeprecationNotice(logging.Filter):

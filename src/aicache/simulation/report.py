@@ -8,8 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from aicache.privacy.accounting import SamplingKind
-from aicache.privacy.record import PrivacyRecord
+from aicache.federation.privacy_view import PrivacyRecord, privacy_record
 from aicache.simulation.runner import SimulationOutcome, arms
 from aicache.tasks.spec import Metric, get_spec
 
@@ -144,26 +143,7 @@ def _plots(document: dict[str, Any], out: Path) -> list[str]:
 
 def privacy_text(privacy: dict[str, Any] | PrivacyRecord) -> str:
     """One line on the run's differential privacy (its stored or typed record)."""
-    record = privacy if isinstance(privacy, PrivacyRecord) else PrivacyRecord.from_dict(privacy)
-    if not record.enabled:
-        return "no differential privacy in this run"
-    sampling = dict(record.sampling or {})
-    sampled = (
-        f"each of {sampling['population']} clients with chance {sampling['rate']:g} a round"
-        if SamplingKind(sampling["kind"]) is SamplingKind.POISSON
-        else f"{sampling['size']} of {sampling['population']} clients a round"
-    )
-    overall = record.federation_epsilon
-    return (
-        f"{record.dp} DP, Gaussian noise z = {record.noise_multiplier:.3f}, clip "
-        f"C = {record.clip:g}, {sampled}: "
-        f"ε = {record.epsilon:.3f} at δ = {record.delta:g} ({record.accountant})"
-        + (
-            f"; ε on this federation over all runs: {overall:.3f}"
-            if overall is not None and overall != record.epsilon
-            else ""
-        )
-    )
+    return privacy_record(privacy).describe()
 
 
 _STYLE = "body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.3em 1em}"

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from aicache.errors import AicacheError, Interrupted
+from aicache.extras import require_extra
 from aicache.federation.aggregation import aggregation_problem
+from aicache.federation.budget import budget_advice
 from aicache.federation.client_app import report_arms
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.secure_apps import SECURE_APPS, AppOptions
@@ -29,7 +31,6 @@ from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
 from aicache.privacy.secure import SecAggSettings, fitted
 from aicache.registry.model_registry import ModelVersion
 from aicache.simulation.adversary import Adversary, Dropout
-from aicache.simulation.budget import budget_advice
 from aicache.simulation.engine import SimulationInterrupted, simulate
 from aicache.simulation.sources import PartitionProvider
 from aicache.tasks.base import FitConfig, get_task
@@ -94,6 +95,7 @@ def _secagg_capacity(
 def _key_authority() -> tuple[Path, Path]:
     """New CKKS keys made by a separate process: this one (the server's) reads only the
     public context, so the secret key is never in its memory."""
+    require_extra("he")  # TenSEAL makes the keys
     directory = Path(tempfile.mkdtemp(prefix="aicache-keys-"))
     done = subprocess.run(
         [sys.executable, "-m", "aicache.privacy.key_authority", str(directory)],

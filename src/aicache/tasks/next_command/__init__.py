@@ -3,7 +3,7 @@
 Importing the package registers its spec (:mod:`.spec`).
 """
 
-from aicache.tasks.next_command.spec import SPEC
+from aicache.tasks.next_command.spec import SPEC, history_from_store
 from aicache.tasks.next_command.task import (
     DEFAULT_HIDDEN,
     PERSONAL_PRIOR,
@@ -21,4 +21,5 @@ __all__ = [
     "NextCommandContext",
     "NextCommandSource",
     "NextCommandTask",
+    "history_from_store",
 ]

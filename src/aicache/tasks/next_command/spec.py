@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from aicache.features.candidates import CandidateSet
-from aicache.features.history_items import HistoryItem, history_version, items_from_home
+from aicache.features.history_items import (
+    HistoryItem,
+    history_version,
+    items_from_home,
+    items_from_store,
+)
 from aicache.tasks.base import AnyTask
 from aicache.tasks.history_baseline import online_bigram_hits
 from aicache.tasks.next_command.attacks import label_flipped, log_perplexity, plant
@@ -28,6 +34,11 @@ def read_store(task: AnyTask, home: Path) -> CandidateSet:
     """This machine's candidate sets: every imported command of ``home``'s store."""
     examples: CandidateSet = task.load_local(items_from_home(home))
     return examples
+
+
+def history_from_store(conn: sqlite3.Connection) -> list[HistoryItem]:
+    """The user's typed history in order, from an open store: what ``suggest`` predicts from."""
+    return items_from_store(conn)
 
 
 def own_history_cold_start(history: Sequence[HistoryItem], n: int) -> dict[str, float]:
