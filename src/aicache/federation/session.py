@@ -350,3 +350,35 @@ class RunSession:
         if self.observer is None:
             raise RuntimeError("the session has no observer: call observe() first")
         return self.observer
+
+
+def registered_rounds(versions: list[ModelVersion], *, before: int) -> list[RoundReport]:
+    """The rounds before round ``before`` as the registry recorded them.
+
+    Rejected updates and a round's duration are not registered: they read as
+    none and NaN.
+    """
+    eval_prefix = "eval."
+    reports = []
+    for version in versions:
+        if version.round >= before:
+            break
+        reports.append(
+            RoundReport(
+                round=version.round,
+                seconds=float("nan"),
+                accepted=version.num_clients,
+                rejected=(),
+                train_metrics={
+                    k: v for k, v in version.metrics.items() if not k.startswith(eval_prefix)
+                },
+                evaluate_metrics={
+                    k.removeprefix(eval_prefix): v
+                    for k, v in version.metrics.items()
+                    if k.startswith(eval_prefix)
+                },
+                version=version.version,
+                epsilon=version.privacy.get("federation_epsilon"),
+            )
+        )
+    return reports

@@ -5,9 +5,6 @@ the centralized reference beside it.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,19 +14,19 @@ from typing import Any
 import numpy as np
 
 from aicache.errors import AicacheError, Interrupted
-from aicache.extras import require_extra
 from aicache.federation.aggregation import aggregation_problem
 from aicache.federation.budget import budget_advice
 from aicache.federation.client_app import report_arms
+from aicache.federation.experiment import (
+    SecAggSettings,
+    key_authority,
+    refuse_attacks,
+    secagg_capacity,
+)
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.secure_apps import SECURE_APPS, AppOptions
 from aicache.federation.server_app import RoundReport
-from aicache.federation.session import Ending, Resume, RunEnded, RunSession
-from aicache.privacy.accounting import RunSpend
-from aicache.privacy.combinations import refuse_experiment
-from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
-from aicache.privacy.secure import SecAggSettings, fitted
-from aicache.registry.model_registry import ModelVersion
+from aicache.federation.session import Ending, Resume, RunEnded, RunSession, registered_rounds
 from aicache.simulation.adversary import Adversary, Dropout
 from aicache.simulation.engine import SimulationInterrupted, simulate
 from aicache.simulation.sources import PartitionProvider
@@ -80,33 +77,12 @@ def _secagg_capacity(
     The weight bound becomes the largest client's example count (so no weight
     is clipped); under DP every client weighs 1.
     """
-    sampled = plan.selection.per_round(clients)
     largest = 1.0
     if not plan.dp.enabled:  # every client weighs 1 under DP: no precision spent on weights
         task = get_task(plan.task)
         counts = [task.num_examples(provider.client_data(task, c).train) for c in range(clients)]
         largest = float(max(max(counts), 1))
-    try:
-        return fitted(plan.secagg, sampled=sampled, max_weight=largest)
-    except ValueError as exc:
-        raise AicacheError(str(exc), hint="Lower --fraction.") from exc
-
-
-def _key_authority() -> tuple[Path, Path]:
-    """New CKKS keys made by a separate process: this one (the server's) reads only the
-    public context, so the secret key is never in its memory."""
-    require_extra("he")  # TenSEAL makes the keys
-    directory = Path(tempfile.mkdtemp(prefix="aicache-keys-"))
-    done = subprocess.run(
-        [sys.executable, "-m", "aicache.privacy.key_authority", str(directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise AicacheError(f"the key authority failed: {done.stderr.strip()[-500:]}")
-    return directory / FOR_CLIENTS, directory / FOR_SERVER
+    return secagg_capacity(plan, clients=clients, max_weight=largest)
 
 
 def _arms_in_process(
@@ -153,14 +129,11 @@ def run(
     problem = aggregation_problem(plan)
     if problem is not None:
         raise AicacheError(problem)
-    try:
-        refuse_experiment(
-            secure=plan.secure_aggregation.mode,
-            adversaries=adversary.count if adversary else 0,
-            dropouts=dropout.count if dropout else 0,
-        )
-    except ValueError as exc:
-        raise AicacheError(str(exc)) from exc
+    refuse_attacks(
+        plan,
+        adversaries=adversary.count if adversary else 0,
+        dropouts=dropout.count if dropout else 0,
+    )
     federation = f"simulation: {source.describe()}"
     resuming = (
         RunSession.resumable(
@@ -188,7 +161,7 @@ def run(
     try:
         session.check_budget()
     except RunEnded as stop:
-        raise _simulation_error(stop, plan, session.prior) from stop
+        raise _simulation_error(stop, session) from stop
     aggregation = plan.secure_aggregation
     apps = SECURE_APPS[aggregation.mode]
     if aggregation.bounds_weights:
@@ -199,7 +172,7 @@ def run(
     keys: tuple[Path, Path] | None = None
     if aggregation.needs_keys:
         stage("key authority")
-        keys = _key_authority()
+        keys = key_authority()
     server_app, client_app = apps.build(
         plan,
         initial,
@@ -231,7 +204,7 @@ def run(
     try:
         registered = session.finish()
     except RunEnded as ended:
-        raise _simulation_error(ended, plan, session.prior) from ended.__cause__
+        raise _simulation_error(ended, session) from ended.__cause__
     versions = [v.version for v in registered]
     # A resumed run's earlier rounds were done by another process: the registry has them.
     rounds = [*registered_rounds(registered, before=plan.start_round + 1), *observer.rounds]
@@ -263,12 +236,12 @@ def run(
     )
 
 
-def _simulation_error(ended: RunEnded, plan: TrainingPlan, prior: list[RunSpend]) -> AicacheError:
+def _simulation_error(ended: RunEnded, session: RunSession) -> AicacheError:
     """The command line's message for a run that ended without finishing."""
     if ended.ending is Ending.NO_ROUND:
         return AicacheError(
             f"the privacy budget allows no round: {ended.reason}",
-            hint=budget_advice(plan, prior),
+            hint=budget_advice(session.plan, session.prior),
         )
     if ended.ending is Ending.FAILED:
         return AicacheError(
@@ -281,38 +254,6 @@ def _simulation_error(ended: RunEnded, plan: TrainingPlan, prior: list[RunSpend]
         hint="Run again with --verbose to see Flower's log.",
         exit_code=1,
     )
-
-
-def registered_rounds(versions: list[ModelVersion], *, before: int) -> list[RoundReport]:
-    """The rounds before round ``before`` as the registry recorded them.
-
-    Rejected updates and a round's duration are not registered: they read as
-    none and NaN.
-    """
-    eval_prefix = "eval."
-    reports = []
-    for version in versions:
-        if version.round >= before:
-            break
-        reports.append(
-            RoundReport(
-                round=version.round,
-                seconds=float("nan"),
-                accepted=version.num_clients,
-                rejected=(),
-                train_metrics={
-                    k: v for k, v in version.metrics.items() if not k.startswith(eval_prefix)
-                },
-                evaluate_metrics={
-                    k.removeprefix(eval_prefix): v
-                    for k, v in version.metrics.items()
-                    if k.startswith(eval_prefix)
-                },
-                version=version.version,
-                epsilon=version.privacy.get("federation_epsilon"),
-            )
-        )
-    return reports
 
 
 def _macro(metrics: list[dict[str, float]]) -> dict[str, float]:
