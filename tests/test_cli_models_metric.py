@@ -36,9 +36,10 @@ def test_the_list_names_each_tasks_headline_metric_and_no_other_tasks(
         _register(registry, "plugin-task", {"eval.top1": 0.9})
     # Execute
     listed = cli.run("models", "list", "--registry", str(root))
-    # Assert: next-command's table shows its top-1; the unknown task's does not borrow it
+    # Assert: next-command's table shows its top-1; the unknown task's shows what its own
+    # versions recorded, under the recorded name, not next-command's label
     assert listed.returncode == 0, listed.stderr.decode()
     text = listed.stdout.decode()
     ours, _, theirs = text.partition("plugin-task")
     assert "top-1" in ours and "0.412" in ours
-    assert "metric" in theirs and "top-1" not in theirs and "0.900" not in theirs
+    assert "top1" in theirs and "top-1" not in theirs and "0.900" in theirs

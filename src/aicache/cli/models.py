@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -22,9 +22,6 @@ from aicache.cli.common import (
 )
 from aicache.cli.console import out, when
 from aicache.errors import AicacheError
-
-if TYPE_CHECKING:
-    from aicache.tasks.spec import Metric
 
 
 def suggest(
@@ -89,14 +86,14 @@ def models_list(
     # Compact enough for an 80-column terminal: a table per task, ε without δ (it
     # is in `models show`), no year, and the 8 characters of the hash people compare.
     for task_name in sorted({v.task for v in versions}):
-        metric = _headline(task_name)
+        metric = _headline(task_name, [v for v in versions if v.task == task_name])
         table = Table(
             "ver",
             "from",
             "round",
             "strategy",
             "clients",
-            "metric" if metric is None else metric.label,
+            "metric" if metric is None else metric[1],
             "ε",
             "created",
             "sha256",
@@ -109,7 +106,7 @@ def models_list(
         for v in versions:
             if v.task != task_name:
                 continue
-            value = None if metric is None else v.metrics.get(f"eval.{metric.name}")
+            value = None if metric is None else v.metrics.get(metric[0])
             epsilon = v.privacy.get("epsilon")
             table.add_row(
                 f"{v.version}*" if _serves(serving, v) else str(v.version),
@@ -129,14 +126,21 @@ def models_list(
             out.print(f"* serves suggest and prefetch ({how}).")
 
 
-def _headline(task: str) -> Metric | None:
-    """The first headline metric of ``task`` (the list's metric column), if the task is known."""
+def _headline(task: str, versions: list[Any]) -> tuple[str, str] | None:
+    """The list's metric column for ``task``: its key in the versions' metrics and its label.
+
+    A known task shows its spec's first headline metric; a task this install does
+    not have (a plugin's) shows the first evaluation metric its versions recorded,
+    under that metric's own name, since its spec is not here to name its headline.
+    """
     from aicache.tasks.spec import get_spec
 
     try:
-        return get_spec(task).headline[0]
-    except (KeyError, IndexError):  # a version of a task this install does not have
-        return None
+        metric = get_spec(task).headline[0]
+    except (KeyError, IndexError):
+        recorded = sorted({k for v in versions for k in v.metrics if k.startswith("eval.")})
+        return None if not recorded else (recorded[0], recorded[0].removeprefix("eval."))
+    return f"eval.{metric.name}", metric.label
 
 
 def _shipped_text(task: str | None) -> str:
