@@ -380,7 +380,7 @@ def evaluate(
         labels.append(f"first {cold_start}: global {labels[0]}")
     table = Table("user", spec.record_label, *labels)
     for row in result["per_user"]:
-        table.add_row(row["user"], str(row["records"]), *(f"{row[c]:.3f}" for c in columns))
+        table.add_row(row["user"], str(row[spec.record_label]), *(f"{row[c]:.3f}" for c in columns))
     table.add_row("macro", "", *(f"{result[c]:.3f}" for c in columns), style="bold")
     out.print(table)
 
