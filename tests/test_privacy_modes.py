@@ -189,6 +189,11 @@ OPTIONS: dict[str, Any] = {"population": 10, "task": "next-command", "rounds": 2
         ({"secure": "secagg", "min_clients": 1}, "needs at least 2 clients a round"),
         ({"dp": "distributed", "deployed": True}, "not available on a deployed federation"),
         ({"secure": "he", "deployed": True}, "--secure he is not available on a deployed"),
+        ({"sample_rate": 0.5, "deployed": True}, "--sample-rate (Poisson sampling) is not"),
+        (
+            {"dp": "central", "noise_multiplier": 1.0, "sample_rate": 0.5, "deployed": True},
+            "--sample-rate (Poisson sampling) is not available on a deployed federation",
+        ),
         ({"strategy": "krum", "expected_attackers": 4}, "--expected-attackers 4"),
     ],
 )

@@ -72,6 +72,13 @@ def _selection(
     share = 1.0 if fraction is None else fraction
     fewest = 2 if min_clients is None else min_clients
     if deployed:
+        if sample_rate is not None:
+            # A deployed round asks the nodes that are connected, not a Poisson draw of
+            # all enrolled ones: the accountant's amplification would not hold.
+            raise AicacheError(
+                "--sample-rate (Poisson sampling) is not available on a deployed federation: "
+                "use --fraction and --min-clients"
+            )
         # Under DP the sample must be m of all N enrolled nodes, as the accountant assumes:
         # the run waits for every enrolled node before its first round.
         waits = population if DP_MECHANISMS[dp].enabled else fewest
