@@ -73,6 +73,28 @@ def test_sources_come_from_the_spec() -> None:
         NEXT_COMMAND.source(data="x", data_format="csv", seed=0, clients=1)
 
 
+def test_data_without_a_format_is_read_in_the_tasks_own_first_format(tmp_path: Path) -> None:
+    # Prepare: a task that reads another format than next-command's, and one that reads none.
+    lines = replace(
+        NEXT_COMMAND, name="lines", formats={"lines": GreenbergSource, "greenberg": GreenbergSource}
+    )
+    synthetic_only = replace(NEXT_COMMAND, name="synthetic-only", formats={})
+    # Execute
+    read = lines.source(data=str(tmp_path), data_format=None, seed=0, clients=1)
+    default = NEXT_COMMAND.source(data=str(tmp_path), data_format=None, seed=0, clients=1)
+    # Assert
+    assert (lines.default_format, synthetic_only.default_format) == ("lines", None)
+    assert read == default == GreenbergSource(str(tmp_path))
+    assert synthetic_only.source(data=None, data_format=None, seed=4, clients=3) == (
+        SyntheticSource(4, 3)
+    )
+    with pytest.raises(ValueError, match=r"--data: task synthetic-only reads no data format"):
+        synthetic_only.source(data=str(tmp_path), data_format=None, seed=0, clients=1)
+    # A named format is checked even without data: a typo is not silently ignored.
+    with pytest.raises(ValueError, match=r"--format: task lines reads no format 'csv'"):
+        lines.source(data=None, data_format="csv", seed=0, clients=1)
+
+
 def test_an_unimportable_task_module_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     # Prepare
     monkeypatch.setenv(MODULES_VARIABLE, "no_such_module_for_aicache")

@@ -213,24 +213,37 @@ class TaskSpec:
         """The metrics tables and plots show."""
         return tuple(m for m in self.metrics if m.headline)
 
+    @property
+    def default_format(self) -> str | None:
+        """The format ``--data`` is read in when none is named: the first declared."""
+        return next(iter(self.formats), None)
+
     def source(
-        self, *, data: str | None, data_format: str, seed: int, clients: int
+        self, *, data: str | None, data_format: str | None, seed: int, clients: int
     ) -> ClientSource:
         """The population of a simulation: ``data`` in ``data_format``, or the synthetic one.
+
+        ``data_format`` ``None`` reads ``data`` in :attr:`default_format`.
 
         Raises
         ------
         ValueError
-            If the task reads no data format of that name.
+            If the task reads no data format of that name, or no data at all.
         """
-        if data is None:
-            return self.synthetic(seed, clients)
-        if data_format not in self.formats:
+        if data_format is not None and data_format not in self.formats:
             known = ", ".join(self.formats) or "none"
             raise ValueError(
                 f"--format: task {self.name} reads no format {data_format!r} (it reads: {known})"
             )
-        return self.formats[data_format](data)
+        if data is None:
+            return self.synthetic(seed, clients)
+        chosen = data_format or self.default_format
+        if chosen is None:
+            raise ValueError(
+                f"--data: task {self.name} reads no data format: it runs on its synthetic "
+                "population only (drop --data)"
+            )
+        return self.formats[chosen](data)
 
 
 _SPECS: dict[str, TaskSpec] = {}
