@@ -38,6 +38,16 @@ def test_next_command_is_registered_once_as_task_and_spec() -> None:
     assert register_spec(NEXT_COMMAND) is NEXT_COMMAND  # registering it again changes nothing
 
 
+def test_tasks_are_registered_through_their_spec_only() -> None:
+    # A second registry let a task be known to the option checks and unknown to the
+    # spec lookups behind them (a KeyError traceback): there is one, the specs'.
+    import aicache.tasks.base as base
+
+    # Prepare / Execute / Assert
+    assert not hasattr(base, "register_task") and not hasattr(base, "_REGISTRY")
+    assert task_names() == spec_names()
+
+
 def test_another_spec_under_a_taken_name_is_refused() -> None:
     # Prepare
     other = replace(NEXT_COMMAND, record_label="lines")

@@ -21,10 +21,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from aicache.errors import AicacheError
-from aicache.tasks.base import AnyTask
+
+if TYPE_CHECKING:
+    # The task contract looks tasks up here: at run time only the names are needed.
+    from aicache.tasks.base import AnyTask
 
 # Modules that register the built-in tasks, imported on first registry use.
 BUILTIN_TASK_MODULES: tuple[str, ...] = ("aicache.tasks.next_command",)
@@ -251,19 +254,16 @@ _loaded: set[str] = set()
 
 
 def register_spec(spec: TaskSpec) -> TaskSpec:
-    """Register ``spec`` (and its task under the same name); registering it again is a no-op.
+    """Register ``spec``, which makes its task known by name; registering it again is a no-op.
 
     Raises
     ------
     ValueError
         If another spec already uses its name.
     """
-    from aicache.tasks.base import register_task
-
     known = _SPECS.get(spec.name)
     if known is not None and known != spec:
         raise ValueError(f"task {spec.name!r} is already registered")
-    register_task(spec.name)(spec.factory)
     _SPECS[spec.name] = spec
     return spec
 
