@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from aicache.tasks.spec import (
     load_task_modules,
     register_spec,
     spec_names,
+    task_modules,
 )
 from tests.conftest import SHARED_DATA
 
@@ -106,11 +108,41 @@ def test_data_without_a_format_is_read_in_the_tasks_own_first_format(tmp_path: P
 
 
 def test_an_unimportable_task_module_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Prepare
+    # Prepare: the variable is read once per process; forget that reading around the test.
     monkeypatch.setenv(MODULES_VARIABLE, "no_such_module_for_aicache")
-    # Execute / Assert
-    with pytest.raises(AicacheError, match=r"no_such_module_for_aicache.*cannot be imported"):
-        load_task_modules()
+    task_modules.cache_clear()
+    try:
+        # Execute / Assert
+        with pytest.raises(AicacheError, match=r"no_such_module_for_aicache.*cannot be imported"):
+            load_task_modules()
+    finally:
+        monkeypatch.undo()
+        task_modules.cache_clear()
+
+
+def test_task_modules_are_found_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: count the scans of the installed entry points (the real scan still runs).
+    import aicache.tasks.spec as spec_module
+
+    scans: list[str] = []
+
+    def counted(*, group: str) -> object:
+        scans.append(group)
+        return entry_points(group=group)
+
+    monkeypatch.setattr(spec_module, "entry_points", counted)
+    task_modules.cache_clear()
+    try:
+        # Execute: lookups as a run makes them, for every message and round.
+        for _ in range(5):
+            get_spec("next-command")
+            get_task("next-command")
+            task_names()
+    finally:
+        monkeypatch.undo()
+        task_modules.cache_clear()
+    # Assert
+    assert scans == ["aicache.tasks"]
 
 
 def test_a_task_module_named_in_the_environment_is_found_by_a_new_process() -> None:

@@ -15,6 +15,7 @@ names), which Ray workers and Flower's SuperNode processes inherit.
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -268,11 +269,17 @@ def register_spec(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
-def task_modules() -> list[str]:
-    """The modules that register tasks: built-ins, entry points, then the environment's."""
+@functools.cache
+def task_modules() -> tuple[str, ...]:
+    """The modules that register tasks: built-ins, entry points, then the environment's.
+
+    Read once per process: scanning the installed distributions' entry points
+    takes milliseconds, and specs are looked up for every message and round.
+    A process started later (a Ray worker, a SuperNode's app) reads its own.
+    """
     extra = [m.strip() for m in os.environ.get(MODULES_VARIABLE, "").split(",") if m.strip()]
     plugins = [point.value for point in entry_points(group=ENTRY_POINT_GROUP)]
-    return [*BUILTIN_TASK_MODULES, *plugins, *extra]
+    return (*BUILTIN_TASK_MODULES, *plugins, *extra)
 
 
 def load_task_modules() -> None:
@@ -283,7 +290,10 @@ def load_task_modules() -> None:
     AicacheError
         Naming a module that cannot be imported and where it was listed.
     """
-    for module in task_modules():
+    modules = task_modules()
+    if _loaded.issuperset(modules):
+        return
+    for module in modules:
         if module in _loaded:
             continue
         try:
