@@ -129,9 +129,12 @@ def test_privacy_records_stored_by_the_previous_release_load_and_store_unchanged
 
 
 def test_the_typed_record_reads_the_spent_epsilon() -> None:
-    assert PrivacyRecord.from_dict(STORED_ADAPTIVE).spent == 9.5  # over all the federation's runs
-    assert PrivacyRecord.from_dict(STORED_DISTRIBUTED).spent == 8.328884276369264
-    assert PrivacyRecord.from_dict({"dp": "off"}).spent == float("inf")
+    adaptive = PrivacyRecord.from_dict(STORED_ADAPTIVE)
+    assert adaptive.federation_epsilon == 9.5  # over all the federation's runs
+    assert adaptive.epsilon == 11.109705123299939
+    distributed = PrivacyRecord.from_dict(STORED_DISTRIBUTED)
+    assert (distributed.epsilon, distributed.federation_epsilon) == (8.328884276369264, None)
+    assert PrivacyRecord.from_dict({"dp": "off"}).epsilon is None
     assert PrivacyRecord.from_dict({"dp": "laplace", "epsilon": 1.0}).enabled is False
 
 

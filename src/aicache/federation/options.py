@@ -34,11 +34,6 @@ from aicache.privacy.secure import SecAggSettings
 from aicache.tasks.base import task_names
 
 
-def min_survivors(secagg: SecAggSettings, sampled: int, secure: str = SecureMode.SECAGG) -> int:
-    """The fewest of ``sampled`` clients a round under ``secure`` can complete with."""
-    return SECURE_AGGREGATIONS[secure_mode(secure)].min_survivors(secagg, sampled)
-
-
 def robust_spec(
     spec: StrategySpec, expected: int | None, per_round: int, *, simulated: int = 0
 ) -> StrategySpec:

@@ -14,7 +14,7 @@ import numpy as np
 from aicache.tasks.base import ensure_compatible, get_task
 from aicache.tasks.spec import ClientSource, get_spec
 
-__all__ = ["UserEvaluation", "ensure_compatible", "evaluate_unseen", "summary"]
+__all__ = ["UserEvaluation", "evaluate_unseen", "summary"]
 
 
 @dataclass(frozen=True, slots=True)
