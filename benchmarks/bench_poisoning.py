@@ -81,7 +81,7 @@ def federate(
             data = provider.client_data(task, client).train
             hostile = attack is not None and client < attackers
             if hostile and attack is not None:
-                data = attack.training_data(data)
+                data = attack.training_data(data, task=TASK)
             config = FitConfig(
                 learning_rate=args.learning_rate,
                 local_epochs=args.local_epochs,

@@ -40,6 +40,7 @@ from aicache.simulation.population import developer
 from aicache.simulation.runner import run
 from aicache.simulation.sources import SyntheticSource
 
+TASK = "next-command"
 CANARY = random_sequence(np.random.default_rng(2019))
 NEVER = random_sequence(np.random.default_rng(7))
 
@@ -50,7 +51,7 @@ class PlantedSource(SyntheticSource):
 
     def history(self, client: int) -> list[HistoryItem]:
         history = super(PlantedSource, self).history(client)
-        return plant(history, CANARY, times=20, seed=client) if client == 0 else history
+        return plant(history, CANARY, task=TASK, times=20, seed=client) if client == 0 else history
 
 
 def main() -> int:
@@ -76,7 +77,7 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     for label, plan_dp in (("no DP", DpPlan()), (f"central DP, ε = {args.epsilon:g}", dp)):
         plan = TrainingPlan(
-            task="next-command",
+            task=TASK,
             rounds=args.rounds,
             selection=Selection(args.fraction, 2, min_available=args.clients),
             dp=plan_dp,
@@ -85,15 +86,17 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             outcome = run(plan, PlantedSource(0, args.clients), registry_root=Path(tmp) / "r")
             with ModelRegistry(Path(tmp) / "r") as registry:
-                latest = registry.latest("next-command")
+                latest = registry.latest(TASK)
                 assert latest is not None
                 params = registry.load(latest)
         rows.append(
             {
                 "setting": label,
                 "epsilon": outcome.privacy.get("epsilon"),
-                "canary_exposure": exposure(params, CANARY, attacker, candidates=1000),
-                "never_inserted_exposure": exposure(params, NEVER, attacker, candidates=1000),
+                "canary_exposure": exposure(params, CANARY, attacker, task=TASK, candidates=1000),
+                "never_inserted_exposure": exposure(
+                    params, NEVER, attacker, task=TASK, candidates=1000
+                ),
             }
         )
     table = Table("setting", "ε", "canary exposure (bits)", "never-inserted (bits)")

@@ -7,7 +7,8 @@ import pytest
 
 from aicache.features.candidates import CandidateSet
 from aicache.federation.validation import update_problem
-from aicache.simulation.adversary import BoundedAttack, label_flipped, update_norm
+from aicache.simulation.adversary import BoundedAttack, update_norm
+from aicache.tasks.next_command.attacks import label_flipped
 
 HONEST = [np.array([[0.3, -0.4], [0.0, 1.2]]), np.array([0.5, 0.0, -0.1])]
 ZERO = [np.zeros((2, 2)), np.zeros(3)]

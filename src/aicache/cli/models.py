@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -22,6 +22,9 @@ from aicache.cli.common import (
 )
 from aicache.cli.console import out, when
 from aicache.errors import AicacheError
+
+if TYPE_CHECKING:
+    from aicache.tasks.spec import Metric
 
 
 def suggest(
@@ -81,25 +84,19 @@ def models_list(
         emit_json([{**v.as_dict(), "serving": bool(_serves(serving, v))} for v in versions])
         return
     if not versions:
-        from aicache.registry.shipped import shipped_model
-
-        shipped = shipped_model(task or "next-command")
-        served = "" if shipped is None else f" ({_privacy_text(shipped.privacy)})"
-        out.print(
-            f"No model versions in {registry_dir(registry)}: suggest serves the model shipped "
-            f"with aicache{served}."
-        )
+        out.print(f"No model versions in {registry_dir(registry)}: {_shipped_text(task)}.")
         return
     # Compact enough for an 80-column terminal: a table per task, ε without δ (it
     # is in `models show`), no year, and the 8 characters of the hash people compare.
     for task_name in sorted({v.task for v in versions}):
+        metric = _headline(task_name)
         table = Table(
             "ver",
             "from",
             "round",
             "strategy",
             "clients",
-            "top-1",
+            "metric" if metric is None else metric.label,
             "ε",
             "created",
             "sha256",
@@ -112,7 +109,7 @@ def models_list(
         for v in versions:
             if v.task != task_name:
                 continue
-            top1 = v.metrics.get("eval.top1")
+            value = None if metric is None else v.metrics.get(f"eval.{metric.name}")
             epsilon = v.privacy.get("epsilon")
             table.add_row(
                 f"{v.version}*" if _serves(serving, v) else str(v.version),
@@ -120,7 +117,7 @@ def models_list(
                 str(v.round),
                 v.strategy,
                 str(v.num_clients),
-                "-" if top1 is None else f"{top1:.3f}",
+                "-" if value is None else f"{value:.3f}",
                 f"{epsilon:.3g}" if _has_dp(v.privacy) else "no DP",
                 time.strftime("%m-%d %H:%M", time.localtime(v.created_at)),
                 v.sha256[:8],
@@ -130,6 +127,32 @@ def models_list(
         if serves is not None:
             how = "pinned; `models use latest` unpins" if serves[1] else "the newest"
             out.print(f"* serves suggest and prefetch ({how}).")
+
+
+def _headline(task: str) -> Metric | None:
+    """The first headline metric of ``task`` (the list's metric column), if the task is known."""
+    from aicache.tasks.spec import get_spec
+
+    try:
+        return get_spec(task).headline[0]
+    except (KeyError, IndexError):  # a version of a task this install does not have
+        return None
+
+
+def _shipped_text(task: str | None) -> str:
+    """What serves until a version is registered: the models shipped with aicache."""
+    from aicache.registry.shipped import shipped_model
+    from aicache.tasks.spec import spec_names
+
+    names = [task] if task else spec_names()
+    shipped = [(name, model) for name in names if (model := shipped_model(name)) is not None]
+    if len(shipped) == 1:
+        _, model = shipped[0]
+        return f"suggest serves the model shipped with aicache ({_privacy_text(model.privacy)})"
+    if not shipped:
+        return "suggest serves the model shipped with aicache"
+    served = ", ".join(f"{name} ({_privacy_text(model.privacy)})" for name, model in shipped)
+    return f"the models shipped with aicache serve: {served}"
 
 
 def _serving(reg: Any, tasks: set[str]) -> dict[str, tuple[int, bool]]:

@@ -25,10 +25,10 @@ from aicache.deploy.server import CONNECTION, ServerDirectory
 from aicache.deploy.server_app import FEDERATION_KEY, NODES_KEY, REGISTRY_KEY, RUN_KEY
 from aicache.errors import AicacheError
 from aicache.federation.plan import TrainingPlan
+from aicache.federation.session import Resume, RunSession
 from aicache.registry import ModelRegistry, ModelVersion
 from aicache.security import signing
 from aicache.security.app_signing import APP_SIGNATURE_KEY, sign_app
-from aicache.tasks.base import ensure_compatible
 
 # Two shims, so a node's ClientApp process never imports the server side.
 SERVER_MODULE, CLIENT_MODULE = "aicache_serverapp", "aicache_clientapp"
@@ -107,15 +107,18 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
     """
     federation = f"deployment: {server.name}"
     submitted_runs = _submitted(server)
-    with ModelRegistry(server.registry) as registry:
-        resumable = registry.resumable_run(plan.task) if resume else None
-    if resume and resumable is None:
-        raise AicacheError(
-            f"no interrupted run of {plan.task} to resume in {server.registry}",
-            hint="Start a new run without --resume.",
+    resumable = (
+        RunSession.resumable(
+            registry_root=server.registry,
+            task=plan.task,
+            federation=federation,
+            rule=Resume.UNFINISHED,
         )
+        if resume
+        else None
+    )
     active = server.active_runs()
-    stale = submitted_runs.get(resumable.run_id) if resumable is not None else None
+    stale = submitted_runs.get(resumable.record.run_id) if resumable is not None else None
     if stale in active and not server.serverapp_running():
         # Flower keeps a run whose ServerApp died with the SuperLink "running" until its
         # heartbeat expires; resuming replaces it. A run whose ServerApp is alive is left
@@ -128,25 +131,14 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
             hint="Wait for it to end; `aicache server stop` and `start` end it at once "
             "(`--resume` then continues it).",
         )
-    with ModelRegistry(server.registry) as registry:
-        if resumable is not None:
-            record = resumable
-            run_id = record.run_id
-            plan = TrainingPlan.from_dict(record.spec["plan"])
-            done = registry.run_versions(run_id)
-            resumed_after = done[-1].round if done else 0
-            registry.reopen_run(run_id)
-        else:
-            latest = registry.latest(plan.task)
-            if latest is not None:
-                ensure_compatible(plan.task, registry.load(latest))
-            spec = {
-                "plan": plan.as_dict(),
-                "federation": federation,
-                "parent": latest.version if latest else None,
-            }
-            run_id = registry.start_run(plan.task, spec)
-            resumed_after = 0
+    session = RunSession.begin(
+        registry_root=server.registry,
+        plan=plan,
+        federation=federation,
+        resuming=resumable,
+        warm_start=True,
+    )
+    plan, run_id = session.plan, session.run_id
     from flwr.cli.build import build_fab_from_disk
 
     key = _signing_key(server)
@@ -171,12 +163,11 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
     try:
         answer = server.flwr("run", str(app), CONNECTION, "--run-config", str(overrides))
     except AicacheError:
-        with ModelRegistry(server.registry) as registry:
-            registry.finish_run(run_id, "failed", "the SuperLink refused the run")
+        session.fail("the SuperLink refused the run")
         raise
     flower_run_id = int(answer["run-id"])
     _submitted(server, {**submitted_runs, run_id: flower_run_id})
-    return Submitted(run_id, flower_run_id, plan, resumed_after)
+    return Submitted(run_id, flower_run_id, plan, session.resumed_after)
 
 
 def _signing_key(server: ServerDirectory) -> Ed25519PrivateKey:

@@ -24,12 +24,8 @@ from flwr.supercore.run import Run
 from aicache.deploy.client_app import INSTALL
 from aicache.deploy.distribution import Delivery, delivery_for
 from aicache.deploy.polling import SERVER_POLL, env_seconds
-from aicache.federation.server_app import (
-    RunObserver,
-    make_server_app,
-    prior_spends,
-    starting_point,
-)
+from aicache.federation.server_app import make_server_app
+from aicache.federation.session import Ending, RunEnded, RunSession
 from aicache.registry import ModelRegistry
 
 REGISTRY_KEY, NODES_KEY = "aicache-registry", "aicache-nodes"
@@ -120,31 +116,17 @@ def _server_main(grid: Grid, context: Context) -> None:
                 book.took_part(nodes, run_id, round_number)
 
     grid = PollingGrid(grid, env_seconds("AICACHE_SERVER_POLL", SERVER_POLL), on_replies)
-    with ModelRegistry(registry_root) as registry:
-        plan, initial, parent = starting_point(registry, registry.run(run_id))
-        prior = prior_spends(registry, plan.task, federation, run_id)
-    observer = RunObserver(
-        registry_root=registry_root,
-        run_id=run_id,
-        plan=plan,
-        federation=federation,
-        prior=prior,
-        parent=parent,
-    )
-    make_server_app(plan, initial, observer)(grid, context)
-    with ModelRegistry(registry_root) as registry:
-        if observer.error is not None:
-            registry.finish_run(run_id, "failed", str(observer.error))
-            raise RuntimeError(f"the run failed: {observer.error}") from observer.error
-        if observer.stopped is None and len(observer.rounds) != plan.rounds - plan.start_round:
-            registry.finish_run(run_id, "failed", "the run ended early")
-            raise RuntimeError("the run ended early")
-    notes = [observer.stopped] if observer.stopped else []
-    newest = _newest_signed(registry_root, plan.task, plan.round_timeout)
-    if newest is None:
-        notes.append("no signed version to send: `aicache server run` signs them")
-    else:
+    session = RunSession.attach(registry_root=registry_root, run_id=run_id, federation=federation)
+    plan = session.plan
+    observer = session.observe()
+    make_server_app(plan, session.initial, observer)(grid, context)
+
+    def deliver() -> list[str]:
+        newest = _newest_signed(registry_root, plan.task, plan.round_timeout)
+        if newest is None:
+            return ["no signed version to send: `aicache server run` signs them"]
         version, delivery, unsigned = newest
+        notes = []
         if unsigned:
             notes.append(
                 f"{unsigned} newer version(s) not signed yet (nobody followed the run); "
@@ -158,8 +140,15 @@ def _server_main(grid: Grid, context: Context) -> None:
             notes.append(f"version {version} sent to {sent} node(s)")
         except Exception as exc:
             notes.append(f"the model could not be sent to the nodes: {exc}")
-    with ModelRegistry(registry_root) as registry:
-        registry.finish_run(run_id, "finished", "; ".join(notes) or None)
+        return notes
+
+    try:
+        # A budget that allows no round ends a deployed run with that note, not failed.
+        session.finish(deliver=deliver, no_round_fails=False)
+    except RunEnded as ended:
+        if ended.ending is Ending.FAILED:
+            raise RuntimeError(f"the run failed: {ended.reason}") from ended.__cause__
+        raise RuntimeError("the run ended early") from None
 
 
 def _newest_signed(

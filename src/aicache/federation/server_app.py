@@ -27,11 +27,8 @@ from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import build_strategy
 from aicache.federation.validation import NUM_EXAMPLES, ValidatedStrategy
 from aicache.privacy.accounting import RunSpend, SamplingKind, composed_epsilon
-from aicache.privacy.central import DpPlan
 from aicache.privacy.record import PrivacyRecord
 from aicache.registry import ModelRegistry, ModelVersion
-from aicache.registry.model_registry import RunRecord
-from aicache.tasks.base import get_task
 
 
 class BudgetReached(RuntimeError):
@@ -197,34 +194,6 @@ class RunObserver:
                 f"stopped before round {next_round}: it would bring ε to {would:.3f}, "
                 f"over the budget of {budget:g} (δ = {self.plan.dp.delta:g})"
             )
-
-
-def starting_point(
-    registry: ModelRegistry, record: RunRecord
-) -> tuple[TrainingPlan, list[np.ndarray], int | None]:
-    """Where a registered run starts (again): its plan after its last registered round,
-    that round's model (or the parent's, or a fresh one), and that version's number."""
-    done = registry.run_versions(record.run_id)
-    plan = TrainingPlan.from_dict(
-        {**record.spec["plan"], "start_round": done[-1].round if done else 0}
-    )
-    if done:
-        return plan, registry.load(done[-1]), done[-1].version
-    parent = record.spec.get("parent")
-    if parent:
-        return plan, registry.load(registry.resolve(plan.task, str(parent))), int(parent)
-    return plan, get_task(plan.task).init_params(plan.seed), None
-
-
-def prior_spends(
-    registry: ModelRegistry, task: str, federation: str, run_id: str
-) -> list[RunSpend]:
-    """What runs other than ``run_id`` spent on ``federation``'s data for ``task``."""
-    return [
-        DpPlan.from_dict(row["spend"]).spend(row["rounds"])
-        for row in registry.ledger(task, federation)
-        if row["run_id"] != run_id
-    ]
 
 
 def final_evaluation(

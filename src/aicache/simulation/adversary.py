@@ -10,7 +10,7 @@ from flwr.app import Context, Message
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
 
-from aicache.features.candidates import CandidateSet
+from aicache.tasks.spec import get_spec
 
 ATTACKS = ("nan", "scale", "sign-flip", "vanish")
 BOUNDED_ATTACKS = ("sign-flip", "scale", "label-flip")
@@ -57,22 +57,6 @@ def update_norm(update: list[np.ndarray]) -> float:
     return float(np.sqrt(sum(float(np.sum(np.square(u, dtype=np.float64))) for u in update)))
 
 
-def label_flipped(examples: CandidateSet) -> CandidateSet:
-    """``examples`` with each point's answer moved to another candidate of its group.
-
-    The right candidate ``t`` of a group of ``k`` becomes ``(t + 1) mod k``: the
-    client learns to rank a wrong command first. Groups of one candidate, and
-    points whose answer is absent (-1), stay as they are.
-    """
-    sizes = examples.sizes
-    flipped = np.where(
-        (examples.targets >= 0) & (sizes > 1),
-        (examples.targets + 1) % np.maximum(sizes, 1),
-        examples.targets,
-    )
-    return CandidateSet(examples.features, examples.offsets, flipped.astype(np.int64))
-
-
 @dataclass(frozen=True, slots=True)
 class BoundedAttack:
     """A poisoning attack that stays under the server's update norm bound.
@@ -84,8 +68,8 @@ class BoundedAttack:
     ----------
     attack
         ``sign-flip`` (the honest update reversed), ``scale`` (the honest update
-        boosted) or ``label-flip`` (trained on answers moved to wrong candidates,
-        sent as trained).
+        boosted) or ``label-flip`` (trained on answers moved to wrong ones by the
+        task's spec, sent as trained).
     margin
         Sign-flip and scale stretch the update to this share of the bound.
     """
@@ -101,9 +85,20 @@ class BoundedAttack:
         if not 0 < self.margin < 1:
             raise ValueError(f"invalid margin {self.margin}: it must be in (0, 1)")
 
-    def training_data(self, examples: CandidateSet) -> CandidateSet:
-        """What the attacker trains on."""
-        return label_flipped(examples) if self.attack == "label-flip" else examples
+    def training_data(self, examples: Any, *, task: str) -> Any:
+        """What the attacker trains on: ``examples`` of ``task``, labels flipped by the task.
+
+        Raises
+        ------
+        ValueError
+            If the attack flips labels and the task's examples carry none.
+        """
+        if self.attack != "label-flip":
+            return examples
+        flip = get_spec(task).attacks.label_flipped
+        if flip is None:
+            raise ValueError(f"task {task} has no answers to flip: label-flip does not apply")
+        return flip(examples)
 
     def update(self, honest: list[np.ndarray], bound: float) -> list[np.ndarray]:
         """The update sent in place of ``honest`` (the trained model minus the global one).

@@ -1,76 +1,72 @@
 """Measured leakage: the exposure of a canary (Carlini et al., "The Secret Sharer", 2019).
 
-A canary is a random sequence of made-up commands planted in one client's
-history. After training, an attacker holding the global model (but no
-victim's data) ranks the canary among many random sequences of the same kind
-by the model's log-perplexity. Exposure is ``log2(|R|) - log2(rank)``: about
-1 bit for a sequence the model knows nothing about (it ties with all the
-others and sits in the middle), up to ``log2(|R|)`` for one it memorised.
+A canary is a random sequence of made-up tokens (commands, for next-command
+prediction) planted in one client's records. After training, an attacker
+holding the global model (but no victim's data) ranks the canary among many
+random sequences of the same kind by the model's log-perplexity. Exposure is
+``log2(|R|) - log2(rank)``: about 1 bit for a sequence the model knows
+nothing about (it ties with all the others and sits in the middle), up to
+``log2(|R|)`` for one it memorised. How a canary is planted and scored is
+the task's (its spec's ``attacks``).
 """
 
 from __future__ import annotations
 
 import math
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from aicache.features.history_items import HistoryItem
-from aicache.features.history_state import HistoryState
-from aicache.tasks.ranking import scores
-
-FLOOR = 1e-9  # the probability given to a command that is not among the candidates
+from aicache.tasks.spec import get_spec
 
 
 def random_sequence(rng: np.random.Generator, length: int = 5) -> tuple[str, ...]:
-    """Made-up command names, e.g. ``('qz7kwm', 'b2xfje', ...)``."""
+    """Made-up tokens, e.g. ``('qz7kwm', 'b2xfje', ...)``."""
     letters = np.array(list(string.ascii_lowercase + string.digits))
     return tuple("".join(rng.choice(letters, 6)) for _ in range(length))
 
 
-def plant(
-    history: list[HistoryItem], canary: Sequence[str], times: int, seed: int
-) -> list[HistoryItem]:
-    """``history`` with ``canary`` inserted ``times`` times at random places."""
-    rng = np.random.default_rng(seed)
-    result = list(history)
-    for _ in range(times):
-        at = int(rng.integers(0, len(result) + 1))
-        session = result[min(at, len(result) - 1)].session if result else None
-        result[at:at] = [HistoryItem(command, session) for command in canary]
-    return result
+def _scorer(task: str) -> tuple[Callable[..., Any], Callable[..., float]]:
+    """The task's ``plant`` and ``log_perplexity``, or an error naming the task."""
+    attacks = get_spec(task).attacks
+    if attacks.plant is None or attacks.log_perplexity is None:
+        raise ValueError(f"task {task} predicts no sequences: a canary's exposure does not apply")
+    return attacks.plant, attacks.log_perplexity
 
 
-def log_perplexity(
-    params: list[np.ndarray], prefix: Sequence[HistoryItem], sequence: Sequence[str]
-) -> float:
-    """``-Σ log p(s_i | prefix, s_<i)`` under the next-command model."""
-    state = HistoryState()
-    for item in prefix:
-        state.update(item)
-    total = 0.0
-    for command in sequence:
-        ids, features = state.features()
-        names = [state.names[int(i)] for i in ids]
-        score, _ = scores(params, features)
-        probabilities = np.exp(score - score.max())
-        probabilities /= probabilities.sum()
-        probability = float(probabilities[names.index(command)]) if command in names else FLOOR
-        total -= math.log(max(probability, FLOOR))
-        state.update(HistoryItem(command))
-    return total
+def plant(records: Any, canary: Sequence[str], *, task: str, times: int, seed: int) -> Any:
+    """``records`` (one client's raw data of ``task``) with ``canary`` inserted ``times`` times.
+
+    Raises
+    ------
+    ValueError
+        If the task predicts no sequences.
+    """
+    planted, _ = _scorer(task)
+    return planted(records, canary, times, seed)
 
 
 def exposure(
     params: list[np.ndarray],
     canary: Sequence[str],
-    prefix: Sequence[HistoryItem],
+    prefix: Any,
     *,
+    task: str,
     candidates: int = 1000,
     seed: int = 0,
 ) -> float:
-    """The canary's exposure among ``candidates`` random sequences of its length."""
+    """The canary's exposure among ``candidates`` random sequences of its length.
+
+    ``prefix`` is the attacker's own records, read before each sequence.
+
+    Raises
+    ------
+    ValueError
+        If the task predicts no sequences.
+    """
+    _, log_perplexity = _scorer(task)
     rng = np.random.default_rng(seed)
     target = log_perplexity(params, prefix, canary)
     others = np.array(

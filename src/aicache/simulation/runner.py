@@ -5,9 +5,6 @@ the centralized reference beside it.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,28 +14,23 @@ from typing import Any
 import numpy as np
 
 from aicache.errors import AicacheError, Interrupted
-from aicache.extras import require_extra
 from aicache.federation.aggregation import aggregation_problem
 from aicache.federation.budget import budget_advice
 from aicache.federation.client_app import report_arms
+from aicache.federation.experiment import (
+    SecAggSettings,
+    key_authority,
+    refuse_attacks,
+    secagg_capacity,
+)
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.secure_apps import SECURE_APPS, AppOptions
-from aicache.federation.server_app import (
-    BudgetReached,
-    RoundReport,
-    RunObserver,
-    prior_spends,
-    starting_point,
-)
-from aicache.privacy.combinations import refuse_experiment
-from aicache.privacy.key_authority import FOR_CLIENTS, FOR_SERVER
-from aicache.privacy.secure import SecAggSettings, fitted
-from aicache.registry import ModelRegistry
-from aicache.registry.model_registry import ModelVersion
+from aicache.federation.server_app import RoundReport
+from aicache.federation.session import Ending, Resume, RunEnded, RunSession, registered_rounds
 from aicache.simulation.adversary import Adversary, Dropout
 from aicache.simulation.engine import SimulationInterrupted, simulate
 from aicache.simulation.sources import PartitionProvider
-from aicache.tasks.base import FitConfig, ensure_compatible, get_task
+from aicache.tasks.base import FitConfig, get_task
 from aicache.tasks.spec import ClientSource, get_spec
 
 
@@ -85,33 +77,12 @@ def _secagg_capacity(
     The weight bound becomes the largest client's example count (so no weight
     is clipped); under DP every client weighs 1.
     """
-    sampled = plan.selection.per_round(clients)
     largest = 1.0
     if not plan.dp.enabled:  # every client weighs 1 under DP: no precision spent on weights
         task = get_task(plan.task)
         counts = [task.num_examples(provider.client_data(task, c).train) for c in range(clients)]
         largest = float(max(max(counts), 1))
-    try:
-        return fitted(plan.secagg, sampled=sampled, max_weight=largest)
-    except ValueError as exc:
-        raise AicacheError(str(exc), hint="Lower --fraction.") from exc
-
-
-def _key_authority() -> tuple[Path, Path]:
-    """New CKKS keys made by a separate process: this one (the server's) reads only the
-    public context, so the secret key is never in its memory."""
-    require_extra("he")  # TenSEAL makes the keys
-    directory = Path(tempfile.mkdtemp(prefix="aicache-keys-"))
-    done = subprocess.run(
-        [sys.executable, "-m", "aicache.privacy.key_authority", str(directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise AicacheError(f"the key authority failed: {done.stderr.strip()[-500:]}")
-    return directory / FOR_CLIENTS, directory / FOR_SERVER
+    return secagg_capacity(plan, clients=clients, max_weight=largest)
 
 
 def _arms_in_process(
@@ -127,32 +98,6 @@ def _arms_in_process(
         values.update(report_arms(task, params, data, config, client))
         arms[client] = values
     return arms
-
-
-def _resumed(
-    registry: ModelRegistry, task_name: str, federation: str
-) -> tuple[str, TrainingPlan, list[np.ndarray], int | None]:
-    """The interrupted run of ``task_name``: its id, plan, latest model and that version.
-
-    Raises
-    ------
-    AicacheError
-        If there is none, or it ran on other data than the flags name now.
-    """
-    record = registry.unfinished_run(task_name)
-    if record is None:
-        raise AicacheError(
-            f"no interrupted run of {task_name} to resume in {registry.root}",
-            hint="Start a new run without --resume.",
-        )
-    if record.spec.get("federation") != federation:
-        raise AicacheError(
-            f"the interrupted run trained on {record.spec.get('federation')!r}, "
-            f"not on {federation!r}",
-            hint="Resume with the same --data, --clients and --seed as the run had.",
-        )
-    plan, initial, parent = starting_point(registry, record)
-    return record.run_id, plan, initial, parent
 
 
 def run(
@@ -184,51 +129,39 @@ def run(
     problem = aggregation_problem(plan)
     if problem is not None:
         raise AicacheError(problem)
-    try:
-        refuse_experiment(
-            secure=plan.secure_aggregation.mode,
-            adversaries=adversary.count if adversary else 0,
-            dropouts=dropout.count if dropout else 0,
-        )
-    except ValueError as exc:
-        raise AicacheError(str(exc)) from exc
+    refuse_attacks(
+        plan,
+        adversaries=adversary.count if adversary else 0,
+        dropouts=dropout.count if dropout else 0,
+    )
     federation = f"simulation: {source.describe()}"
-    with ModelRegistry(registry_root) as registry:
-        if resume:
-            run_id, plan, initial, parent = _resumed(registry, plan.task, federation)
-        else:
-            latest = registry.latest(plan.task) if warm_start else None
-            initial = registry.load(latest) if latest else task.init_params(plan.seed)
-            parent = latest.version if latest else None
-            ensure_compatible(plan.task, initial)
-            spec = {
-                "plan": plan.as_dict(),
-                "federation": federation,
-                "parent": parent,
-                # Who trained it: `evaluate` warns when it is asked to score them again.
-                "members": source.members(),
-            }
-            run_id = registry.start_run(plan.task, spec)
-        prior = prior_spends(registry, plan.task, federation, run_id)
-    provider = PartitionProvider(source)
-    observer = RunObserver(
+    resuming = (
+        RunSession.resumable(
+            registry_root=registry_root,
+            task=plan.task,
+            federation=federation,
+            rule=Resume.INTERRUPTED,
+        )
+        if resume
+        else None
+    )
+    session = RunSession.begin(
         registry_root=registry_root,
-        run_id=run_id,
         plan=plan,
         federation=federation,
-        prior=prior,
-        parent=parent,
-        on_round=on_round,
+        resuming=resuming,
+        warm_start=warm_start,
+        # Who trained it: `evaluate` warns when it is asked to score them again.
+        members=source.members(),
+        noun="the simulation",
     )
+    plan, initial, run_id = session.plan, session.initial, session.run_id
+    provider = PartitionProvider(source)
+    observer = session.observe(on_round=on_round)
     try:
-        observer.check_budget(plan.start_round + 1)
-    except (BudgetReached, ValueError) as stop:
-        with ModelRegistry(registry_root) as registry:
-            registry.finish_run(run_id, "failed", str(stop))
-        raise AicacheError(
-            f"the privacy budget allows no round: {stop}",
-            hint=budget_advice(plan, prior),
-        ) from stop
+        session.check_budget()
+    except RunEnded as stop:
+        raise _simulation_error(stop, session) from stop
     aggregation = plan.secure_aggregation
     apps = SECURE_APPS[aggregation.mode]
     if aggregation.bounds_weights:
@@ -239,7 +172,7 @@ def run(
     keys: tuple[Path, Path] | None = None
     if aggregation.needs_keys:
         stage("key authority")
-        keys = _key_authority()
+        keys = key_authority()
     server_app, client_app = apps.build(
         plan,
         initial,
@@ -268,30 +201,10 @@ def run(
     ):
         stage("report arms")
         observer.final_clients = _arms_in_process(provider, plan, observer.final_arrays, len(names))
-    with ModelRegistry(registry_root) as registry:
-        if observer.error is not None:
-            registry.finish_run(run_id, "failed", str(observer.error))
-            raise AicacheError(
-                f"the federated run failed: {observer.error}",
-                hint="Nothing was registered for the failed round; earlier rounds' versions stay.",
-                exit_code=1,
-            )
-        if observer.stopped is not None and not observer.rounds:
-            registry.finish_run(run_id, "failed", observer.stopped)
-            raise AicacheError(
-                f"the privacy budget allows no round: {observer.stopped}",
-                hint=budget_advice(plan, prior),
-            )
-        if observer.stopped is None and len(observer.rounds) != plan.rounds - plan.start_round:
-            registry.finish_run(run_id, "failed", "the simulation ended early")
-            raise AicacheError(
-                f"the simulation ended after {len(observer.rounds)} of "
-                f"{plan.rounds - plan.start_round} rounds",
-                hint="Run again with --verbose to see Flower's log.",
-                exit_code=1,
-            )
-        registry.finish_run(run_id, "finished", observer.stopped)
-        registered = registry.run_versions(run_id)
+    try:
+        registered = session.finish()
+    except RunEnded as ended:
+        raise _simulation_error(ended, session) from ended.__cause__
     versions = [v.version for v in registered]
     # A resumed run's earlier rounds were done by another process: the registry has them.
     rounds = [*registered_rounds(registered, before=plan.start_round + 1), *observer.rounds]
@@ -323,36 +236,24 @@ def run(
     )
 
 
-def registered_rounds(versions: list[ModelVersion], *, before: int) -> list[RoundReport]:
-    """The rounds before round ``before`` as the registry recorded them.
-
-    Rejected updates and a round's duration are not registered: they read as
-    none and NaN.
-    """
-    eval_prefix = "eval."
-    reports = []
-    for version in versions:
-        if version.round >= before:
-            break
-        reports.append(
-            RoundReport(
-                round=version.round,
-                seconds=float("nan"),
-                accepted=version.num_clients,
-                rejected=(),
-                train_metrics={
-                    k: v for k, v in version.metrics.items() if not k.startswith(eval_prefix)
-                },
-                evaluate_metrics={
-                    k.removeprefix(eval_prefix): v
-                    for k, v in version.metrics.items()
-                    if k.startswith(eval_prefix)
-                },
-                version=version.version,
-                epsilon=version.privacy.get("federation_epsilon"),
-            )
+def _simulation_error(ended: RunEnded, session: RunSession) -> AicacheError:
+    """The command line's message for a run that ended without finishing."""
+    if ended.ending is Ending.NO_ROUND:
+        return AicacheError(
+            f"the privacy budget allows no round: {ended.reason}",
+            hint=budget_advice(session.plan, session.prior),
         )
-    return reports
+    if ended.ending is Ending.FAILED:
+        return AicacheError(
+            f"the federated run failed: {ended.reason}",
+            hint="Nothing was registered for the failed round; earlier rounds' versions stay.",
+            exit_code=1,
+        )
+    return AicacheError(
+        f"the simulation ended after {ended.rounds} of {ended.planned} rounds",
+        hint="Run again with --verbose to see Flower's log.",
+        exit_code=1,
+    )
 
 
 def _macro(metrics: list[dict[str, float]]) -> dict[str, float]:

@@ -154,6 +154,30 @@ class TaskTags:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TaskAttacks:
+    """How the robustness and leakage experiments attack a task (simulation only).
+
+    Attributes
+    ----------
+    label_flipped
+        ``label_flipped(examples)``: the same points with each answer moved to a
+        wrong one (the label-flip poisoning attack), or ``None`` when the task's
+        examples carry no answers to flip.
+    plant
+        ``plant(records, canary, times, seed)``: a client's raw records with the
+        canary (a sequence of made-up tokens) inserted ``times`` times.
+    log_perplexity
+        ``log_perplexity(params, prefix, sequence)``: ``-Σ log p(s_i | prefix, s_<i)``
+        under the model, what a canary's exposure ranks by; ``None`` (with
+        ``plant``) when the task predicts no sequences.
+    """
+
+    label_flipped: Callable[[Any], Any] | None = None
+    plant: Callable[[Any, Sequence[str], int, int], Any] | None = None
+    log_perplexity: Callable[[Any, Any, Sequence[str]], float] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskSpec:
     """Everything the engine, simulation, report, CLI and deployment know of one task.
 
@@ -190,6 +214,8 @@ class TaskSpec:
         How the federation combines clients' models.
     tags
         Which checks of the battery apply.
+    attacks
+        How the robustness and leakage experiments attack it.
     """
 
     name: str
@@ -205,6 +231,7 @@ class TaskSpec:
     cold_start: Callable[[Any, int], dict[str, float]] | None = None
     aggregation: Aggregation = Aggregation.WEIGHTED_MEAN
     tags: TaskTags = field(default_factory=TaskTags)
+    attacks: TaskAttacks = field(default_factory=TaskAttacks)
 
     def __post_init__(self) -> None:
         if not self.metrics:

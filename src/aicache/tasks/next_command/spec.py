@@ -17,9 +17,17 @@ from aicache.features.history_items import (
 )
 from aicache.tasks.base import AnyTask
 from aicache.tasks.history_baseline import online_bigram_hits
+from aicache.tasks.next_command.attacks import label_flipped, log_perplexity, plant
 from aicache.tasks.next_command.sources import GreenbergSource, SyntheticSource
 from aicache.tasks.next_command.task import NextCommandContext, NextCommandTask
-from aicache.tasks.spec import Metric, PredictionKind, TaskSpec, TaskTags, register_spec
+from aicache.tasks.spec import (
+    Metric,
+    PredictionKind,
+    TaskAttacks,
+    TaskSpec,
+    TaskTags,
+    register_spec,
+)
 
 
 def read_store(task: AnyTask, home: Path) -> CandidateSet:
@@ -59,5 +67,8 @@ SPEC = register_spec(
         record_label="commands",
         cold_start=own_history_cold_start,
         tags=TaskTags(gradient=True, prediction=PredictionKind.RANKED_STRINGS),
+        attacks=TaskAttacks(
+            label_flipped=label_flipped, plant=plant, log_perplexity=log_perplexity
+        ),
     )
 )
