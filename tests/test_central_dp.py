@@ -8,12 +8,12 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.common import Scalar
 from flwr.serverapp.strategy import FedAvg
 
-from aicache.federation.options import min_survivors
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.strategies import StrategySpec
 from aicache.federation.validation import NoValidAggregateError, ValidatedStrategy
 from aicache.privacy.accounting import RunSpend, Sampling, composed_epsilon, epsilon
 from aicache.privacy.central import DpPlan, default_delta
+from aicache.privacy.modes import SECURE_AGGREGATIONS, SecureMode
 from aicache.privacy.noise import noised_update
 from aicache.privacy.secure import SecAggSettings
 
@@ -235,6 +235,7 @@ def test_a_clients_noise_share_is_clipped_update_plus_its_gaussian_share() -> No
 
 
 def test_the_fewest_survivors_follow_the_secagg_threshold() -> None:
+    min_survivors = SECURE_AGGREGATIONS[SecureMode.SECAGG].min_survivors
     assert min_survivors(SecAggSettings(1.0, 0.6), 10) == 6
     assert min_survivors(SecAggSettings(1.0, 0.6), 3) == 2
     assert min_survivors(SecAggSettings(5, 3), 10) == 3

@@ -107,3 +107,19 @@ def test_a_data_folder_with_one_user_is_not_a_federation(cli: Cli, tmp_path: Pat
     result = cli.run("simulate", "--rounds", "1", "--data", str(data), timeout=120)
     assert result.returncode == 2
     assert "it holds 1 user's trace; a federation needs at least 2" in _text(result)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [pytest.param("simulate", marks=pytest.mark.needs_extra("simulation")), "evaluate"],
+)
+def test_a_format_the_task_does_not_read_is_refused_by_the_tasks_spec(
+    cli: Cli, command: str
+) -> None:
+    # Execute: no --data, so nothing but the spec's own check can refuse the format.
+    result = cli.run(command, "--clients", "2", "--format", "csv", timeout=120)
+    # Assert: one line naming the option, the task and the formats it reads.
+    assert result.returncode == 2, _text(result)
+    assert result.stderr.decode().strip() == (
+        "error: --format: task next-command reads no format 'csv' (it reads: greenberg)"
+    )

@@ -10,7 +10,10 @@ from __future__ import annotations
 import __future__
 
 import importlib
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -129,3 +132,40 @@ def test_a_name_bound_but_not_exported_is_seen() -> None:
     missing = _bound_publicly(package) - set(_exported(package))
     # Assert
     assert missing == {"Leaked"}
+
+
+LAZY_PACKAGES = ("aicache.deploy", "aicache.local", "aicache.security", "aicache.simulation")
+
+
+@pytest.mark.parametrize("name", LAZY_PACKAGES)
+def test_a_lazy_packages_names_load_their_module_on_first_use(name: str) -> None:
+    # Prepare: a fresh interpreter, where nothing of the package is loaded yet.
+    probe = f"""
+import json, sys
+import {name} as package
+before = sorted(m for m in sys.modules if m.startswith("{name}."))
+first = package.__all__[0]
+value = getattr(package, first)
+try:
+    getattr(package, "no_such_name")
+    unknown = ""
+except AttributeError as exc:
+    unknown = str(exc)
+print(json.dumps({{
+    "before": before,
+    "home": getattr(value, "__module__", ""),
+    "loaded": getattr(value, "__module__", "") in sys.modules,
+    "bound": "first" in vars() and first in vars(package),
+    "unknown": unknown,
+}}))
+"""
+    # Execute
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    # Assert: importing the package loads none of its modules; reading a name loads its home.
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["before"] == []
+    assert found["home"].startswith(f"{name}.") and found["loaded"] and found["bound"]
+    assert found["unknown"] == f"module {name!r} has no attribute 'no_such_name'"

@@ -61,8 +61,9 @@ LAYERS: dict[str, frozenset[str]] = {
     "local": frozenset(),
 }
 # Modules beside the layers that every layer may import: the error types (``extras``
-# raises the one naming an install extra that is missing) and the entry points.
-SHARED = frozenset({"errors", "extras", "__init__", "__main__"})
+# raises the one naming an install extra that is missing), the packages' lazy exports
+# (``_lazy``) and the entry points.
+SHARED = frozenset({"errors", "extras", "_lazy", "__init__", "__main__"})
 
 # The privacy boundary: the layers that send data or run the federation's processes.
 BOUNDARY_LAYERS = ("federation", "deploy")

@@ -129,9 +129,12 @@ def test_privacy_records_stored_by_the_previous_release_load_and_store_unchanged
 
 
 def test_the_typed_record_reads_the_spent_epsilon() -> None:
-    assert PrivacyRecord.from_dict(STORED_ADAPTIVE).spent == 9.5  # over all the federation's runs
-    assert PrivacyRecord.from_dict(STORED_DISTRIBUTED).spent == 8.328884276369264
-    assert PrivacyRecord.from_dict({"dp": "off"}).spent == float("inf")
+    adaptive = PrivacyRecord.from_dict(STORED_ADAPTIVE)
+    assert adaptive.federation_epsilon == 9.5  # over all the federation's runs
+    assert adaptive.epsilon == 11.109705123299939
+    distributed = PrivacyRecord.from_dict(STORED_DISTRIBUTED)
+    assert (distributed.epsilon, distributed.federation_epsilon) == (8.328884276369264, None)
+    assert PrivacyRecord.from_dict({"dp": "off"}).epsilon is None
     assert PrivacyRecord.from_dict({"dp": "laplace", "epsilon": 1.0}).enabled is False
 
 
@@ -184,11 +187,16 @@ OPTIONS: dict[str, Any] = {"population": 10, "task": "next-command", "rounds": 2
         ({"dp": "central"}, "--dp central needs exactly one of"),
         ({"dp": "local", "noise_multiplier": 1.0, "sample_rate": 0.5}, "--sample-rate needs"),
         ({"sample_rate": 0.5, "fraction": 0.5}, "exclude each other"),
-        ({"adaptive_clip": 0.5}, "adaptive clipping is an option of --dp central"),
+        ({"adaptive_clip": 0.5}, "--adaptive-clip is an option of --dp central"),
         ({"dp": "distributed", "noise_multiplier": 1.0}, "needs --secure secagg or he"),
         ({"secure": "secagg", "min_clients": 1}, "needs at least 2 clients a round"),
         ({"dp": "distributed", "deployed": True}, "not available on a deployed federation"),
         ({"secure": "he", "deployed": True}, "--secure he is not available on a deployed"),
+        ({"sample_rate": 0.5, "deployed": True}, "--sample-rate (Poisson sampling) is not"),
+        (
+            {"dp": "central", "noise_multiplier": 1.0, "sample_rate": 0.5, "deployed": True},
+            "--sample-rate (Poisson sampling) is not available on a deployed federation",
+        ),
         ({"strategy": "krum", "expected_attackers": 4}, "--expected-attackers 4"),
     ],
 )
@@ -199,6 +207,32 @@ def test_bad_options_are_refused_with_the_option_named(
         plan_from_options(**{**OPTIONS, **options})
     assert message in raised.value.message
     assert "\n" not in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dp": "off"}, "--adaptive-clip is an option of --dp central"),
+        ({"dp": "local", "noise_multiplier": 1.0}, "--adaptive-clip is an option of --dp central"),
+        (
+            {"dp": "distributed", "noise_multiplier": 1.0, "secure": "secagg"},
+            "--adaptive-clip is an option of --dp central",
+        ),
+        # Central DP allows it, but not with Poisson sampling: that reason is the one given.
+        (
+            {"dp": "central", "noise_multiplier": 1.0, "sample_rate": 0.5},
+            "under Poisson sampling its clipped count would be under-noised",
+        ),
+    ],
+)
+def test_adaptive_clipping_is_refused_with_the_reason_that_applies(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(AicacheError) as raised:
+        plan_from_options(**{**OPTIONS, "adaptive_clip": 0.5, **options})
+    assert message in raised.value.message
+    if options.get("dp") != "central":
+        assert "Poisson" not in raised.value.message
 
 
 def test_options_give_the_plan_the_commands_ran() -> None:

@@ -32,6 +32,13 @@ from aicache.cli.console import err, out
 from aicache.errors import AicacheError, Interrupted
 from aicache.extras import require_extra
 
+DataFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format", help="Format of --data [the task's first: greenberg for next-command]."
+    ),
+]
+
 
 def _quiet_flower() -> None:
     # Before anything imports Flower or Ray: no telemetry, no update checks.
@@ -43,7 +50,7 @@ def _quiet_flower() -> None:
 def _resume_command(
     task: str,
     data: Path | None,
-    data_format: str,
+    data_format: str | None,
     clients: int,
     seed: int,
     registry: Path | None,
@@ -55,7 +62,9 @@ def _resume_command(
     """
     words = ["aicache", "simulate", "--resume", "--task", task]
     if data is not None:
-        words += ["--data", str(data), "--format", data_format]
+        words += ["--data", str(data)]
+        if data_format is not None:
+            words += ["--format", data_format]
     else:
         words += ["--clients", str(clients)]
     words += ["--seed", str(seed)]
@@ -65,8 +74,10 @@ def _resume_command(
     return shlex.join(words)
 
 
-def _source(task: str, data: Path | None, data_format: str, seed: int, clients: int) -> Any:
+def _source(task: str, data: Path | None, data_format: str | None, seed: int, clients: int) -> Any:
     """The population of ``task`` that the flags name: ``--data`` in ``--format``, or synthetic.
+
+    Without ``--format`` the data is read in the task's own default format.
 
     Raises
     ------
@@ -79,16 +90,15 @@ def _source(task: str, data: Path | None, data_format: str, seed: int, clients: 
         raise AicacheError(
             f"--task: unknown task {task!r}: choose one of {', '.join(spec_names())}"
         )
-    spec = get_spec(task)
-    if (data is not None or spec.formats) and data_format not in spec.formats:
-        known = ", ".join(spec.formats) or "none: it runs on its synthetic population only"
-        raise AicacheError(f"--format: unknown format {data_format!r}: choose one of {known}")
-    return spec.source(
-        data=None if data is None else str(data),
-        data_format=data_format,
-        seed=seed,
-        clients=clients,
-    )
+    try:
+        return get_spec(task).source(
+            data=None if data is None else str(data),
+            data_format=data_format,
+            seed=seed,
+            clients=clients,
+        )
+    except ValueError as exc:
+        raise AicacheError(str(exc)) from None
 
 
 def headline_text(task: str, metrics: dict[str, float], prefix: str = "") -> str:
@@ -131,7 +141,7 @@ def simulate(
     data: Annotated[
         Path | None, typer.Option("--data", help="Real data instead of the synthetic default.")
     ] = None,
-    data_format: Annotated[str, typer.Option("--format", help="Format of --data.")] = "greenberg",
+    data_format: DataFormatOption = None,
     seed: Annotated[int, typer.Option("--seed", help="Seeds data, model and sampling.")] = 0,
     output: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("aicache-report"),
     registry: SimulationRegistryOption = None,
@@ -326,7 +336,7 @@ def evaluate(
             "--data", help="Users to evaluate on (default: a fresh synthetic population)."
         ),
     ] = None,
-    data_format: Annotated[str, typer.Option("--format", help="Format of --data.")] = "greenberg",
+    data_format: DataFormatOption = None,
     cold_start: Annotated[
         int, typer.Option("--cold-start", help="Commands in each user's cold-start view.")
     ] = 200,
@@ -380,7 +390,7 @@ def evaluate(
         labels.append(f"first {cold_start}: global {labels[0]}")
     table = Table("user", spec.record_label, *labels)
     for row in result["per_user"]:
-        table.add_row(row["user"], str(row["records"]), *(f"{row[c]:.3f}" for c in columns))
+        table.add_row(row["user"], str(row[spec.record_label]), *(f"{row[c]:.3f}" for c in columns))
     table.add_row("macro", "", *(f"{result[c]:.3f}" for c in columns), style="bold")
     out.print(table)
 

@@ -10,8 +10,9 @@ and ``suggest`` import only what they need, not every Flower module here.
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
+
+from aicache._lazy import lazy_exports as _lazy_exports
 
 if _typing.TYPE_CHECKING:
     from aicache.deploy.bundle import Bundle
@@ -50,8 +51,4 @@ __all__ = [
     "suggest_next",
 ]
 
-
-def __getattr__(name: str) -> object:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(_importlib.import_module(_HOMES[name]), name)
+__getattr__ = _lazy_exports(__name__, _HOMES)

@@ -38,11 +38,6 @@ LOCAL_DP_CLIP = "local-dp-clip"
 LOCAL_DP_STD = "local-dp-std"
 
 
-def local_dp_config(clip: float, noise_multiplier: float) -> dict[str, float]:
-    """The round settings that ask clients to clip to ``clip`` and add ``z·clip`` noise."""
-    return {LOCAL_DP_CLIP: clip, LOCAL_DP_STD: noise_multiplier * clip}
-
-
 def local_dp_mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
     """Clip and noise the reply's update on the client when the round asks for local DP.
 

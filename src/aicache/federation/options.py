@@ -34,11 +34,6 @@ from aicache.privacy.secure import SecAggSettings
 from aicache.tasks.base import task_names
 
 
-def min_survivors(secagg: SecAggSettings, sampled: int, secure: str = SecureMode.SECAGG) -> int:
-    """The fewest of ``sampled`` clients a round under ``secure`` can complete with."""
-    return SECURE_AGGREGATIONS[secure_mode(secure)].min_survivors(secagg, sampled)
-
-
 def robust_spec(
     spec: StrategySpec, expected: int | None, per_round: int, *, simulated: int = 0
 ) -> StrategySpec:
@@ -72,6 +67,13 @@ def _selection(
     share = 1.0 if fraction is None else fraction
     fewest = 2 if min_clients is None else min_clients
     if deployed:
+        if sample_rate is not None:
+            # A deployed round asks the nodes that are connected, not a Poisson draw of
+            # all enrolled ones: the accountant's amplification would not hold.
+            raise AicacheError(
+                "--sample-rate (Poisson sampling) is not available on a deployed federation: "
+                "use --fraction and --min-clients"
+            )
         # Under DP the sample must be m of all N enrolled nodes, as the accountant assumes:
         # the run waits for every enrolled node before its first round.
         waits = population if DP_MECHANISMS[dp].enabled else fewest

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flwr.app import ConfigRecord
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from aicache.federation.local_dp import LOCAL_DP_CLIP
 from aicache.privacy.modes import DpMode, mechanism
@@ -40,8 +41,6 @@ def dp_applied(name: str) -> bool:
 
 def dp_mode_of(config: ConfigRecord | None) -> DpMode:
     """Which differential privacy a round's settings ask a client to apply."""
-    from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
-
     if config is None:
         return DpMode.OFF
     if LOCAL_DP_CLIP in config:

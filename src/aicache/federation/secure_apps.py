@@ -101,16 +101,3 @@ SECURE_APPS: dict[SecureMode, SecureApps] = {
     # The legacy ClientApp has no query handler for the report's arms.
     SecureMode.SECAGG: SecureApps(_secagg, client_reports_arms=False),
 }
-
-
-def make_apps(
-    plan: TrainingPlan,
-    initial: list[np.ndarray],
-    observer: RunObserver,
-    provider: DataProvider,
-    options: AppOptions,
-) -> AppPair:
-    """The ServerApp and ClientApp that run ``plan`` under its secure mode."""
-    return SECURE_APPS[plan.secure_aggregation.mode].build(
-        plan, initial, observer, provider, options
-    )

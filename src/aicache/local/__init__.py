@@ -8,8 +8,9 @@ imports this package on every cache hit and must stay cheap to start.
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
+
+from aicache._lazy import lazy_exports as _lazy_exports
 
 if _typing.TYPE_CHECKING:
     from aicache.local.cache import CachedAnswer, CacheKey, lookup, record
@@ -35,8 +36,4 @@ __all__ = [
     "record",
 ]
 
-
-def __getattr__(name: str) -> object:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(_importlib.import_module(_HOMES[name]), name)
+__getattr__ = _lazy_exports(__name__, _HOMES)

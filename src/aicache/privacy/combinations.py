@@ -71,7 +71,9 @@ def refuse_sampling(dp: DpPlan) -> None:
 
 
 def _refuse_adaptive(dp: DpPlan) -> None:
-    if not dp.mechanism.allows_adaptive or dp.sampling.kind is not SamplingKind.FIXED:
+    if not dp.mechanism.allows_adaptive:
+        raise ValueError("--adaptive-clip is an option of --dp central")
+    if dp.sampling.kind is not SamplingKind.FIXED:
         raise ValueError(
             "adaptive clipping is an option of --dp central with a fixed share of clients "
             "(--fraction): under Poisson sampling its clipped count would be under-noised"

@@ -8,7 +8,6 @@ the report, ``models list``/``show``, a node's privacy view — rebuild it with
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,14 +90,6 @@ class PrivacyRecord:
     def enabled(self) -> bool:
         """Whether the version was trained with differential privacy."""
         return self.dp is not DpMode.OFF
-
-    @property
-    def spent(self) -> float:
-        """ε spent on the federation's data (over all runs when known; ``inf`` without DP)."""
-        if not self.enabled:
-            return math.inf
-        value = self.federation_epsilon if self.federation_epsilon is not None else self.epsilon
-        return math.inf if value is None else float(value)
 
     def describe(self) -> str:
         """One line on the differential privacy this record claims (reports, ``simulate``)."""

@@ -6,8 +6,9 @@ verifies a signature does not load X.509 handling.
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
+
+from aicache._lazy import lazy_exports as _lazy_exports
 
 if _typing.TYPE_CHECKING:
     from aicache.security.app_signing import AppRefused
@@ -32,8 +33,4 @@ __all__ = [
     "init_federation",
 ]
 
-
-def __getattr__(name: str) -> object:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(_importlib.import_module(_HOMES[name]), name)
+__getattr__ = _lazy_exports(__name__, _HOMES)

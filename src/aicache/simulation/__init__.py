@@ -6,8 +6,9 @@ package starts neither Flower nor Ray.
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
+
+from aicache._lazy import lazy_exports as _lazy_exports
 
 if _typing.TYPE_CHECKING:
     from aicache.simulation.report import write_report
@@ -26,8 +27,4 @@ __all__ = [
     "write_report",
 ]
 
-
-def __getattr__(name: str) -> object:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(_importlib.import_module(_HOMES[name]), name)
+__getattr__ = _lazy_exports(__name__, _HOMES)

@@ -14,7 +14,7 @@ import numpy as np
 from aicache.tasks.base import ensure_compatible, get_task
 from aicache.tasks.spec import ClientSource, get_spec
 
-__all__ = ["UserEvaluation", "ensure_compatible", "evaluate_unseen", "summary"]
+__all__ = ["UserEvaluation", "evaluate_unseen", "summary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,9 @@ class UserEvaluation:
         The user's name in the source.
     records
         How many records (commands, ...) the user has.
+    record_label
+        What the task calls its records (the spec's ``record_label``): the
+        key of ``records`` in ``row``, so that JSON consumers keep theirs.
     overall
         The global model's headline metrics on all of them.
     cold_global
@@ -40,12 +43,13 @@ class UserEvaluation:
     overall: dict[str, float]
     cold_global: dict[str, float]
     cold_own: dict[str, float]
+    record_label: str = "records"
 
     def row(self) -> dict[str, Any]:
-        """The flat row of ``summary``: ``top1``, ``cold_global_top1``, ``cold_own_top1``, ..."""
+        """The flat row of ``summary``: ``commands``, ``top1``, ``cold_global_top1``, ..."""
         return {
             "user": self.user,
-            "records": self.records,
+            self.record_label: self.records,
             **self.overall,
             **{f"cold_global_{k}": v for k, v in self.cold_global.items()},
             **{f"cold_own_{k}": v for k, v in self.cold_own.items()},
@@ -83,6 +87,7 @@ def evaluate_unseen(
                 overall={k: overall[k] for k in headline},
                 cold_global={k: cold[k] for k in headline},
                 cold_own={k: own[k] for k in headline if k in own},
+                record_label=spec.record_label,
             )
         )
     return results
@@ -91,7 +96,7 @@ def evaluate_unseen(
 def summary(results: list[UserEvaluation]) -> dict[str, Any]:
     """Macro averages over users, and the per-user rows."""
     rows = [r.row() for r in results]
-    keys = [k for k in rows[0] if k not in ("user", "records")] if rows else []
+    keys = [k for k in rows[0] if k not in ("user", results[0].record_label)] if rows else []
     return {
         "users": len(results),
         **{key: float(np.mean([row[key] for row in rows])) for key in keys},

@@ -15,21 +15,15 @@ from typing import Any
 from aicache.federation.client_app import ClientData
 from aicache.tasks.base import AnyTask
 from aicache.tasks.next_command.sources import GreenbergSource, SyntheticSource
-from aicache.tasks.spec import ClientSource, get_spec
+from aicache.tasks.spec import ClientSource
 
 __all__ = [
     "ClientSource",
     "GreenbergSource",
     "PartitionProvider",
     "SyntheticSource",
-    "formats",
     "training_members",
 ]
-
-
-def formats(task_name: str) -> list[str]:
-    """The real data formats ``task_name`` reads (``--format``)."""
-    return list(get_spec(task_name).formats)
 
 
 _CACHE: dict[tuple[Any, str, int], ClientData] = {}

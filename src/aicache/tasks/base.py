@@ -1,4 +1,4 @@
-"""The contract every learned capability (a *task*) follows, and the task registry.
+"""The contract every learned capability (a *task*) follows, and lookups by name.
 
 A task's model is a list of numpy float arrays: the only thing a client ever
 sends (after clipping and masking) and the thing the engine averages. The
@@ -9,7 +9,7 @@ way through :class:`Task`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aicache.errors import AicacheError
+from aicache.tasks.spec import get_spec, spec_names
 
 Params = list[NDArray[np.float64]]
 """A model: a list of float arrays, in a task-defined order."""
@@ -122,54 +123,22 @@ class Task(ABC, Generic[SourceT, ExamplesT, ContextT, PredictionT]):
 
 
 AnyTask = Task[Any, Any, Any, Any]
-_REGISTRY: dict[str, Callable[[], AnyTask]] = {}
-
-
-def register_task(name: str) -> Callable[[Callable[[], AnyTask]], Callable[[], AnyTask]]:
-    """Register a factory (usually the task class) under ``name``.
-
-    Raises
-    ------
-    ValueError
-        If another factory already uses ``name``.
-    """
-
-    def decorate(factory: Callable[[], AnyTask]) -> Callable[[], AnyTask]:
-        if _REGISTRY.get(name, factory) is not factory:
-            raise ValueError(f"task {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorate
-
-
-def _load_builtins() -> None:
-    from aicache.tasks.spec import load_task_modules  # spec imports this module
-
-    load_task_modules()
 
 
 def task_names() -> list[str]:
-    """The names of every registered task, sorted."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+    """The names of every registered task, sorted (the specs' registry)."""
+    return spec_names()
 
 
 def get_task(name: str) -> AnyTask:
-    """A new instance of the task registered as ``name``.
+    """A new instance of the task registered as ``name`` (made by its spec's factory).
 
     Raises
     ------
     KeyError
         If no task has that name.
     """
-    _load_builtins()
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY)) or "none"
-        raise KeyError(f"unknown task {name!r} (known: {known})") from None
-    return factory()
+    return get_spec(name).factory()
 
 
 def check_params(params: Sequence[NDArray[Any]], reference: Sequence[NDArray[Any]]) -> None:

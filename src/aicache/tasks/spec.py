@@ -15,16 +15,20 @@ names), which Ray workers and Flower's SuperNode processes inherit.
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from aicache.errors import AicacheError
-from aicache.tasks.base import AnyTask
+
+if TYPE_CHECKING:
+    # The task contract looks tasks up here: at run time only the names are needed.
+    from aicache.tasks.base import AnyTask
 
 # Modules that register the built-in tasks, imported on first registry use.
 BUILTIN_TASK_MODULES: tuple[str, ...] = ("aicache.tasks.next_command",)
@@ -240,24 +244,37 @@ class TaskSpec:
         """The metrics tables and plots show."""
         return tuple(m for m in self.metrics if m.headline)
 
+    @property
+    def default_format(self) -> str | None:
+        """The format ``--data`` is read in when none is named: the first declared."""
+        return next(iter(self.formats), None)
+
     def source(
-        self, *, data: str | None, data_format: str, seed: int, clients: int
+        self, *, data: str | None, data_format: str | None, seed: int, clients: int
     ) -> ClientSource:
         """The population of a simulation: ``data`` in ``data_format``, or the synthetic one.
+
+        ``data_format`` ``None`` reads ``data`` in :attr:`default_format`.
 
         Raises
         ------
         ValueError
-            If the task reads no data format of that name.
+            If the task reads no data format of that name, or no data at all.
         """
-        if data is None:
-            return self.synthetic(seed, clients)
-        if data_format not in self.formats:
+        if data_format is not None and data_format not in self.formats:
             known = ", ".join(self.formats) or "none"
             raise ValueError(
                 f"--format: task {self.name} reads no format {data_format!r} (it reads: {known})"
             )
-        return self.formats[data_format](data)
+        if data is None:
+            return self.synthetic(seed, clients)
+        chosen = data_format or self.default_format
+        if chosen is None:
+            raise ValueError(
+                f"--data: task {self.name} reads no data format: it runs on its synthetic "
+                "population only (drop --data)"
+            )
+        return self.formats[chosen](data)
 
 
 _SPECS: dict[str, TaskSpec] = {}
@@ -265,28 +282,31 @@ _loaded: set[str] = set()
 
 
 def register_spec(spec: TaskSpec) -> TaskSpec:
-    """Register ``spec`` (and its task under the same name); registering it again is a no-op.
+    """Register ``spec``, which makes its task known by name; registering it again is a no-op.
 
     Raises
     ------
     ValueError
         If another spec already uses its name.
     """
-    from aicache.tasks.base import register_task
-
     known = _SPECS.get(spec.name)
     if known is not None and known != spec:
         raise ValueError(f"task {spec.name!r} is already registered")
-    register_task(spec.name)(spec.factory)
     _SPECS[spec.name] = spec
     return spec
 
 
-def task_modules() -> list[str]:
-    """The modules that register tasks: built-ins, entry points, then the environment's."""
+@functools.cache
+def task_modules() -> tuple[str, ...]:
+    """The modules that register tasks: built-ins, entry points, then the environment's.
+
+    Read once per process: scanning the installed distributions' entry points
+    takes milliseconds, and specs are looked up for every message and round.
+    A process started later (a Ray worker, a SuperNode's app) reads its own.
+    """
     extra = [m.strip() for m in os.environ.get(MODULES_VARIABLE, "").split(",") if m.strip()]
     plugins = [point.value for point in entry_points(group=ENTRY_POINT_GROUP)]
-    return [*BUILTIN_TASK_MODULES, *plugins, *extra]
+    return (*BUILTIN_TASK_MODULES, *plugins, *extra)
 
 
 def load_task_modules() -> None:
@@ -297,7 +317,10 @@ def load_task_modules() -> None:
     AicacheError
         Naming a module that cannot be imported and where it was listed.
     """
-    for module in task_modules():
+    modules = task_modules()
+    if _loaded.issuperset(modules):
+        return
+    for module in modules:
         if module in _loaded:
             continue
         try:
