@@ -334,7 +334,9 @@ def test_ctrl_c_stops_the_followed_run_and_says_how_to_resume(federation: Federa
     assert f"aicache server run --resume {federation.root}" in lines[0]
     # Flower ends the run (a slow `flwr stop` may finish after the command).
     server = ServerDirectory(federation.root)
-    flower_run = max(json.loads((federation.root / "runs.json").read_text()).values())
+    # Flower's run ids are random: the followed run is found by its registered round.
+    followed = _registry_rounds(federation)[-1][0]
+    flower_run = json.loads((federation.root / "runs.json").read_text())[followed]
     deadline = time.monotonic() + 60
     while flower_status(server, flower_run) != "finished:stopped" and time.monotonic() < deadline:
         time.sleep(1)
