@@ -329,7 +329,7 @@ def wrong() -> None:
     row, already = marked
     said = "was already marked wrong" if already else "marked wrong"
     out.print(
-        f'{said}: "{row.query_prompt}" was served the answer to "{row.cached_prompt}" '
+        f'{said}: "{row.query}" was served the answer to "{row.cached_prompt}" '
         f"(score {row.score:.2f}, {ago(row.ts, time.time())}, {row.tool}).",
         highlight=False,
         markup=False,

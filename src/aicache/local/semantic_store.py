@@ -89,7 +89,7 @@ class FeedbackRow:
         When it was served (Unix time).
     tool
         The tool asked.
-    query_prompt
+    query
         The question asked.
     cached_prompt
         The cached prompt whose answer was served.
@@ -104,7 +104,7 @@ class FeedbackRow:
     id: int
     ts: float
     tool: str
-    query_prompt: str
+    query: str
     cached_prompt: str
     score: float
     wrong: bool
@@ -251,7 +251,7 @@ def _row(row: tuple[object, ...]) -> FeedbackRow:
         id=int(str(id_)),
         ts=float(str(ts)),
         tool=str(tool),
-        query_prompt=str(query),
+        query=str(query),
         cached_prompt=str(cached),
         score=float(str(score)),
         wrong=bool(wrong),
@@ -265,7 +265,7 @@ def _mark(store: Store, row: FeedbackRow, reason: str) -> FeedbackRow:
             "UPDATE semantic_feedback SET wrong = 1, reason = ? WHERE id = ?", (reason, row.id)
         )
     return FeedbackRow(
-        row.id, row.ts, row.tool, row.query_prompt, row.cached_prompt, row.score, True, reason
+        row.id, row.ts, row.tool, row.query, row.cached_prompt, row.score, True, reason
     )
 
 

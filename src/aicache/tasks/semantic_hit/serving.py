@@ -54,8 +54,16 @@ class Judged(Protocol):
 class PairJudge(Protocol):
     """What serving needs of the semantic-hit task's ``PairDecision``."""
 
-    def judge(self, query: str, candidates: Sequence[str]) -> Sequence[Judged]:
-        """One verdict per cached prompt, for the question ``query``."""
+    def judge(
+        self,
+        query: str,
+        candidates: Sequence[str],
+        *,
+        query_vector: NDArray[np.floating] | None = None,
+        candidate_vectors: NDArray[np.floating] | None = None,
+    ) -> Sequence[Judged]:
+        """One verdict per cached prompt, for the question ``query``; the sentence
+        vectors, when given, spare embedding the texts again."""
         ...
 
 
@@ -151,7 +159,12 @@ class SemanticServing:
             return None
         if self._decision is None:
             self._decision = self._load_decision()
-        verdicts = self._decision.judge(prompt, [candidates[i].prompt for i in rows])
+        verdicts = self._decision.judge(
+            prompt,
+            [candidates[i].prompt for i in rows],
+            query_vector=query,
+            candidate_vectors=matrix[rows],
+        )
         accepted = [(v.score, i) for v, i in zip(verdicts, rows, strict=True) if v.serve]
         if not accepted:
             return None
