@@ -18,6 +18,7 @@ from aicache.local.runner import parse_run_args
 from aicache.local.semantic_run import prompt_places, semantic_query
 from aicache.local.settings import Settings, validate_setting
 from aicache.local.store import Store
+from tests.conftest import Cli
 
 
 def _event(key: CacheKey) -> Event:
@@ -256,3 +257,31 @@ def test_export_and_privacy_show_cover_the_semantic_tables(home: Path) -> None:
     assert [r["query_prompt"] for r in document["semantic_feedback"]] == ["how can I revert it"]
     assert kept["semantic index (cached prompts and their sentence vectors)"] == 1
     assert kept["semantic-hit feedback (question, cached prompt, score, right or wrong)"] == 1
+
+
+def test_without_the_embedding_model_the_cache_is_exact_only_and_says_so_once(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Prepare: a prompt command, and no model where the embedder looks for it
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    cli.env["AICACHE_EMBEDDING_MODEL"] = str(empty)
+    assert cli.run("config", "set", "semantic-commands", "fake-ai ask").returncode == 0
+    # Execute
+    first = cli.run("run", "--", "fake-ai", "ask", "how do I undo my last git commit")
+    second = cli.run("run", "--", "fake-ai", "ask", "how can I revert the latest git commit")
+    repeat = cli.run("run", "--", "fake-ai", "ask", "how do I undo my last git commit")
+    # Assert: both questions ran the tool, the repeat was an exact hit, one notice in all
+    assert first.returncode == second.returncode == repeat.returncode == 0
+    assert b"Answer to: ask how can I revert the latest git commit" in second.stdout
+    assert b"Answer to: ask how do I undo my last git commit" in repeat.stdout
+    assert cli.invocations() == 2
+    notices = [
+        line
+        for result in (first, second, repeat)
+        for line in result.stderr.decode().splitlines()
+        if "semantic hits are off" in line
+    ]
+    assert len(notices) == 1, notices
+    assert "exact repeats only" in notices[0] and "aicache[semantic]" in notices[0]
+    assert "Traceback" not in (first.stderr + second.stderr).decode()
