@@ -260,6 +260,9 @@ class TaskSpec:
         Which checks of the battery apply.
     attacks
         How the robustness and leakage experiments attack it.
+    extras
+        Optional parts of aicache its examples need (``semantic``: the
+        embedder); where one is missing the battery skips the task.
     compare
         ``compare(params, tests)``: the final global model against the task's
         baseline on every client's test split (the report draws it), or ``None``.
@@ -279,6 +282,7 @@ class TaskSpec:
     aggregation: Aggregation = Aggregation.WEIGHTED_MEAN
     tags: TaskTags = field(default_factory=TaskTags)
     attacks: TaskAttacks = field(default_factory=TaskAttacks)
+    extras: tuple[str, ...] = ()
     compare: Callable[[Any, Sequence[Any]], Comparison] | None = None
 
     def __post_init__(self) -> None:

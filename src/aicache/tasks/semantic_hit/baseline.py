@@ -22,7 +22,7 @@ from aicache.tasks.semantic_hit.pairs import PairSet
 from aicache.tasks.semantic_hit.task import decision_metrics
 from aicache.tasks.spec import Comparison, Curve
 
-BASELINE_THRESHOLD = 0.80
+BASELINE_THRESHOLD = 0.97
 """The lowest MiniLM cosine at which the baseline serves. Tuned as GPTCache's
 users tune theirs: the lowest threshold with precision >= 0.95, here on the
 embedded synthetic population of seed 1 (20 developers), which no simulation's

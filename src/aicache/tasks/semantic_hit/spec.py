@@ -56,5 +56,6 @@ SPEC = register_spec(
         tags=TaskTags(gradient=True, prediction=PredictionKind.DECISIONS),
         attacks=TaskAttacks(label_flipped=label_flipped),
         compare=compare,
+        extras=("semantic",),
     )
 )
