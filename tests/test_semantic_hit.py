@@ -189,3 +189,24 @@ def test_served_model_takes_a_registry_version_by_number(home: Path) -> None:
     assert (chosen.version, chosen.origin) == (1, "chosen")
     with pytest.raises(AicacheError, match="no version 7 of semantic-hit"):
         served_model(task.name, home, 7)
+
+
+def test_the_comparison_measures_the_baseline_on_the_same_pairs() -> None:
+    # Prepare: the cosine separates the pairs perfectly at 0.97; the model is untrained
+    from aicache.tasks.semantic_hit.baseline import BASELINE_THRESHOLD, compare
+    from aicache.tasks.semantic_hit.features import NUM_FEATURES
+    from aicache.tasks.semantic_hit.pairs import PairSet
+
+    labels = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
+    features = np.zeros((5, NUM_FEATURES))
+    features[:, 0] = [0.99, 0.98, 0.95, 0.5, 0.2]
+    tests = [PairSet(features[:2], labels[:2]), PairSet(features[2:], labels[2:])]
+    # Execute
+    comparison = compare(SemanticHitTask().init_params(0), tests)
+    # Assert
+    assert BASELINE_THRESHOLD == 0.97
+    assert comparison.baseline == {"precision": 1.0, "recall": 1.0, "f05": 1.0}
+    learned, baseline = comparison.curves
+    assert learned.point == (0.0, 0.0)  # probability 0.5 everywhere: nothing served
+    assert baseline.point == (1.0, 1.0)
+    assert len(baseline.xs) == len(baseline.ys) > 0
