@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``aicache`` command line with ``argv`` (default: ``sys.argv[1:]``)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["run"] and not _wants_help(args[1:]):
+        from aicache.cli.semantic import semantic_provider
         from aicache.local.runner import parse_run_args, run
 
         try:
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             sys.stderr.write(f"aicache run: {exc}\n")
             return 2
-        return run(request)
+        return run(request, semantic=semantic_provider)
     from aicache.cli.app import run_app
 
     return run_app(args)

@@ -70,7 +70,18 @@ admin.register(app)
 
 # The help's panels, like gh's and uv's: every command belongs to one.
 PANELS = {
-    "Cache": ("run", "wrap", "unwrap", "status", "list", "inspect", "stats", "clear", "prune"),
+    "Cache": (
+        "run",
+        "wrap",
+        "unwrap",
+        "status",
+        "list",
+        "inspect",
+        "stats",
+        "wrong",
+        "clear",
+        "prune",
+    ),
     "Learning": ("suggest", "prefetch", "simulate", "evaluate", "models", "import"),
     "Federation": ("join", "leave", "node", "server"),
     "Privacy": ("privacy",),

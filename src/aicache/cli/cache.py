@@ -1,4 +1,4 @@
-"""Cache commands: run, wrap, unwrap, list, inspect, stats, clear, prune."""
+"""Cache commands: run, wrap, unwrap, list, inspect, stats, wrong, clear, prune."""
 
 from __future__ import annotations
 
@@ -12,10 +12,17 @@ from rich.table import Table
 
 from aicache.cli.common import JsonOption, YesOption, bad_value, confirm, emit_json, open_store
 from aicache.cli.console import ago, out, when
+from aicache.cli.semantic import semantic_provider
 from aicache.errors import AicacheError
 from aicache.local import cache as cache_ops
 from aicache.local.adapters import ADAPTERS
 from aicache.local.runner import RUN_USAGE, parse_run_args, run
+from aicache.local.semantic_store import (
+    REASK_S,
+    mark_last_wrong,
+    prune_feedback,
+    semantic_stats,
+)
 from aicache.local.settings import Settings
 from aicache.local.shims import (
     NotAShimError,
@@ -37,7 +44,11 @@ def run_command(ctx: typer.Context) -> None:
     [bold]--no-store[/] keeps the result out of the cache; [bold]--scope
     project|dir|global[/] sets what the answer is keyed to (default: the project,
     i.e. the git repository you are in); [bold]--stdin[/] reads standard input
-    into the key (known AI tools that take a prompt on stdin do so anyway).
+    into the key (known AI tools that take a prompt on stdin do so anyway);
+    [bold]--exact[/] serves only an answer to this very command (no semantic hit).
+    A miss of a prompt may be served the cached answer to a reworded prompt of the
+    same tool, model and scope, when the semantic-hit model says it fits: one
+    stderr line names the cached prompt and the score (see `aicache wrong`).
     Only results of commands that exit 0 are stored; outputs above the max-output
     setting pass through unstored. Sessions and subcommands that read or change a
     known tool's state (llm chat, llm logs, claude --continue) always run directly,
@@ -47,7 +58,7 @@ def run_command(ctx: typer.Context) -> None:
         request = parse_run_args(list(ctx.args))
     except ValueError as exc:
         raise AicacheError(f"aicache run: {exc}") from exc
-    raise typer.Exit(run(request))
+    raise typer.Exit(run(request, semantic=semantic_provider))
 
 
 def _launcher() -> list[str]:
@@ -254,8 +265,16 @@ def stats(as_json: JsonOption = False) -> None:
     """Hits, misses, hit rate, time and bytes saved, per tool."""
     with open_store() as store:
         result = cache_stats(store)
+        meaning = semantic_stats(store)
+    semantic = {
+        "hits": meaning.hits,
+        "exact_hits": result.total.hits - meaning.hits,
+        "wrong": meaning.wrong,
+        "wrong_rate": round(meaning.wrong_rate, 6),
+        "indexed_prompts": meaning.indexed,
+    }
     if as_json:
-        emit_json(result.as_dict())
+        emit_json({**result.as_dict(), "semantic": semantic})
         return
     table = Table(
         "tool",
@@ -284,10 +303,42 @@ def stats(as_json: JsonOption = False) -> None:
         )
     out.print(table)
     out.print(f"{result.entries} entries, {format_size(result.entry_bytes)} of output kept.")
+    out.print(
+        f"Hits: {semantic['exact_hits']} exact, {meaning.hits} semantic "
+        f"({meaning.wrong} wrong, {meaning.wrong_rate:.1%}); "
+        f"{result.total.time_saved_s:.1f} s saved.",
+        highlight=False,
+    )
     if result.total.not_stored_too_large:
         out.print(
             f"{result.total.not_stored_too_large} outputs were larger than the max-output "
             "setting: passed through, not stored."
+        )
+
+
+def wrong() -> None:
+    """Mark the last semantic hit wrong: that answer is not served for that prompt again."""
+    with open_store() as store:
+        marked = mark_last_wrong(store)
+    if marked is None:
+        raise AicacheError(
+            "no semantic hit to mark wrong: none was served (or it was pruned)",
+            hint="A semantic hit says so on stderr when it is served.",
+            exit_code=1,
+        )
+    row, already = marked
+    said = "was already marked wrong" if already else "marked wrong"
+    out.print(
+        f'{said}: "{row.query}" was served the answer to "{row.cached_prompt}" '
+        f"(score {row.score:.2f}, {ago(row.ts, time.time())}, {row.tool}).",
+        highlight=False,
+        markup=False,
+    )
+    if not already:
+        out.print(
+            "Asking it again runs the tool. A semantic hit re-asked within "
+            f"{REASK_S / 60:.0f} min, or refreshed, counts as wrong without this.",
+            highlight=False,
         )
 
 
@@ -314,7 +365,9 @@ def prune(
         except ValueError as exc:
             raise bad_value(exc, "--max-age") from exc
         keep = _prefetchable_or_nothing()
-        result = cache_ops.prune(store, now=time.time(), max_age_s=age, keep_tools=keep)
+        now = time.time()
+        result = cache_ops.prune(store, now=now, max_age_s=age, keep_tools=keep)
+        prune_feedback(store, now=now, max_age_s=age)
     out.print(
         f"Pruned {result.expired} expired and {result.aged} old entries; "
         f"cleared raw text from {result.raw_cleared} records."
@@ -351,5 +404,6 @@ def register(app: typer.Typer) -> None:
     app.command("list")(list_entries)
     app.command("inspect")(inspect)
     app.command("stats")(stats)
+    app.command("wrong")(wrong)
     app.command("clear")(clear)
     app.command("prune")(prune)

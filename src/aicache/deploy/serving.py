@@ -22,6 +22,7 @@ from aicache.deploy.node import NodeHome
 from aicache.errors import AicacheError
 from aicache.local.command_lines import keeps_command_lines, last_typed
 from aicache.local.importer import directory_hash
+from aicache.local.paths import REGISTRY_DIRNAME
 from aicache.local.store import Store
 from aicache.registry import ModelRegistry, ModelVersion
 from aicache.registry.shipped import shipped_model
@@ -40,7 +41,7 @@ class ServedModel:
     version
         The registry version, or ``None`` for the shipped model.
     origin
-        ``pinned``, ``newest`` or ``shipped``.
+        ``pinned``, ``newest``, ``shipped``, or ``chosen`` (a version asked for by number).
     privacy
         Its privacy record.
     """
@@ -141,6 +142,33 @@ def serving_model(registry_root: Path, task: str = NextCommandTask.name) -> Serv
         )
     ensure_compatible(task, shipped.arrays)
     return ServedModel(shipped.arrays, None, "shipped", shipped.privacy)
+
+
+def served_model(task: str, home: Path, version: int | None = None) -> ServedModel:
+    """The model ``task`` serves on the node of the aicache home ``home``, any task.
+
+    ``version`` names a registry version to use instead (``--model N``);
+    else the model is chosen as :func:`serving_model` does: pinned, newest,
+    else the one shipped for ``task``.
+
+    Raises
+    ------
+    AicacheError
+        If there is no such version, no model at all, or the model fails its checks.
+    """
+    root = home / REGISTRY_DIRNAME
+    if version is None:
+        return serving_model(root, task)
+    with ModelRegistry(root) as reg:
+        chosen = next((v for v in reg.versions(task) if v.version == version), None)
+        if chosen is None:
+            raise AicacheError(
+                f"there is no version {version} of {task} in {root}",
+                hint=f"`aicache models list --task {task}` shows the versions.",
+            )
+        params = load_verified(reg, chosen)
+    ensure_compatible(task, params)
+    return ServedModel(params, chosen.version, "chosen", chosen.privacy)
 
 
 def suggest_next(

@@ -308,6 +308,10 @@ class Invocation:
         Whether the tool takes (part of) its prompt from standard input.
     files
         Files named by ``file_options``, whose content goes into the key.
+    prompt_at
+        Where the prompt text is: the indexes of the argv words that carry it
+        (the program is index 0). The rest of the argv is the call's frame,
+        which a semantic hit must share.
     """
 
     kind: Kind
@@ -315,15 +319,25 @@ class Invocation:
     prompt: str | None = None
     reads_stdin: bool = False
     files: tuple[str, ...] = ()
+    prompt_at: tuple[int, ...] = ()
 
 
 _Options = list[tuple[str, tuple[str, ...]]]
 
 
-def _parse(adapter: Adapter, args: list[str]) -> tuple[_Options, tuple[str, ...]]:
-    """Split ``args`` into options with their values, and positional words."""
+@dataclass(slots=True)
+class _Places:
+    """Where the words of a parse are: each positional's index, each option's last value's."""
+
+    positionals: list[int]
+    options: list[int]
+
+
+def _parse(adapter: Adapter, args: list[str]) -> tuple[_Options, tuple[str, ...], _Places]:
+    """Split ``args`` into options with their values, and positional words, and where they are."""
     options: _Options = []
     positionals: list[str] = []
+    places = _Places([], [])
     index = 0
     rest_positional = False
     while index < len(args):
@@ -331,6 +345,7 @@ def _parse(adapter: Adapter, args: list[str]) -> tuple[_Options, tuple[str, ...]
         index += 1
         if rest_positional or word == "-" or not word.startswith("-"):
             positionals.append(word)
+            places.positionals.append(index - 1)
             continue
         if word == "--":
             rest_positional = True
@@ -344,7 +359,8 @@ def _parse(adapter: Adapter, args: list[str]) -> tuple[_Options, tuple[str, ...]
             values.append(args[index])
             index += 1
         options.append((name, tuple(values)))
-    return options, tuple(positionals)
+        places.options.append(index - 1)
+    return options, tuple(positionals), places
 
 
 def classify(argv: list[str] | tuple[str, ...], *, stdin_piped: bool = False) -> Invocation:
@@ -358,16 +374,17 @@ def classify(argv: list[str] | tuple[str, ...], *, stdin_piped: bool = False) ->
     adapter = ADAPTERS.get(tool)
     if adapter is None:
         return Invocation(Kind.UNKNOWN, None)
-    options, positionals = _parse(adapter, list(argv[1:]))
+    options, positionals, places = _parse(adapter, list(argv[1:]))
     names = {name for name, _ in options}
     if names & INFO_FLAGS or names & adapter.stateful_flags:
         return Invocation(Kind.STATEFUL, adapter)
     if names & adapter.interactive_flags:
         return Invocation(Kind.INTERACTIVE, adapter)
     command = _match(adapter, positionals)
-    rest = positionals
+    rest, first = positionals, 0
     if command is not None:
-        kind, rest = command.kind, rest[len(command.words) + command.skip :]
+        first = len(command.words) + command.skip
+        kind, rest = command.kind, rest[first:]
         if len(positionals) < len(command.words) + command.skip:
             kind = Kind.STATEFUL  # `ollama run` without a model only prints its usage
     elif names & (adapter.prompt_flags | adapter.prompt_options):
@@ -378,12 +395,18 @@ def classify(argv: list[str] | tuple[str, ...], *, stdin_piped: bool = False) ->
         return Invocation(kind, adapter)
     texts = [v[-1] for name, v in options if name in adapter.prompt_options and v]
     texts.extend(rest)
+    at = [
+        where + 1
+        for (name, v), where in zip(options, places.options, strict=True)
+        if name in adapter.prompt_options and v
+    ]
+    at.extend(where + 1 for where in places.positionals[first:])
     files = tuple(v[0] for name, v in options if name in adapter.file_options and v)
     reads_stdin = (adapter.stdin or "-" in files) and stdin_piped
     if not texts and not reads_stdin and not files:
         return Invocation(Kind.INTERACTIVE, adapter)
     prompt = " ".join(texts) if texts else None
-    return Invocation(Kind.PROMPT, adapter, prompt, reads_stdin, files)
+    return Invocation(Kind.PROMPT, adapter, prompt, reads_stdin, files, tuple(at))
 
 
 def _match(adapter: Adapter, positionals: tuple[str, ...]) -> Command | None:

@@ -35,7 +35,7 @@ from aicache.local.store import (
 EXPORT_FORMAT = "aicache-export"
 EXPORT_VERSION = 1
 # Columns that hold bytes: exported as text when they are UTF-8, else base64.
-_BLOB_COLUMNS = frozenset({"stdout", "stderr"})
+_BLOB_COLUMNS = frozenset({"stdout", "stderr", "vector"})
 
 
 def _portable(column: str, value: object) -> object:
@@ -106,6 +106,18 @@ def kept_data(store: Store) -> list[KeptData]:
             "SELECT count(*), coalesce(sum(length(program) + coalesce(length(raw), 0)), 0), "
             "min(ts), max(ts) FROM commands",
             f"until erased; raw command lines {raw}",
+        ),
+        (
+            "semantic index (cached prompts and their sentence vectors)",
+            "SELECT count(*), coalesce(sum(length(prompt) + length(vector)), 0), "
+            "min(created_at), max(created_at) FROM semantic_entries",
+            "as long as their cache entry",
+        ),
+        (
+            "semantic-hit feedback (question, cached prompt, score, right or wrong)",
+            "SELECT count(*), coalesce(sum(length(query_prompt) + length(cached_prompt)), 0), "
+            "min(ts), max(ts) FROM semantic_feedback",
+            f"pruned after {age}",
         ),
     )
     kept = []
@@ -242,4 +254,4 @@ def _describe(path: Path) -> str:
             return f"store {what}"
     if BACKUP_MARK in name:
         return "store copy kept by doctor --repair"
-    return "store (cache entries, events, imported history, settings)"
+    return "store (cache entries, events, imported history, semantic index and feedback, settings)"

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from aicache.errors import StoreUnreadableError
 from aicache.local.adapters import Invocation, Kind, classify, config_digest, user_marked
@@ -36,9 +36,13 @@ from aicache.local.single_flight import key_lock
 from aicache.local.store import Store, unreadable
 from aicache.local.units import parse_duration
 
+if TYPE_CHECKING:
+    from aicache.local.semantic_run import SemanticCall
+    from aicache.local.semantic_store import SemanticProvider
+
 AUTO_PRUNE_EVERY_S = 86400.0
 RUN_USAGE = (
-    "usage: aicache run [--refresh] [--ttl DURATION] [--no-store] [--scope S] [--stdin] "
+    "usage: aicache run [--refresh] [--exact] [--ttl DURATION] [--no-store] [--scope S] [--stdin] "
     "-- CMD [ARGS...]"
 )
 # Set (to anything but 0) to run commands without the cache, for one call or a whole shell.
@@ -66,6 +70,8 @@ class RunRequest:
     wrapped
         The call comes from an ``aicache wrap`` shim: a tool outside the
         adapter table passes through unless the user marked it cacheable.
+    exact
+        Serve only an answer to this very command: no semantic hit.
     """
 
     command: tuple[str, ...]
@@ -75,6 +81,7 @@ class RunRequest:
     scope: str = "project"
     stdin: bool = False
     wrapped: bool = False
+    exact: bool = False
 
 
 def parse_run_args(args: list[str]) -> RunRequest:
@@ -88,7 +95,7 @@ def parse_run_args(args: list[str]) -> RunRequest:
     ValueError
         For an unknown option, a bad value, or a missing command.
     """
-    refresh = no_store = read_stdin = wrapped = False
+    refresh = no_store = read_stdin = wrapped = exact = False
     ttl_s: float | None = None
     scope = "project"
     index = 0
@@ -122,13 +129,15 @@ def parse_run_args(args: list[str]) -> RunRequest:
             read_stdin = True
         elif word == "--wrapped":
             wrapped = True
+        elif word == "--exact":
+            exact = True
         else:
             raise ValueError(f"unknown option {word!r}; put the command after --: {RUN_USAGE}")
         index += 1
     command = tuple(args[index:])
     if not command:
         raise ValueError(f"no command given: {RUN_USAGE}")
-    return RunRequest(command, refresh, ttl_s, no_store, scope, read_stdin, wrapped)
+    return RunRequest(command, refresh, ttl_s, no_store, scope, read_stdin, wrapped, exact)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +178,18 @@ class _EventMaker:
         )
 
 
-def run(request: RunRequest, *, stdin: BinaryIO | None = None, home: Path | None = None) -> int:
+def run(
+    request: RunRequest,
+    *,
+    stdin: BinaryIO | None = None,
+    home: Path | None = None,
+    semantic: SemanticProvider | None = None,
+) -> int:
     """Serve ``request`` from the cache or run it; return the exit status to use.
+
+    ``semantic`` supplies the model for semantic hits, called only on a miss
+    of a command that carries a prompt (see :mod:`aicache.local.semantic_run`);
+    without it the cache answers exact repeats only.
 
     Sessions, state-changing calls (by the adapter table), calls with
     ``AICACHE_DISABLE`` set, and, from a shim, tools outside the table that
@@ -208,7 +227,14 @@ def run(request: RunRequest, *, stdin: BinaryIO | None = None, home: Path | None
                     # answer kept or served here would ignore that input.
                     return _run_unkeyed_input(store, request, settings, started, progress)
                 stdin_data = source.read() if wanted and source is not None else None
-                return _serve(store, request, invocation, settings, stdin_data, started, progress)
+                return _serve(
+                    store,
+                    request,
+                    _Call(invocation, settings, semantic),
+                    stdin_data,
+                    started,
+                    progress,
+                )
     except sqlite3.DatabaseError as exc:  # damage found after opening
         error = unreadable(store.path, str(exc))
         sys.stderr.write(f"aicache: warning: running without the cache: {error}\n")
@@ -223,6 +249,15 @@ def _cacheable(request: RunRequest, invocation: Invocation, settings: Settings) 
     return user_marked(request.command, settings.cacheable)
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """What is known of a call before its key: its invocation, settings, and semantic model."""
+
+    invocation: Invocation
+    settings: Settings
+    semantic: SemanticProvider | None
+
+
 @dataclass(slots=True)
 class _Progress:
     """Whether the command has already run (so a late store error does not rerun it)."""
@@ -234,12 +269,12 @@ class _Progress:
 def _serve(
     store: Store,
     request: RunRequest,
-    invocation: Invocation,
-    settings: Settings,
+    call: _Call,
     stdin_data: bytes | None,
     started: float,
     progress: _Progress,
 ) -> int:
+    invocation, settings = call.invocation, call.settings
     cwd = Path.cwd()
     environ = dict(os.environ)
     context = key_context(request.scope, cwd, environ)
@@ -258,6 +293,11 @@ def _serve(
         served = _serve_hit(store, key, event, progress, started, settings)
         if served is not None:
             return served
+        meaning = _semantic_call(store, request, call, key, stdin_data)
+        if meaning is not None:
+            served = _serve_semantic(store, meaning, key, event, progress, started)
+            if served is not None:
+                return served
         if not request.no_store:
             # An identical miss already running: wait for its answer instead of a second run.
             try:
@@ -269,10 +309,54 @@ def _serve(
                     )
                     if served is not None:
                         return served
-                    return _run_miss(store, request, stdin_data, settings, event, progress)
+                    return _run_miss(store, request, stdin_data, settings, event, progress, meaning)
             except KeyboardInterrupt:  # while waiting: nothing ran
                 return EXIT_INTERRUPTED
-    return _run_miss(store, request, stdin_data, settings, event, progress)
+        return _run_miss(store, request, stdin_data, settings, event, progress, meaning)
+    meaning = _semantic_call(store, request, call, key, stdin_data)
+    if meaning is not None and request.refresh:
+        meaning.refreshed(store, time.time())
+    return _run_miss(store, request, stdin_data, settings, event, progress, meaning)
+
+
+def _semantic_call(
+    store: Store, request: RunRequest, call: _Call, key: CacheKey, stdin_data: bytes | None
+) -> SemanticCall | None:
+    """The semantic side of a miss, when the call carries a prompt and semantic hits are on."""
+    if call.semantic is None or request.exact or not call.settings.semantic:
+        return None
+    from aicache.local.semantic_run import SemanticCall, prompt_places, semantic_query
+
+    places = prompt_places(key.argv, call.invocation, call.settings)
+    secret = home_key(store.path.parent)
+    query = semantic_query(key, places, stdin_data, request.scope, secret=secret)
+    return None if query is None else SemanticCall(query, call.semantic)
+
+
+def _serve_semantic(
+    store: Store,
+    meaning: SemanticCall,
+    key: CacheKey,
+    event: _EventMaker,
+    progress: _Progress,
+    started: float,
+) -> int | None:
+    """Serve the cached answer to a reworded prompt, when the decision finds one."""
+    from aicache.local.semantic_run import serve
+
+    served = serve(store, meaning, key, started)
+    if served is None:
+        return None
+    hit, stdout, stderr, exit_code, saved = served
+    progress.ran, progress.exit_code = True, exit_code
+    size = len(stdout) + len(stderr)
+    record(
+        store,
+        event("hit", output_bytes=size, exit_code=exit_code, saved_s=saved),
+        hit=hit.candidate.key,
+    )
+    meaning.served(store, hit)
+    return exit_code
 
 
 def _run_unkeyed_input(
@@ -364,6 +448,7 @@ def _run_miss(
     settings: Settings,
     event: _EventMaker,
     progress: _Progress,
+    meaning: SemanticCall | None = None,
 ) -> int:
     name = request.command[0]
     executable = resolve_program(name)
@@ -401,6 +486,8 @@ def _run_miss(
     )
     record(store, result, entry=entry)
     if store_it:
+        if meaning is not None:
+            meaning.index(store, event.key.digest)
         _maybe_prune(store, settings)
     return done.exit_code
 
@@ -412,3 +499,6 @@ def _maybe_prune(store: Store, settings: Settings) -> None:
         # Only the retention window here: expired answers may still be refreshed
         # by `aicache prefetch`, and `aicache prune` decides which to keep.
         prune(store, now=now, max_age_s=settings.max_age_s, drop_expired=False)
+        from aicache.local.semantic_store import prune_feedback
+
+        prune_feedback(store, now=now, max_age_s=settings.max_age_s)

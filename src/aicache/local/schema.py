@@ -84,9 +84,50 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX commands_before ON commands(before_hash);
     CREATE INDEX commands_after ON commands(after_hash);
     """,
+    # 3: semantic hits. The prompt of each cached answer with its sentence
+    # embedding, grouped by its frame (the key of the command with the prompt
+    # left out: same tool, options, model configuration and scope), and the
+    # feedback on every semantic hit served. A deleted entry takes its vector along.
+    """
+    CREATE TABLE semantic_entries (
+        key TEXT PRIMARY KEY,
+        frame TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX semantic_entries_frame ON semantic_entries(frame);
+    CREATE TRIGGER semantic_entries_follow AFTER DELETE ON cache_entries
+    BEGIN
+        DELETE FROM semantic_entries WHERE key = old.key;
+    END;
+    CREATE TABLE semantic_feedback (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        tool TEXT NOT NULL,
+        frame TEXT NOT NULL,
+        query_prompt TEXT NOT NULL,
+        cached_key TEXT NOT NULL,
+        cached_prompt TEXT NOT NULL,
+        score REAL NOT NULL,
+        wrong INTEGER NOT NULL DEFAULT 0,
+        reason TEXT
+    );
+    CREATE INDEX semantic_feedback_query ON semantic_feedback(frame, query_prompt);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Tables that hold the user's data, in the order an export lists them.
-DATA_TABLES = ("settings", "cache_entries", "events", "commands", "imports")
+DATA_TABLES = (
+    "settings",
+    "cache_entries",
+    "events",
+    "commands",
+    "imports",
+    "semantic_entries",
+    "semantic_feedback",
+)

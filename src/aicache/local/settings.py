@@ -122,6 +122,20 @@ SETTINGS: dict[str, Setting] = {
             "",
             parse_tools,
         ),
+        Setting(
+            "semantic",
+            "serve a cached answer to a reworded prompt when the semantic-hit model says it "
+            "fits (needs aicache[semantic]; `aicache run --exact` turns it off for one call)",
+            "on",
+            _parse_bool,
+        ),
+        Setting(
+            "semantic-commands",
+            "commands of tools outside the adapter table whose words after the prefix are a "
+            "prompt, for semantic hits (comma-separated prefixes, e.g. 'mytool ask')",
+            "",
+            _parse_marks,
+        ),
     )
 }
 
@@ -136,6 +150,8 @@ class Settings:
     show_hits: bool = False
     cacheable: tuple[str, ...] = ()
     prefetch_tools: frozenset[str] = frozenset()
+    semantic: bool = True
+    semantic_commands: tuple[str, ...] = ()
 
     @classmethod
     def from_stored(cls, stored: dict[str, str]) -> Settings:
@@ -148,6 +164,8 @@ class Settings:
             show_hits=_parse_bool(values["show-hits"]),
             cacheable=_parse_marks(values["cacheable"]),
             prefetch_tools=_stored_tools(values["prefetch-tools"]),
+            semantic=_parse_bool(values["semantic"]),
+            semantic_commands=_parse_marks(values["semantic-commands"]),
         )
 
     def describe(self) -> dict[str, str]:
@@ -159,6 +177,8 @@ class Settings:
             "show-hits": "on" if self.show_hits else "off",
             "cacheable": ", ".join(self.cacheable),
             "prefetch-tools": ",".join(sorted(self.prefetch_tools)) or "(none)",
+            "semantic": "on" if self.semantic else "off",
+            "semantic-commands": ", ".join(self.semantic_commands),
         }
 
 
@@ -173,7 +193,7 @@ def validate_setting(name: str, value: str) -> str:
     if name not in SETTINGS:
         raise ValueError(f"unknown setting {name!r}: choose one of {', '.join(SETTINGS)}")
     parsed = SETTINGS[name].parse(value)
-    if name == "cacheable":
+    if name in ("cacheable", "semantic-commands"):
         return ", ".join(_parse_marks(value))
     if isinstance(parsed, frozenset):
         return ",".join(sorted(parsed))

@@ -238,15 +238,26 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                 f"{SCHEMA_VERSION}); upgrade aicache",
             )
         for script in MIGRATIONS[version:]:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(script):
+                conn.execute(statement)
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of ``script``; a trigger's body, with its own semicolons, stays whole."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    return statements
 
 
 def _versions(conn: sqlite3.Connection) -> tuple[int, int]:

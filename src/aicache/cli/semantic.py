@@ -1,0 +1,43 @@
+"""The semantic model ``aicache run`` hands to the cache, loaded only when a miss needs it.
+
+Nothing here is imported on an exact hit beyond this module itself, which
+imports no library: the embedder, numpy and the served decision load inside
+:func:`semantic_provider` and the decision loader it passes on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aicache.local.semantic_store import SemanticLookup
+    from aicache.tasks.semantic_hit.serving import PairJudge
+
+TASK = "semantic-hit"
+
+
+def semantic_provider() -> SemanticLookup:
+    """The cache's semantic lookup: the sentence embedder and the served decision.
+
+    Raises
+    ------
+    AicacheError
+        When the embedder (the ``semantic`` extra or its weights) is missing.
+    """
+    from aicache.features.embedding import load_embedder
+    from aicache.tasks.semantic_hit.serving import SemanticServing
+
+    return SemanticServing(load_embedder(), served_decision)
+
+
+def served_decision() -> PairJudge:
+    """The semantic-hit decision this machine serves: pinned, else newest, else shipped."""
+    from aicache.deploy.serving import serving_model
+    from aicache.local.paths import REGISTRY_DIRNAME, aicache_home, ensure_private_dir
+    from aicache.tasks.semantic_hit.decision import load_pair_decision
+
+    root = ensure_private_dir(aicache_home()) / REGISTRY_DIRNAME
+    return load_pair_decision(serving_model(root, TASK).params)
+
+
+__all__ = ["TASK", "semantic_provider", "served_decision"]

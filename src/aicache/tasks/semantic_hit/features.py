@@ -1,0 +1,161 @@
+"""Features of a (question, cached prompt) pair: what the decision learns from.
+
+Signals that carry from one population of questions to another: how close the
+two sentence embeddings are (the cosine GPTCache thresholds), how well each
+word of one finds a match in the other (BERTScore-style precision, recall and
+F from contextual word-piece vectors), the worst-matched content word of each
+side (a different object: "local" against "remote" branch), word overlap, and
+mismatches a cosine hardly sees: other numbers, other command-line flags, a
+negation on one side only. Texts go in, a row of numbers comes out: the only
+thing of a pair a client keeps for training.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "cosine",
+    "bert_precision",
+    "bert_recall",
+    "bert_f",
+    "worst_query_word",
+    "worst_cached_word",
+    "word_jaccard",
+    "content_jaccard",
+    "number_mismatch",
+    "flag_mismatch",
+    "negation_mismatch",
+    "length_gap",
+)
+NUM_FEATURES = len(FEATURE_NAMES)
+COSINE = FEATURE_NAMES.index("cosine")
+
+_WORD = re.compile(r"(?<![\w-])-{1,2}[a-z][\w-]*|[a-z0-9]+(?:['.][a-z0-9]+)*")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_FLAG = re.compile(r"(?<![\w-])-{1,2}[a-zA-Z][\w-]*")
+NEGATIONS = frozenset(
+    "not no never without don't dont doesn't isn't aren't can't cannot won't "
+    "except excluding exclude nor none non".split()
+)
+STOPWORDS = frozenset(
+    "a an the of to in on for and or is are be how do does i my me we our you your it "
+    "its this that these those what which with from by as at can could should would "
+    "please want need get using use into all any some way there here".split()
+)
+# Word pieces the tokenizer splits punctuation into: they match anything a little.
+_PIECE = re.compile(r"^(##)?[a-z0-9]+$")
+
+
+class PairEmbedder(Protocol):
+    """What the features need of an embedder (:mod:`aicache.features.embedding`'s)."""
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Unit sentence vectors, one row per text."""
+        ...
+
+    def token_vectors(self, texts: Sequence[str]) -> list[tuple[list[str], NDArray[np.float32]]]:
+        """Each text's word pieces and their unit contextual vectors."""
+        ...
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words, numbers and flags of ``text``."""
+    return _WORD.findall(text.lower())
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    union = a | b
+    return len(a & b) / len(union) if union else 1.0
+
+
+def text_signals(query: str, cached: str) -> list[float]:
+    """The features read from the texts alone (overlap and mismatches), in order."""
+    wa, wb = words(query), words(cached)
+    sa, sb = set(wa), set(wb)
+    content_a, content_b = sa - STOPWORDS, sb - STOPWORDS
+    numbers = set(_NUMBER.findall(query)) != set(_NUMBER.findall(cached))
+    flags = set(_FLAG.findall(query)) != set(_FLAG.findall(cached))
+    negation = bool(sa & NEGATIONS or any(w.endswith("n't") for w in sa)) != bool(
+        sb & NEGATIONS or any(w.endswith("n't") for w in sb)
+    )
+    gap = min(abs(math.log((len(wa) + 1) / (len(wb) + 1))), 3.0)
+    return [
+        _jaccard(sa, sb),
+        _jaccard(content_a, content_b),
+        float(numbers),
+        float(flags),
+        float(negation),
+        gap,
+    ]
+
+
+def _content_rows(tokens: Sequence[str]) -> NDArray[np.int64]:
+    rows = [
+        i
+        for i, token in enumerate(tokens)
+        if _PIECE.match(token) and token.removeprefix("##") not in STOPWORDS
+    ]
+    return np.asarray(rows, dtype=np.int64)
+
+
+def token_signals(
+    query: tuple[list[str], NDArray[np.float32]], cached: tuple[list[str], NDArray[np.float32]]
+) -> list[float]:
+    """BERTScore-style precision, recall, F and each side's worst-matched content word."""
+    (tokens_a, va), (tokens_b, vb) = query, cached
+    if not len(tokens_a) or not len(tokens_b):
+        return [0.0, 0.0, 0.0, 0.0, 0.0]
+    sim = np.asarray(va, dtype=np.float64) @ np.asarray(vb, dtype=np.float64).T
+    best_a, best_b = sim.max(axis=1), sim.max(axis=0)
+    recall, precision = float(best_a.mean()), float(best_b.mean())
+    f = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    content_a, content_b = _content_rows(tokens_a), _content_rows(tokens_b)
+    worst_a = float(best_a[content_a].min()) if content_a.size else 1.0
+    worst_b = float(best_b[content_b].min()) if content_b.size else 1.0
+    return [precision, recall, f, worst_a, worst_b]
+
+
+def pair_features(
+    embedder: PairEmbedder,
+    queries: Sequence[str],
+    cached: Sequence[str],
+    *,
+    query_vectors: NDArray[np.floating] | None = None,
+    cached_vectors: NDArray[np.floating] | None = None,
+) -> NDArray[np.float64]:
+    """One row of :data:`FEATURE_NAMES` per pair ``(queries[i], cached[i])``.
+
+    Each distinct text is embedded once. Sentence vectors already at hand (the
+    cache keeps one per entry) may be given instead of being computed again.
+    """
+    if len(queries) != len(cached):
+        raise ValueError(f"{len(queries)} queries but {len(cached)} cached prompts")
+    n = len(queries)
+    if n == 0:
+        return np.zeros((0, NUM_FEATURES))
+    texts = list(dict.fromkeys([*queries, *cached]))
+    index = {text: i for i, text in enumerate(texts)}
+    rows_a = np.asarray([index[q] for q in queries])
+    rows_b = np.asarray([index[c] for c in cached])
+    if query_vectors is None or cached_vectors is None:
+        vectors = np.asarray(embedder.embed(texts), dtype=np.float64)
+        va, vb = vectors[rows_a], vectors[rows_b]
+    else:
+        # One question against many entries: its vector may be given once.
+        vb = np.atleast_2d(np.asarray(cached_vectors, dtype=np.float64))
+        va = np.broadcast_to(np.atleast_2d(np.asarray(query_vectors, dtype=np.float64)), vb.shape)
+    cosine = np.einsum("ij,ij->i", va, vb)
+    tokens = embedder.token_vectors(texts)
+    out = np.empty((n, NUM_FEATURES))
+    for i, (q, c) in enumerate(zip(queries, cached, strict=True)):
+        out[i, 0] = cosine[i]
+        out[i, 1:6] = token_signals(tokens[index[q]], tokens[index[c]])
+        out[i, 6:] = text_signals(q, c)
+    return out
