@@ -25,6 +25,7 @@ from aicache.local.adapters import Invocation, Kind
 from aicache.local.cache import CacheKey, lookup, make_key
 from aicache.local.process import write_all
 from aicache.local.secrets import redact_argv
+from aicache.local.semantic_index import FrameLookup
 from aicache.local.settings import Settings
 from aicache.local.store import Store
 
@@ -142,6 +143,13 @@ class SemanticCall:
             now=now,
         ):
             return None
+        whole = self._lookup(store)
+        if isinstance(whole, FrameLookup):  # a warm service: it holds the frame's vectors
+            near = self._guarded(store, lambda: whole.nearest(query.frame, query.prompt, now))
+            if near is None:
+                return None
+            self.vector = near.vector
+            return None if near.match is None else SemanticHit(near.match, near.score)
         found = semantic.candidates(store, query.frame, query.prompt, now)
         vector = self._guarded(store, lambda: self._vector(store))
         if not found or vector is None or self.model is None:
