@@ -44,3 +44,16 @@ def test_a_hit_imports_nothing_heavy(cli: Cli) -> None:
     assert miss["subprocess"] is True
     assert hit["subprocess"] is False
     assert cli.invocations() == 1
+
+
+def test_a_hit_of_a_prompt_command_imports_nothing_heavy(cli: Cli) -> None:
+    # Prepare: fake-ai's words are a prompt, so its miss looks for semantic hits
+    assert cli.run("config", "set", "semantic-commands", "fake-ai").returncode == 0
+    # Execute
+    miss = _probe(cli)
+    hit = _probe(cli)
+    # Assert: whatever the miss loaded, the hit loads none of it
+    assert miss["code"] == hit["code"] == 0
+    assert hit["heavy"] == []
+    assert hit["subprocess"] is False
+    assert cli.invocations() == 1

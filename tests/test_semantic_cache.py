@@ -18,6 +18,7 @@ from aicache.local.runner import parse_run_args
 from aicache.local.semantic_run import prompt_places, semantic_query
 from aicache.local.settings import Settings, validate_setting
 from aicache.local.store import Store
+from tests.conftest import Cli
 
 
 def _event(key: CacheKey) -> Event:
@@ -189,10 +190,11 @@ def test_a_frame_is_the_call_without_its_prompt() -> None:
     # Execute
     first = _query(("llm", "-m", "gpt-4o", "how do I undo my last commit"), plain)
     reworded = _query(("llm", "-m", "gpt-4o", "how can I revert the latest commit"), plain)
+    in_words = _query(("llm", "-m", "gpt-4o", "how", "can", "I", "revert", "it"), plain)
     other_model = _query(("llm", "-m", "claude", "how can I revert the latest commit"), plain)
     other_scope = _query(("llm", "-m", "gpt-4o", "how do I undo"), plain, scope="project")
     # Assert
-    assert first is not None and first == reworded
+    assert first is not None and first == reworded == in_words
     assert other_model not in (None, first)
     assert other_scope not in (None, first)
 
@@ -203,7 +205,7 @@ def test_commands_outside_the_table_are_exact_only_unless_configured() -> None:
     # Execute
     unconfigured = _query(("mytool", "ask", "what is a monad"), Settings())
     first = _query(("mytool", "ask", "what is a monad"), configured)
-    reworded = _query(("mytool", "ask", "explain monads"), configured)
+    reworded = _query(("mytool", "ask", "explain", "monads", "to", "me"), configured)
     other_command = _query(("mytool", "tell", "explain monads"), configured)
     no_prompt = _query(("mytool", "ask"), configured)
     session = _query(("llm", "chat"), configured)
@@ -255,3 +257,31 @@ def test_export_and_privacy_show_cover_the_semantic_tables(home: Path) -> None:
     assert [r["query_prompt"] for r in document["semantic_feedback"]] == ["how can I revert it"]
     assert kept["semantic index (cached prompts and their sentence vectors)"] == 1
     assert kept["semantic-hit feedback (question, cached prompt, score, right or wrong)"] == 1
+
+
+def test_without_the_embedding_model_the_cache_is_exact_only_and_says_so_once(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Prepare: a prompt command, and no model where the embedder looks for it
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    cli.env["AICACHE_EMBEDDING_MODEL"] = str(empty)
+    assert cli.run("config", "set", "semantic-commands", "fake-ai ask").returncode == 0
+    # Execute
+    first = cli.run("run", "--", "fake-ai", "ask", "how do I undo my last git commit")
+    second = cli.run("run", "--", "fake-ai", "ask", "how can I revert the latest git commit")
+    repeat = cli.run("run", "--", "fake-ai", "ask", "how do I undo my last git commit")
+    # Assert: both questions ran the tool, the repeat was an exact hit, one notice in all
+    assert first.returncode == second.returncode == repeat.returncode == 0
+    assert b"Answer to: ask how can I revert the latest git commit" in second.stdout
+    assert b"Answer to: ask how do I undo my last git commit" in repeat.stdout
+    assert cli.invocations() == 2
+    notices = [
+        line
+        for result in (first, second, repeat)
+        for line in result.stderr.decode().splitlines()
+        if "semantic hits are off" in line
+    ]
+    assert len(notices) == 1, notices
+    assert "exact repeats only" in notices[0] and "aicache[semantic]" in notices[0]
+    assert "Traceback" not in (first.stderr + second.stderr).decode()

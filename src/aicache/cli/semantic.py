@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from aicache.local.semantic_store import SemanticLookup
     from aicache.tasks.semantic_hit.serving import PairJudge
 
-TASK = "semantic-hit"
-
 
 def semantic_provider() -> SemanticLookup:
     """The cache's semantic lookup: the sentence embedder and the served decision, through
@@ -40,12 +38,11 @@ def semantic_provider() -> SemanticLookup:
 
 def served_decision() -> PairJudge:
     """The semantic-hit decision this machine serves: pinned, else newest, else shipped."""
-    from aicache.deploy.serving import serving_model
-    from aicache.local.paths import REGISTRY_DIRNAME, aicache_home, ensure_private_dir
-    from aicache.tasks.semantic_hit.decision import load_pair_decision
+    from aicache.deploy.serving import served_model
+    from aicache.local.paths import aicache_home, ensure_private_dir
+    from aicache.tasks.semantic_hit.decision import TASK_NAME, load_pair_decision
 
-    root = ensure_private_dir(aicache_home()) / REGISTRY_DIRNAME
-    return load_pair_decision(serving_model(root, TASK).params)
+    return load_pair_decision(served_model(TASK_NAME, ensure_private_dir(aicache_home())).params)
 
 
-__all__ = ["TASK", "semantic_provider", "served_decision"]
+__all__ = ["semantic_provider", "served_decision"]

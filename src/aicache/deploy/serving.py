@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from aicache.deploy.distribution import check_version
-from aicache.deploy.node import NodeHome
 from aicache.errors import AicacheError
 from aicache.local.command_lines import keeps_command_lines, last_typed
 from aicache.local.importer import directory_hash
@@ -112,7 +111,14 @@ def load_verified(registry: ModelRegistry, version: ModelVersion) -> list[np.nda
     AicacheError
         If a pulled model no longer matches its signature (it is not used).
     """
-    check_version(registry, version, NodeHome().signing_key())
+    key = None
+    if registry.signature(version.task, version.version) is not None:
+        # Only a signed model needs the federation's key: the node module that reads
+        # it loads Flower, which `aicache run` would otherwise pay for on every miss.
+        from aicache.deploy.node import NodeHome
+
+        key = NodeHome().signing_key()
+    check_version(registry, version, key)
     return registry.load(version)
 
 

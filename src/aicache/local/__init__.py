@@ -14,6 +14,12 @@ from aicache._lazy import lazy_exports as _lazy_exports
 
 if _typing.TYPE_CHECKING:
     from aicache.local.cache import CachedAnswer, CacheKey, lookup, record
+    from aicache.local.semantic_store import (
+        FeedbackRow,
+        SemanticCandidate,
+        SemanticLookup,
+        read_feedback,
+    )
     from aicache.local.settings import Settings
     from aicache.local.store import Store
 
@@ -25,14 +31,22 @@ _HOMES = {
     "CachedAnswer": "aicache.local.cache",
     "lookup": "aicache.local.cache",
     "record": "aicache.local.cache",
+    "FeedbackRow": "aicache.local.semantic_store",
+    "SemanticCandidate": "aicache.local.semantic_store",
+    "SemanticLookup": "aicache.local.semantic_store",
+    "read_feedback": "aicache.local.semantic_store",
 }
 
 __all__ = [
     "CacheKey",
     "CachedAnswer",
+    "FeedbackRow",
+    "SemanticCandidate",
+    "SemanticLookup",
     "Settings",
     "Store",
     "lookup",
+    "read_feedback",
     "record",
 ]
 

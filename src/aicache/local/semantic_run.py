@@ -86,8 +86,10 @@ def semantic_query(
     prompt = " ".join(stored[i] for i in places).strip()
     if not prompt:
         return None
+    # The prompt's words leave the argv and one mark stands for them all, so that
+    # prompts of any length, given in one word or several, share the frame.
     at = set(places)
-    frame_argv = [_PROMPT if i in at else word for i, word in enumerate(argv)]
+    frame_argv = [word for i, word in enumerate(argv) if i not in at] + [_PROMPT]
     frame = make_key(frame_argv, stdin, key.context, secret=secret).digest
     return SemanticQuery(key.tool, frame, scope, prompt)
 
