@@ -18,6 +18,7 @@ from aicache.cli import (
     node,
     prefetch,
     privacy,
+    semantic_service,
     server,
     simulate,
     status,
@@ -67,6 +68,9 @@ node.register(app)
 app.add_typer(server.app, name="server")
 app.add_typer(privacy.app, name="privacy")
 admin.register(app)
+semantic_app = typer.Typer(help="Semantic hits: answers to reworded prompts.", no_args_is_help=True)
+semantic_service.register(semantic_app)
+app.add_typer(semantic_app, name="semantic")
 
 # The help's panels, like gh's and uv's: every command belongs to one.
 PANELS = {
@@ -82,7 +86,7 @@ PANELS = {
         "clear",
         "prune",
     ),
-    "Learning": ("suggest", "prefetch", "simulate", "evaluate", "models", "import"),
+    "Learning": ("suggest", "prefetch", "simulate", "evaluate", "models", "import", "semantic"),
     "Federation": ("join", "leave", "node", "server"),
     "Privacy": ("privacy",),
     "Admin": ("config", "doctor"),
