@@ -25,7 +25,8 @@ from aicache.local.semantic_client import PID_NAME, SOCKET_NAME
 if TYPE_CHECKING:
     from aicache.local.semantic_index import IndexRow
     from aicache.local.store import Store
-    from aicache.tasks.semantic_hit.serving import PairJudge, SentenceEmbedder
+    from aicache.tasks.semantic_hit.features import PairEmbedder
+    from aicache.tasks.semantic_hit.serving import PairJudge
 
 
 class StoreBackend:
@@ -143,7 +144,7 @@ def serve(home: Path) -> int:
         from aicache.local.store import Store
         from aicache.tasks.semantic_hit.service import LookupService, serve_forever
 
-        embedder: SentenceEmbedder | AicacheError
+        embedder: PairEmbedder | AicacheError
         try:
             embedder = load_embedder()
         except AicacheError as exc:  # said to every lookup, so the cache says it once

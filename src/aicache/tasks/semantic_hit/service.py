@@ -23,6 +23,7 @@ import socket
 import struct
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +33,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aicache.errors import AicacheError
+from aicache.tasks.semantic_hit.decision import PairDecision
+from aicache.tasks.semantic_hit.features import PairEmbedder
 from aicache.tasks.semantic_hit.serving import (
     COSINE_FLOOR,
     SHORTLIST,
     PairJudge,
     SemanticServing,
-    SentenceEmbedder,
     decode,
 )
 
@@ -47,6 +49,8 @@ MAX_REQUEST = 1 << 20
 TICK_S = 1.0
 # Rows whose liveness is checked per round while walking down the nearest.
 _ROUND = 4 * SHORTLIST
+# Texts whose word-piece vectors are kept between lookups.
+TOKEN_CACHE = 4096
 
 
 class IndexedRow(Protocol):
@@ -108,6 +112,36 @@ class ServiceBackend(Protocol):
     def idle_s(self) -> float:
         """Seconds without a request after which the service exits."""
         ...
+
+
+class TokenCache:
+    """The embedder, keeping the word-piece vectors of the texts it saw last.
+
+    The decision compares word pieces of the question with those of each
+    shortlisted prompt; the same cached prompts come back lookup after lookup,
+    so their forward pass is done once instead of on every miss.
+    """
+
+    def __init__(self, embedder: PairEmbedder, size: int = TOKEN_CACHE) -> None:
+        self._embedder = embedder
+        self._size = size
+        self._kept: OrderedDict[str, tuple[list[str], NDArray[np.float32]]] = OrderedDict()
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Unit sentence vectors, one row per text."""
+        return self._embedder.embed(texts)
+
+    def token_vectors(self, texts: Sequence[str]) -> list[tuple[list[str], NDArray[np.float32]]]:
+        """Each text's word pieces and their unit contextual vectors."""
+        missing = [text for text in dict.fromkeys(texts) if text not in self._kept]
+        if missing:
+            for text, found in zip(missing, self._embedder.token_vectors(missing), strict=True):
+                self._kept[text] = found
+        for text in texts:
+            self._kept.move_to_end(text)
+        while len(self._kept) > self._size:
+            self._kept.popitem(last=False)
+        return [self._kept[text] for text in texts]
 
 
 @dataclass(slots=True)
@@ -186,12 +220,12 @@ class LookupService:
         lookup then answers ``unavailable`` with its message).
     """
 
-    def __init__(self, backend: ServiceBackend, embedder: SentenceEmbedder | AicacheError) -> None:
+    def __init__(self, backend: ServiceBackend, embedder: PairEmbedder | AicacheError) -> None:
         self.backend = backend
         self.started = time.time()
         self.served = 0
         self.stopping = False
-        self._embedder = embedder
+        self._embedder = embedder if isinstance(embedder, AicacheError) else TokenCache(embedder)
         self._stamp: Hashable = None
         self._serving: SemanticServing | None = None
         self._index = FrameVectors(_dimension(embedder))
@@ -232,12 +266,17 @@ class LookupService:
         return reply
 
     def _current(self) -> SemanticServing:
-        stamp = self.backend.decision_stamp()
-        if self._serving is None or stamp != self._stamp:
+        if self._serving is None or self.backend.decision_stamp() != self._stamp:
             assert not isinstance(self._embedder, AicacheError)
-            # A new model is served: the next shortlist loads it.
-            self._serving = SemanticServing(self._embedder, self.backend.load_decision)
-            self._stamp = stamp
+            # A new model may be served: load it now, and take the stamp after loading,
+            # since reading the registry may touch its files.
+            decision = self.backend.load_decision()
+            if isinstance(decision, PairDecision):  # judged with the kept word-piece vectors
+                decision = PairDecision(
+                    decision.params, threshold=decision.threshold, embedder=self._embedder
+                )
+            self._serving = SemanticServing(self._embedder, lambda: decision)
+            self._stamp = self.backend.decision_stamp()
         return self._serving
 
     def _nearest(
@@ -301,7 +340,7 @@ class LookupService:
         }
 
 
-def _dimension(embedder: SentenceEmbedder | AicacheError) -> int:
+def _dimension(embedder: PairEmbedder | AicacheError) -> int:
     if isinstance(embedder, AicacheError):
         return 0
     return int(getattr(embedder, "dimension", len(embedder.embed(["warm up"])[0])))
@@ -399,6 +438,7 @@ __all__ = [
     "IndexedRow",
     "LookupService",
     "ServiceBackend",
+    "TokenCache",
     "answer",
     "peer_uid",
     "serve_forever",
