@@ -202,9 +202,9 @@ def test_bad_requests_get_an_error_and_the_service_keeps_serving(service_home: P
 
 
 @contextmanager
-def _broken_service(home: Path, reply: bytes) -> Iterator[None]:
-    """A socket where the service should be that answers ``reply`` to anything, then closes:
-    a service dying mid-request, or sending garbage."""
+def _broken_service(home: Path, replies: list[bytes]) -> Iterator[None]:
+    """A socket where the service should be that answers each connection with the next of
+    ``replies``, then closes: a service dying mid-request, or sending garbage."""
     home.mkdir(mode=0o700, exist_ok=True)
     listener = socket.socket(socket.AF_UNIX)
     folder = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
@@ -216,13 +216,14 @@ def _broken_service(home: Path, reply: bytes) -> Iterator[None]:
     listener.settimeout(30)
 
     def answer() -> None:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        with conn:
-            conn.recv(65536)
-            conn.sendall(reply)
+        for reply in replies:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(reply)
 
     thread = threading.Thread(target=answer)
     thread.start()
@@ -233,23 +234,37 @@ def _broken_service(home: Path, reply: bytes) -> Iterator[None]:
         thread.join()
 
 
-@pytest.mark.parametrize("reply", [b"", b"garbage\n", b'{"ok": false, "error": "failed"}\n'])
+PONG = b'{"ok": true}\n'
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        [b""],
+        [b"garbage\n"],
+        [b'{"ok": false, "error": "failed"}\n'],
+        [PONG, b""],
+        [PONG, b'{"ok": true, "vector": "not base64!"}\n'],
+    ],
+    ids=["dies", "garbage", "fails", "dies-mid-lookup", "garbled-vector"],
+)
 def test_a_broken_service_leaves_the_call_exact_only_with_one_warning(
-    cli: Cli, reply: bytes
+    cli: Cli, replies: list[bytes]
 ) -> None:
     # Prepare
     assert cli.run("config", "set", "semantic-commands", "fake-ai ask").returncode == 0
-    with _broken_service(cli.home, reply):
+    with _broken_service(cli.home, replies):
         # Execute
         result = cli.run("run", "--", "fake-ai", "ask", *STORED.split())
-    # Assert: the tool ran and answered; one warning line, no traceback
+    again = cli.run("run", "--", "fake-ai", "ask", *STORED.split())
+    # Assert: the tool ran and answered; one warning line, no traceback; the answer was kept
     assert result.returncode == 0
     assert result.stdout.decode().startswith(f"Answer to: ask {STORED}\n")
     lines = result.stderr.decode().splitlines()
     notes = [line for line in lines if line.startswith("aicache:")]
     assert len(notes) == 1 and "semantic lookup failed" in notes[0], lines
     assert "Traceback" not in result.stderr.decode()
-    assert cli.invocations() == 1
+    assert again.stdout == result.stdout and cli.invocations() == 1
 
 
 def test_the_peer_uid_is_read_from_the_socket() -> None:

@@ -149,6 +149,7 @@ class SemanticCall:
         if isinstance(whole, FrameLookup):  # a warm service: it holds the frame's vectors
             near = self._guarded(store, lambda: whole.nearest(query.frame, query.prompt, now))
             if near is None:
+                self.model = None  # failed: no second try (and warning) for the index
                 return None
             self.vector = near.vector
             return None if near.match is None else SemanticHit(near.match, near.score)
