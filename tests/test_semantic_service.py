@@ -316,3 +316,32 @@ def test_the_vectors_in_memory_follow_the_store(home: Path) -> None:
     assert appended == ["first", "second"]
     assert replaced == ["first", "third"]
     assert cleared == []
+
+
+@pytest.mark.needs_extra("semantic")
+def test_a_newly_served_decision_is_used_by_the_running_service(
+    semantic_cli: Cli, decision: list[np.ndarray]
+) -> None:
+    from aicache.registry import ModelRegistry
+
+    cli = semantic_cli
+    # Prepare: a hit through the running service
+    assert cli.run("run", "--", "fake-ai", "ask", *STORED.split()).returncode == 0
+    served = cli.run("run", "--", "fake-ai", "ask", *PARAPHRASE.split())
+    assert "semantic hit" in served.stderr.decode()
+    pid = json.loads(cli.run("semantic", "service", "status", "--json").stdout)["pid"]
+    # Execute: a newer version that never serves (its bias far below zero) is registered
+    never = [np.array(p, copy=True) for p in decision]
+    never[1] = np.array([-1000.0])
+    with ModelRegistry(cli.home / "registry") as registry:
+        run = registry.start_run("semantic-hit", {"plan": {}, "federation": "test"})
+        registry.register(
+            "semantic-hit", never, run_id=run, round=2, parent=None, strategy="fedavg",
+            strategy_config={}, num_clients=1, metrics={}, privacy={},
+        )  # fmt: skip
+    result = cli.run("run", "--", "fake-ai", "ask", *PARAPHRASE.split(), "please")
+    # Assert: the same service, with the new decision, did not serve
+    assert result.returncode == 0
+    assert result.stdout.decode().startswith(f"Answer to: ask {PARAPHRASE} please\n")
+    assert "semantic hit" not in result.stderr.decode()
+    assert json.loads(cli.run("semantic", "service", "status", "--json").stdout)["pid"] == pid
