@@ -156,4 +156,4 @@ def test_a_task_module_named_in_the_environment_is_found_by_a_new_process() -> N
     )
     # Assert
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "first-word,next-command"
+    assert done.stdout.strip() == "first-word,next-command,semantic-hit"

@@ -18,6 +18,7 @@ from aicache.cli import (
     node,
     prefetch,
     privacy,
+    semantic_judge,
     semantic_service,
     server,
     simulate,
@@ -68,9 +69,8 @@ node.register(app)
 app.add_typer(server.app, name="server")
 app.add_typer(privacy.app, name="privacy")
 admin.register(app)
-semantic_app = typer.Typer(help="Semantic hits: answers to reworded prompts.", no_args_is_help=True)
-semantic_service.register(semantic_app)
-app.add_typer(semantic_app, name="semantic")
+semantic_judge.register(app)
+semantic_service.register(semantic_judge.app)
 
 # The help's panels, like gh's and uv's: every command belongs to one.
 PANELS = {

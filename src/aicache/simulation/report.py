@@ -10,7 +10,7 @@ from typing import Any
 
 from aicache.federation.privacy_view import PrivacyRecord, privacy_record
 from aicache.simulation.runner import SimulationOutcome, arms
-from aicache.tasks.spec import Metric, get_spec
+from aicache.tasks.spec import Comparison, Metric, get_spec
 
 ARMS = ("federated", "personalized", "local_only", "centralized")
 ARM_LABELS = {
@@ -64,6 +64,8 @@ def metrics_document(outcome: SimulationOutcome) -> dict[str, Any]:
         "seconds": outcome.seconds,
     }
     document.update(arms(outcome))
+    if outcome.comparison is not None:
+        document["comparison"] = comparison_document(outcome.comparison)
     document["per_round"] = [
         {
             "round": r.round,
@@ -78,6 +80,47 @@ def metrics_document(outcome: SimulationOutcome) -> dict[str, Any]:
         for r in outcome.rounds
     ]
     return document
+
+
+def comparison_document(comparison: Comparison) -> dict[str, Any]:
+    """A task's comparison with its baseline as ``metrics.json`` keeps it."""
+    return {
+        "title": comparison.title,
+        "x_label": comparison.x_label,
+        "y_label": comparison.y_label,
+        "baseline_label": comparison.baseline_label,
+        "baseline": dict(comparison.baseline),
+        "curves": [
+            {
+                "label": c.label,
+                "xs": list(c.xs),
+                "ys": list(c.ys),
+                "point": None if c.point is None else list(c.point),
+            }
+            for c in comparison.curves
+        ],
+    }
+
+
+def _comparison_plot(comparison: dict[str, Any], out: Path) -> str:
+    """Draw the task's comparison (its curves, operating points marked) into ``comparison.png``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for curve in comparison["curves"]:
+        (line,) = ax.plot(curve["xs"], curve["ys"], "-", label=curve["label"])
+        if curve["point"] is not None:
+            ax.plot(*curve["point"], "o", color=line.get_color(), markersize=8)
+    ax.set_xlabel(comparison["x_label"])
+    ax.set_ylabel(comparison["y_label"])
+    ax.set_title(comparison["title"] + " (dots: the decisions taken)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(out / "comparison.png", dpi=110)
+    plt.close(fig)
+    return "comparison.png"
 
 
 def _better(metric: Metric) -> str:
@@ -138,6 +181,8 @@ def _plots(document: dict[str, Any], out: Path) -> list[str]:
     fig.savefig(out / "clients.png", dpi=110)
     plt.close(fig)
     names.append("clients.png")
+    if "comparison" in document:
+        names.append(_comparison_plot(document["comparison"], out))
     return names
 
 
@@ -161,6 +206,13 @@ def _html(document: dict[str, Any], images: list[str]) -> str:
         + "</tr>"
         for arm in ARMS
     )
+    if "comparison" in document:  # the task's baseline, measured in the same run
+        baseline = document["comparison"]
+        rows += (
+            f"<tr><td>baseline: {html.escape(baseline['baseline_label'])}</td>"
+            + "".join(f"<td>{_cell(baseline['baseline'].get(m.name))}</td>" for m in headline)
+            + "</tr>"
+        )
     header = "".join(f'<th title="{_better(m)}">{html.escape(m.label)}</th>' for m in headline)
     pictures = "".join(f'<p><img src="{name}" alt="{name}"></p>' for name in images)
     title = html.escape(document["task"])

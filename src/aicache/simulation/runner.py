@@ -31,7 +31,7 @@ from aicache.simulation.adversary import Adversary, Dropout
 from aicache.simulation.engine import SimulationInterrupted, simulate
 from aicache.simulation.sources import PartitionProvider
 from aicache.tasks.base import FitConfig, get_task
-from aicache.tasks.spec import ClientSource, get_spec
+from aicache.tasks.spec import ClientSource, Comparison, get_spec
 
 
 @dataclass
@@ -50,6 +50,7 @@ class SimulationOutcome:
     versions: list[int] = field(default_factory=list)
     privacy: dict[str, Any] = field(default_factory=lambda: {"dp": "off"})
     stopped: str | None = None
+    comparison: Comparison | None = None
 
 
 def _centralized(
@@ -220,6 +221,12 @@ def run(
                 for c in range(len(names))
             ]
         )
+    comparison = None
+    compare = get_spec(plan.task).compare
+    if compare is not None and plan.final_evaluation and observer.final_arrays is not None:
+        stage("baseline comparison")
+        tests = [provider.client_data(task, c).test for c in range(len(names))]
+        comparison = compare(observer.final_arrays, tests)
     return SimulationOutcome(
         plan=plan,
         run_id=run_id,
@@ -233,6 +240,7 @@ def run(
         versions=versions,
         privacy=observer.privacy_after(plan.start_round + len(observer.rounds)),
         stopped=observer.stopped,
+        comparison=comparison,
     )
 
 

@@ -326,12 +326,21 @@ def check_task(spec: TaskSpec) -> None:
 def parametrize_with_checks(specs: Iterable[TaskSpec]) -> Callable[[_Test], _Test]:
     """A pytest ``parametrize`` mark over ``(spec, check)`` for every applicable pair.
 
-    Test ids read ``next-command-fit_lowers_loss``.
+    Test ids read ``next-command-fit_lowers_loss``; a task that needs an extra
+    carries ``needs_extra`` marks (skipped where the extra is missing).
     """
     import pytest  # a test helper: pytest is only needed where it is used
 
-    pairs = [(spec, check) for spec in specs for check in task_checks(spec)]
-    mark = pytest.mark.parametrize(
-        ("spec", "check"), pairs, ids=[f"{s.name}-{c.name}" for s, c in pairs]
-    )
+    params = [
+        pytest.param(
+            spec,
+            check,
+            # A task whose examples need an extra is skipped where it is missing.
+            marks=[pytest.mark.needs_extra(*spec.extras)] if spec.extras else [],
+            id=f"{spec.name}-{check.name}",
+        )
+        for spec in specs
+        for check in task_checks(spec)
+    ]
+    mark = pytest.mark.parametrize(("spec", "check"), params)
     return cast(Callable[[_Test], _Test], mark)

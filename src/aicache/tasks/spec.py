@@ -178,6 +178,50 @@ class TaskAttacks:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Curve:
+    """One line of a task's own figure in the simulation report.
+
+    Attributes
+    ----------
+    label
+        What the legend calls it.
+    xs, ys
+        Its points, in drawing order.
+    point
+        The operating point to mark on it (the decision actually taken), if any.
+    """
+
+    label: str
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+    point: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Comparison:
+    """A task's model against a baseline, measured in the same run on the same test splits.
+
+    Attributes
+    ----------
+    title, x_label, y_label
+        How the report's figure is titled and its axes labelled.
+    curves
+        The lines of the figure (the model's, the baseline's).
+    baseline_label
+        What the baseline is, in one line.
+    baseline
+        The baseline's values of the task's headline metrics.
+    """
+
+    title: str
+    x_label: str
+    y_label: str
+    curves: tuple[Curve, ...]
+    baseline_label: str
+    baseline: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskSpec:
     """Everything the engine, simulation, report, CLI and deployment know of one task.
 
@@ -216,6 +260,12 @@ class TaskSpec:
         Which checks of the battery apply.
     attacks
         How the robustness and leakage experiments attack it.
+    extras
+        Optional parts of aicache its examples need (``semantic``: the
+        embedder); where one is missing the battery skips the task.
+    compare
+        ``compare(params, tests)``: the final global model against the task's
+        baseline on every client's test split (the report draws it), or ``None``.
     """
 
     name: str
@@ -232,6 +282,8 @@ class TaskSpec:
     aggregation: Aggregation = Aggregation.WEIGHTED_MEAN
     tags: TaskTags = field(default_factory=TaskTags)
     attacks: TaskAttacks = field(default_factory=TaskAttacks)
+    extras: tuple[str, ...] = ()
+    compare: Callable[[Any, Sequence[Any]], Comparison] | None = None
 
     def __post_init__(self) -> None:
         if not self.metrics:

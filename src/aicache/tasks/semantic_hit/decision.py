@@ -119,6 +119,13 @@ class PairDecision:
         )
         return [Judgement(float(p), bool(p >= self.threshold)) for p in self.scores(features)]
 
+    def judge_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
+        """One judgement per ``(question, cached prompt)`` pair, in order."""
+        if not pairs:
+            return []
+        features = pair_features(self.embedder, [a for a, _ in pairs], [b for _, b in pairs])
+        return [Judgement(float(p), bool(p >= self.threshold)) for p in self.scores(features)]
+
 
 def load_pair_decision(params: Sequence[NDArray[np.floating]]) -> PairDecision:
     """The decision of a semantic-hit model's arrays (the served model's, usually).

@@ -122,6 +122,31 @@ def token_signals(
     return [precision, recall, f, worst_a, worst_b]
 
 
+Encoded = tuple[NDArray[np.float64], tuple[list[str], NDArray[np.float32]]]
+_CACHE: dict[tuple[int, str], Encoded] = {}
+CACHE_TEXTS = 4096  # about 30 kB a text: a bound of some 120 MB
+
+
+def _encode(embedder: PairEmbedder, texts: Sequence[str]) -> dict[str, Encoded]:
+    """Each text's sentence vector and word-piece vectors, computed once per process.
+
+    The same questions come back (a client's data is loaded for each of its
+    splits, the cache compares a new question with the same entries), and
+    embedding is the whole cost of a pair.
+    """
+    owner = id(embedder)
+    found = {t: _CACHE[(owner, t)] for t in texts if (owner, t) in _CACHE}
+    missing = [t for t in texts if t not in found]
+    if missing:
+        vectors = np.asarray(embedder.embed(missing), dtype=np.float64)
+        pieces = embedder.token_vectors(missing)
+        if len(_CACHE) + len(missing) > CACHE_TEXTS:
+            _CACHE.clear()
+        for text, vector, piece in zip(missing, vectors, pieces, strict=True):
+            found[text] = _CACHE[(owner, text)] = (vector, piece)
+    return found
+
+
 def pair_features(
     embedder: PairEmbedder,
     queries: Sequence[str],
@@ -141,21 +166,18 @@ def pair_features(
     if n == 0:
         return np.zeros((0, NUM_FEATURES))
     texts = list(dict.fromkeys([*queries, *cached]))
-    index = {text: i for i, text in enumerate(texts)}
-    rows_a = np.asarray([index[q] for q in queries])
-    rows_b = np.asarray([index[c] for c in cached])
+    encoded = _encode(embedder, texts)
     if query_vectors is None or cached_vectors is None:
-        vectors = np.asarray(embedder.embed(texts), dtype=np.float64)
-        va, vb = vectors[rows_a], vectors[rows_b]
+        va = np.stack([encoded[q][0] for q in queries])
+        vb = np.stack([encoded[c][0] for c in cached])
     else:
         # One question against many entries: its vector may be given once.
         vb = np.atleast_2d(np.asarray(cached_vectors, dtype=np.float64))
         va = np.broadcast_to(np.atleast_2d(np.asarray(query_vectors, dtype=np.float64)), vb.shape)
     cosine = np.einsum("ij,ij->i", va, vb)
-    tokens = embedder.token_vectors(texts)
     out = np.empty((n, NUM_FEATURES))
     for i, (q, c) in enumerate(zip(queries, cached, strict=True)):
         out[i, 0] = cosine[i]
-        out[i, 1:6] = token_signals(tokens[index[q]], tokens[index[c]])
+        out[i, 1:6] = token_signals(encoded[q][1], encoded[c][1])
         out[i, 6:] = text_signals(q, c)
     return out

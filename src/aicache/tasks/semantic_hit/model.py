@@ -1,8 +1,11 @@
 """A small binary classifier over pair features, in numpy: scores, loss, gradients, Adam.
 
-A pair's logit is ``w·x + b + v·relu(W x + c)``: logistic regression plus a
-few hidden units that can learn "close, but a number differs". Trained with
-binary cross-entropy. Parameters are ``[w (F,), b (1,), W (F, H), c (H,), v (H,)]``.
+A pair's logit is ``S · (w·x + b + v·relu(W x + c))``: logistic regression
+plus optional hidden units that can learn "close, but a number differs".
+Trained with binary cross-entropy. Parameters are ``[w (F,), b (1,), W (F, H),
+c (H,), v (H,)]``. The fixed scale ``S`` lets weights of order one make a
+confident decision: an optimiser step moves each weight by about the learning
+rate, and a federated round takes only a few steps on a client's few pairs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from aicache.tasks.base import FitConfig, Params
 from aicache.tasks.semantic_hit.pairs import PairSet
 
 Floats = NDArray[np.float64]
+LOGIT_SCALE = 8.0
 
 
 def init_classifier(num_features: int, hidden: int, seed: int) -> Params:
@@ -35,7 +39,7 @@ def logits(params: Sequence[Floats], features: NDArray[np.floating]) -> tuple[Fl
     w, b, hidden_w, hidden_c, v = params
     x = np.asarray(features, dtype=np.float64)
     pre = x @ hidden_w + hidden_c
-    out: Floats = x @ w + b[0] + np.maximum(pre, 0.0) @ v
+    out: Floats = LOGIT_SCALE * (x @ w + b[0] + np.maximum(pre, 0.0) @ v)
     return out, pre
 
 
@@ -55,7 +59,7 @@ def loss_and_grad(
     loss = float(np.mean(np.logaddexp(0.0, z) - y * z))
     if not need_grad:
         return loss, []
-    d_z = (0.5 * (1.0 + np.tanh(0.5 * z)) - y) / max(len(batch), 1)
+    d_z = LOGIT_SCALE * (0.5 * (1.0 + np.tanh(0.5 * z)) - y) / max(len(batch), 1)
     x = np.asarray(batch.features, dtype=np.float64)
     act = np.maximum(pre, 0.0)
     d_pre = np.outer(d_z, params[4]) * (pre > 0)

@@ -252,11 +252,27 @@ def developer_pairs(seed: int, index: int, pairs: int) -> list[LabelledPair]:
     frame_habit = rng.dirichlet(np.full(len(FRAMES), 0.7))
     casual = float(rng.uniform(0.0, 0.8))
     mix = rng.dirichlet(np.array([8.0, 7.0, 2.0, 1.0]))  # paraphrase, near miss, topic, other
-    keep_wording = float(rng.uniform(0.4, 0.9))  # how often a near miss keeps every word it can
+    keep_wording = float(rng.uniform(0.3, 0.8))  # how often a rewording keeps a part's words
 
     def wording() -> Wording:
         frame = int(rng.choice(len(FRAMES), p=frame_habit))
         return Wording(frame, _pick(rng, 3), _pick(rng, 3), _pick(rng, 3))
+
+    def reworded(old: Wording) -> Wording:
+        """Another wording of the same parts: a frame and synonyms may change.
+
+        Paraphrases and near misses are reworded alike, so that how many words
+        two questions share says nothing of the answer by itself: what differs
+        does.
+        """
+        fresh = wording()
+        keep = rng.random(4) < keep_wording
+        return Wording(
+            old.frame if keep[0] else fresh.frame,
+            old.action if keep[1] else fresh.action,
+            old.obj if keep[2] else fresh.obj,
+            old.modifier if keep[3] else fresh.modifier,
+        )
 
     result: list[LabelledPair] = []
     while len(result) < pairs:
@@ -265,15 +281,14 @@ def developer_pairs(seed: int, index: int, pairs: int) -> list[LabelledPair]:
         cached = say(base, cached_wording, rng.random() < casual)
         kind = KINDS[int(rng.choice(len(KINDS), p=mix))]
         query_intent: Intent | None = base
-        query_wording = wording()
+        query_wording = reworded(cached_wording)
         if kind == "near-miss":
             query_intent = _near_miss(rng, base)
-            if rng.random() < keep_wording:
-                query_wording = cached_wording
         elif kind == "same-topic":
             query_intent = _random_intent(rng, base.topic)
         elif kind == "other-topic":
             query_intent = _random_intent(rng, names[_pick(rng, len(names))])
+            query_wording = wording()
         if query_intent is None:
             continue
         query = say(query_intent, query_wording, rng.random() < casual)

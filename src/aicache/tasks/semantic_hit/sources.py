@@ -22,7 +22,7 @@ from aicache.tasks.semantic_hit.population import developer_pairs
 
 SAME_MEANING = 4.0  # STS-B score from which two sentences are read as the same meaning
 NL2BASH_CLIENTS = 10
-PAIRS_PER_CLIENT = 300  # a bound on each real client's pairs: embedding is the cost
+PAIRS_PER_CLIENT = 120  # a bound on each real client's pairs: embedding is the cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +74,13 @@ def _shuffled(pairs: list[LabelledPair], key: str) -> list[LabelledPair]:
     return [pairs[int(i)] for i in order]
 
 
-def _balanced(pairs: list[LabelledPair], key: str) -> list[LabelledPair]:
-    """At most half of :data:`PAIRS_PER_CLIENT` of each label, in a fixed shuffled order.
+def _balanced(pairs: list[LabelledPair], key: str, size: int) -> list[LabelledPair]:
+    """At most ``size / 2`` pairs of each label, in a fixed shuffled order.
 
     Negatives outnumber paraphrases many times in NL2Bash; an even mix keeps
     precision and recall measurable on every client.
     """
-    half = PAIRS_PER_CLIENT // 2
+    half = size // 2
     positives = _shuffled([p for p in pairs if p.same], key)[:half]
     negatives = _shuffled([p for p in pairs if not p.same], key)[:half]
     return _shuffled(positives + negatives, key)
@@ -88,9 +88,13 @@ def _balanced(pairs: list[LabelledPair], key: str) -> list[LabelledPair]:
 
 @dataclass(frozen=True, slots=True)
 class Nl2BashSource:
-    """NL2Bash (``all.nl``, ``all.cm``): clients are groups of programs."""
+    """NL2Bash (``all.nl``, ``all.cm``): clients are groups of programs.
+
+    ``pairs`` bounds each client's pairs (benchmarks take more).
+    """
 
     path: str
+    pairs: int = PAIRS_PER_CLIENT
 
     def _groups(self) -> list[list[LabelledPair]]:
         folder = _folder(self.path, ("all.nl", "all.cm"), "NL2Bash")
@@ -122,7 +126,7 @@ class Nl2BashSource:
                 if len(cmds) > 1:  # the next command of the same program: a hard negative
                     other = by_command[cmds[(k + 1) % len(cmds)]][0]
                     pairs.append(LabelledPair(described[0], other, False))
-        return [_balanced(pairs, f"nl2bash {i}") for i, pairs in enumerate(groups)]
+        return [_balanced(pairs, f"nl2bash {i}", self.pairs) for i, pairs in enumerate(groups)]
 
     def names(self) -> list[str]:
         """One name per group of programs."""
@@ -148,9 +152,13 @@ class Nl2BashSource:
 
 @dataclass(frozen=True, slots=True)
 class StsbSource:
-    """The STS Benchmark (``sts-train.csv``, ``sts-dev.csv``): one client per source."""
+    """The STS Benchmark (``sts-train.csv``, ``sts-dev.csv``): one client per source.
+
+    ``pairs`` bounds each client's pairs (benchmarks take more).
+    """
 
     path: str
+    pairs: int = PAIRS_PER_CLIENT
 
     def _slices(self) -> dict[str, list[LabelledPair]]:
         folder = _folder(self.path, ("sts-train.csv", "sts-dev.csv"), "STS Benchmark files")
@@ -171,7 +179,7 @@ class StsbSource:
                 slices.setdefault(fields[1], []).append(pair)
         # Sources with few pairs would be clients without a test split worth the name.
         kept = {k: v for k, v in sorted(slices.items()) if len(v) >= 40}
-        return {k: _shuffled(v, f"stsb {k}")[:PAIRS_PER_CLIENT] for k, v in kept.items()}
+        return {k: _shuffled(v, f"stsb {k}")[: self.pairs] for k, v in kept.items()}
 
     def names(self) -> list[str]:
         """The sources' names (MSRvid, headlines, ...)."""

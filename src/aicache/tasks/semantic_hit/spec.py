@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aicache.features.semantic_feedback import verdicts_from_home, verdicts_version
 from aicache.tasks.base import AnyTask
+from aicache.tasks.semantic_hit.baseline import compare
 from aicache.tasks.semantic_hit.pairs import LabelledPair, PairSet
 from aicache.tasks.semantic_hit.sources import Nl2BashSource, StsbSource, SyntheticPairs
 from aicache.tasks.semantic_hit.task import PairQuery, SemanticHitTask
@@ -54,5 +55,7 @@ SPEC = register_spec(
         record_label="pairs",
         tags=TaskTags(gradient=True, prediction=PredictionKind.DECISIONS),
         attacks=TaskAttacks(label_flipped=label_flipped),
+        compare=compare,
+        extras=("semantic",),
     )
 )
