@@ -150,7 +150,7 @@ def serve(home: Path) -> int:
         except AicacheError as exc:  # said to every lookup, so the cache says it once
             embedder = exc
         with Store.open(home) as store:
-            service = LookupService(StoreBackend(home, store), embedder)
+            service = LookupService(StoreBackend(home, store), embedder, retry=load_embedder)
             reason = serve_forever(listener, bound, service)
         sys.stderr.write(f"aicache semantic service {os.getpid()}: exits ({reason})\n")
     finally:

@@ -167,7 +167,7 @@ def connect(home: Path, *, wait_s: float = START_WAIT_S) -> None:
         When it runs without its embedding model.
     """
     try:
-        request(home, {"op": "ping"}, timeout=wait_s)
+        _ready(request(home, {"op": "ping"}, timeout=wait_s))
         return
     except (ConnectionError, FileNotFoundError):
         pass
@@ -181,7 +181,7 @@ def connect(home: Path, *, wait_s: float = START_WAIT_S) -> None:
                 f"(its log: {home / LOG_NAME})"
             )
         try:
-            request(home, {"op": "ping"}, timeout=left)
+            _ready(request(home, {"op": "ping"}, timeout=left))
             return
         except (ConnectionError, FileNotFoundError):
             time.sleep(_POLL_S)
@@ -190,6 +190,12 @@ def connect(home: Path, *, wait_s: float = START_WAIT_S) -> None:
                 f"the semantic service did not get ready within {wait_s:g} s "
                 f"(its log: {home / LOG_NAME})"
             ) from exc
+
+
+def _ready(pong: dict[str, object]) -> None:
+    """Raise the service's reason when it runs without its embedding model."""
+    if pong.get("available") is False:
+        raise AicacheError(str(pong.get("message")), hint=str(pong.get("hint") or ""))
 
 
 class ServiceLookup:

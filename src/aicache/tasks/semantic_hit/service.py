@@ -49,6 +49,8 @@ MAX_REQUEST = 1 << 20
 TICK_S = 1.0
 # Rows whose liveness is checked per round while walking down the nearest.
 _ROUND = 4 * SHORTLIST
+# How often a service without its embedding model tries to load it again, in seconds.
+RETRY_S = 30.0
 # Texts whose word-piece vectors are kept between lookups.
 TOKEN_CACHE = 4096
 
@@ -220,12 +222,20 @@ class LookupService:
         lookup then answers ``unavailable`` with its message).
     """
 
-    def __init__(self, backend: ServiceBackend, embedder: PairEmbedder | AicacheError) -> None:
+    def __init__(
+        self,
+        backend: ServiceBackend,
+        embedder: PairEmbedder | AicacheError,
+        *,
+        retry: Callable[[], PairEmbedder] | None = None,
+    ) -> None:
         self.backend = backend
         self.started = time.time()
         self.served = 0
         self.stopping = False
         self._embedder = embedder if isinstance(embedder, AicacheError) else TokenCache(embedder)
+        self._retry = retry
+        self._tried = time.monotonic()
         self._stamp: Hashable = None
         self._serving: SemanticServing | None = None
         self._index = FrameVectors(_dimension(embedder))
@@ -236,19 +246,16 @@ class LookupService:
             return _error("bad-request", "a request is a JSON object with an 'op'")
         op = request["op"]
         if op == "ping":
+            self._retry_load()
             return self._status()
         if op == "stop":
             self.stopping = True
             return {"ok": True}
         if op not in ("vector", "lookup", "choose"):
             return _error("bad-request", f"unknown op {op!r}")
+        self._retry_load()
         if isinstance(self._embedder, AicacheError):
-            return {
-                "ok": False,
-                "error": "unavailable",
-                "message": self._embedder.message,
-                "hint": self._embedder.hint or "",
-            }
+            return {"ok": False, "error": "unavailable", **self._unavailable()}
         prompt, frame, now = request.get("prompt"), request.get("frame", ""), request.get("now")
         if not isinstance(prompt, str) or not isinstance(frame, str):
             return _error("bad-request", "'prompt' and 'frame' must be strings")
@@ -264,6 +271,26 @@ class LookupService:
             assert isinstance(now, int | float)
             reply["match"] = self._nearest(serving, frame, prompt, vector, float(now))
         return reply
+
+    def _retry_load(self) -> None:
+        # Installed meanwhile? Tried again now and then, not on every miss.
+        if not isinstance(self._embedder, AicacheError) or self._retry is None:
+            return
+        if time.monotonic() - self._tried < RETRY_S:
+            return
+        self._tried = time.monotonic()
+        try:
+            loaded = self._retry()
+        except AicacheError as exc:
+            self._embedder = exc
+            return
+        self._embedder = TokenCache(loaded)
+        self._index = FrameVectors(_dimension(loaded))
+
+    def _unavailable(self) -> dict[str, object]:
+        if not isinstance(self._embedder, AicacheError):
+            return {}
+        return {"message": self._embedder.message, "hint": self._embedder.hint or ""}
 
     def _current(self) -> SemanticServing:
         if self._serving is None or self.backend.decision_stamp() != self._stamp:
@@ -337,6 +364,7 @@ class LookupService:
             "frames": len(self._index.frames),
             "vectors": self._index.vectors(),
             "available": not isinstance(self._embedder, AicacheError),
+            **self._unavailable(),
         }
 
 
