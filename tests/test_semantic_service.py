@@ -345,3 +345,30 @@ def test_a_newly_served_decision_is_used_by_the_running_service(
     assert result.stdout.decode().startswith(f"Answer to: ask {PARAPHRASE} please\n")
     assert "semantic hit" not in result.stderr.decode()
     assert json.loads(cli.run("semantic", "service", "status", "--json").stdout)["pid"] == pid
+
+
+def test_the_service_exits_when_its_home_is_deleted(service_home: Path) -> None:
+    import shutil
+
+    # Prepare
+    client.connect(service_home, wait_s=60)
+    found = client.status(service_home)
+    assert found is not None
+    # Execute
+    shutil.rmtree(service_home)
+    # Assert
+    assert _gone(found.pid)
+
+
+def test_a_removed_socket_of_a_live_service_is_replaced(service_home: Path) -> None:
+    # Prepare: the socket file removed while its service still runs (until its next check)
+    client.connect(service_home, wait_s=60)
+    first = client.status(service_home)
+    assert first is not None
+    (service_home / SOCKET_NAME).unlink()
+    # Execute: a miss now finds no socket, and a lock still held
+    client.connect(service_home, wait_s=60)
+    second = client.status(service_home)
+    # Assert: the old one left, a new one answers
+    assert _gone(first.pid)
+    assert second is not None and second.pid != first.pid

@@ -43,6 +43,8 @@ START_WAIT_S = 8.0
 # How long one request may take (the first shortlist loads the decision).
 REQUEST_S = 10.0
 _POLL_S = 0.02
+# Seconds after which a start that bound no socket is tried again.
+_RESTART_S = 1.5
 # Longest path a Unix socket address takes (Linux: 108 bytes with the final NUL).
 _SUN_PATH = 100
 _QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
@@ -173,7 +175,12 @@ def connect(home: Path, *, wait_s: float = START_WAIT_S) -> None:
         pass
     deadline = time.monotonic() + wait_s
     start(home)
+    started = time.monotonic()
     while True:
+        if not socket_path(home).exists() and time.monotonic() - started > _RESTART_S:
+            # The one started found a departing service still holding the lock: again.
+            start(home)
+            started = time.monotonic()
         left = deadline - time.monotonic()
         if left <= 0:
             raise ServiceError(
