@@ -372,3 +372,29 @@ def test_a_removed_socket_of_a_live_service_is_replaced(service_home: Path) -> N
     # Assert: the old one left, a new one answers
     assert _gone(first.pid)
     assert second is not None and second.pid != first.pid
+
+
+@pytest.mark.needs_extra("semantic")
+def test_without_a_decision_the_service_still_keeps_vectors_and_gives_no_warning(
+    cli: Cli,
+) -> None:
+    from aicache.tasks.semantic_hit.decision import TASK_NAME
+
+    # Prepare: the embedder but no semantic-hit model in the home (nor shipped, here)
+    if (
+        Path(client.__file__).parents[1] / "registry" / "shipped_models" / f"{TASK_NAME}.npz"
+    ).exists():
+        pytest.skip("a semantic-hit model ships with this install")
+    assert cli.run("config", "set", "semantic-commands", "fake-ai ask").returncode == 0
+    # Execute: a question with nothing near, then a paraphrase that needs the decision
+    first = cli.run("run", "--", "fake-ai", "ask", *STORED.split())
+    second = cli.run("run", "--", "fake-ai", "ask", *PARAPHRASE.split())
+    # Assert: both ran and were kept with their vectors; the missing model is a notice
+    assert first.returncode == second.returncode == 0
+    assert second.stdout.decode().startswith(f"Answer to: ask {PARAPHRASE}\n")
+    said = (first.stderr + second.stderr).decode()
+    assert "warning" not in said and "Traceback" not in said
+    assert "semantic hits are off" in second.stderr.decode()
+    assert f"no {TASK_NAME} model" in second.stderr.decode()
+    with Store.open(cli.home) as store:
+        assert store.conn.execute("SELECT count(*) FROM semantic_entries").fetchone()[0] == 2

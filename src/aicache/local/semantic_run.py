@@ -115,6 +115,7 @@ class SemanticCall:
     model: semantic.SemanticLookup | None = None
     vector: bytes | None = None
     unavailable: bool = False
+    broken: bool = False
 
     def _lookup(self, store: Store) -> semantic.SemanticLookup | None:
         if self.model is None and not self.unavailable:
@@ -125,7 +126,8 @@ class SemanticCall:
 
     def _vector(self, store: Store) -> bytes | None:
         model = self._lookup(store)
-        if model is not None and self.vector is None:
+        # Not after a failure: one warning per call (a missing decision still gives vectors).
+        if model is not None and self.vector is None and not self.broken:
             self.vector = model.vector(self.query.prompt)
         return self.vector
 
@@ -149,7 +151,6 @@ class SemanticCall:
         if isinstance(whole, FrameLookup):  # a warm service: it holds the frame's vectors
             near = self._guarded(store, lambda: whole.nearest(query.frame, query.prompt, now))
             if near is None:
-                self.model = None  # failed: no second try (and warning) for the index
                 return None
             self.vector = near.vector
             return None if near.match is None else SemanticHit(near.match, near.score)
@@ -209,7 +210,7 @@ class SemanticCall:
             self.unavailable = True
             _say_unavailable_once(store, exc)
         except Exception as exc:  # a broken model must never cost the user the answer
-            self.unavailable = True
+            self.unavailable = self.broken = True
             sys.stderr.write(
                 f"aicache: warning: semantic lookup failed ({type(exc).__name__}: {exc}); "
                 "answering exact repeats only for this call\n"

@@ -293,18 +293,26 @@ class LookupService:
         return {"message": self._embedder.message, "hint": self._embedder.hint or ""}
 
     def _current(self) -> SemanticServing:
-        if self._serving is None or self.backend.decision_stamp() != self._stamp:
+        stale = self._stamp is not None and self.backend.decision_stamp() != self._stamp
+        if self._serving is None or stale:
             assert not isinstance(self._embedder, AicacheError)
-            # A new model may be served: load it now, and take the stamp after loading,
-            # since reading the registry may touch its files.
-            decision = self.backend.load_decision()
-            if isinstance(decision, PairDecision):  # judged with the kept word-piece vectors
-                decision = PairDecision(
-                    decision.params, threshold=decision.threshold, embedder=self._embedder
-                )
-            self._serving = SemanticServing(self._embedder, lambda: decision)
-            self._stamp = self.backend.decision_stamp()
+            # Loaded on the first shortlist, as in a process of its own: a miss with no
+            # near prompt, or a vector to store, needs no decision.
+            self._serving = SemanticServing(self._embedder, self._load_decision)
+            self._stamp = None
         return self._serving
+
+    def _load_decision(self) -> PairJudge:
+        decision = self.backend.load_decision()
+        if isinstance(decision, PairDecision):  # judged with the kept word-piece vectors
+            embedder = self._embedder
+            assert not isinstance(embedder, AicacheError)
+            decision = PairDecision(
+                decision.params, threshold=decision.threshold, embedder=embedder
+            )
+        # Taken after loading: reading the registry may touch its files.
+        self._stamp = self.backend.decision_stamp()
+        return decision
 
     def _nearest(
         self, serving: SemanticServing, name: str, prompt: str, vector: bytes, now: float
@@ -411,6 +419,8 @@ def answer(conn: socket.socket, service: LookupService) -> None:
         return
     try:
         reply = service.handle(request)
+    except AicacheError as exc:  # no model to serve: the cache says so once
+        reply = {"ok": False, "error": "unavailable", "message": exc.message, "hint": exc.hint}
     except Exception as exc:  # one bad lookup must not take the service down
         reply = _error("failed", f"{type(exc).__name__}: {exc}")
     _send(conn, reply)
