@@ -285,3 +285,24 @@ def test_without_the_embedding_model_the_cache_is_exact_only_and_says_so_once(
     assert len(notices) == 1, notices
     assert "exact repeats only" in notices[0] and "aicache[semantic]" in notices[0]
     assert "Traceback" not in (first.stderr + second.stderr).decode()
+
+
+def test_wrong_without_a_semantic_hit_says_so_and_stats_count_exact_hits(cli: Cli) -> None:
+    # Prepare: one exact hit
+    cli.run("run", "--", "fake-ai", "ask", "hello")
+    cli.run("run", "--", "fake-ai", "ask", "hello")
+    # Execute
+    wrong = cli.run("wrong")
+    stats = cli.run("stats", "--json")
+    # Assert
+    assert wrong.returncode == 1
+    assert wrong.stderr.decode().startswith("error: no semantic hit to mark wrong")
+    assert "Traceback" not in wrong.stderr.decode()
+    semantic = json.loads(stats.stdout)["semantic"]
+    assert semantic == {
+        "hits": 0,
+        "exact_hits": 1,
+        "wrong": 0,
+        "wrong_rate": 0.0,
+        "indexed_prompts": 0,
+    }

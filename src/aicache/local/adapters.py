@@ -325,8 +325,7 @@ class Invocation:
 _Options = list[tuple[str, tuple[str, ...]]]
 
 
-@dataclass(slots=True)
-class _Places:
+class _Places(NamedTuple):
     """Where the words of a parse are: each positional's index, each option's last value's."""
 
     positionals: list[int]

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from aicache.errors import StoreUnreadableError
 from aicache.local.adapters import Invocation, Kind, classify, config_digest, user_marked
@@ -249,8 +249,7 @@ def _cacheable(request: RunRequest, invocation: Invocation, settings: Settings) 
     return user_marked(request.command, settings.cacheable)
 
 
-@dataclass(frozen=True, slots=True)
-class _Call:
+class _Call(NamedTuple):
     """What is known of a call before its key: its invocation, settings, and semantic model."""
 
     invocation: Invocation
