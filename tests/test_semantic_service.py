@@ -398,3 +398,20 @@ def test_without_a_decision_the_service_still_keeps_vectors_and_gives_no_warning
     assert f"no {TASK_NAME} model" in second.stderr.decode()
     with Store.open(cli.home) as store:
         assert store.conn.execute("SELECT count(*) FROM semantic_entries").fetchone()[0] == 2
+
+
+@pytest.mark.needs_extra("semantic")
+def test_one_forward_pass_gives_the_sentence_and_word_piece_vectors() -> None:
+    from aicache.features.embedding import load_embedder
+
+    embedder = load_embedder()
+    texts = [STORED, PARAPHRASE, "ls"]
+    # Execute
+    vectors, tokens = embedder.embed_with_tokens(texts)
+    # Assert: the same as the two passes
+    np.testing.assert_allclose(vectors, embedder.embed(texts), atol=1e-5)
+    for (words, found), (words_2, found_2) in zip(
+        tokens, embedder.token_vectors(texts), strict=True
+    ):
+        assert words == words_2
+        np.testing.assert_allclose(found, found_2, atol=1e-5)

@@ -91,9 +91,10 @@ def live_keys(
     if not keys:
         return set()
     marks = ", ".join("?" for _ in keys)
+    # "+s.frame": found by key, not by scanning the frame's index (every row of the frame).
     rows = store.conn.execute(
         "SELECT s.key FROM semantic_entries AS s JOIN cache_entries AS c ON c.key = s.key "
-        f"WHERE s.key IN ({marks}) AND s.frame = ? "
+        f"WHERE s.key IN ({marks}) AND +s.frame = ? "
         "AND (c.expires_at IS NULL OR c.expires_at > ?) "
         "AND s.key NOT IN (SELECT cached_key FROM semantic_feedback "
         "WHERE frame = ? AND query_prompt = ? AND wrong = 1)",

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -116,6 +116,17 @@ class ServiceBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class JointEmbedder(PairEmbedder, Protocol):
+    """An embedder that gives sentence and word-piece vectors from one forward pass."""
+
+    def embed_with_tokens(
+        self, texts: Sequence[str]
+    ) -> tuple[NDArray[np.float32], list[tuple[list[str], NDArray[np.float32]]]]:
+        """Sentence vectors and each text's word pieces with their vectors."""
+        ...
+
+
 class TokenCache:
     """The embedder, keeping the word-piece vectors of the texts it saw last.
 
@@ -130,20 +141,31 @@ class TokenCache:
         self._kept: OrderedDict[str, tuple[list[str], NDArray[np.float32]]] = OrderedDict()
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Unit sentence vectors, one row per text."""
-        return self._embedder.embed(texts)
+        """Unit sentence vectors, one row per text; their word pieces' vectors are kept from
+        the same forward pass, since the decision asks for the question's next."""
+        if not isinstance(self._embedder, JointEmbedder):
+            return self._embedder.embed(texts)
+        vectors, tokens = self._embedder.embed_with_tokens(texts)
+        for text, found in zip(texts, tokens, strict=True):
+            self._kept[text] = found
+        self._trim()
+        return vectors
 
     def token_vectors(self, texts: Sequence[str]) -> list[tuple[list[str], NDArray[np.float32]]]:
         """Each text's word pieces and their unit contextual vectors."""
         missing = [text for text in dict.fromkeys(texts) if text not in self._kept]
         if missing:
-            for text, found in zip(missing, self._embedder.token_vectors(missing), strict=True):
-                self._kept[text] = found
+            for text, pieces in zip(missing, self._embedder.token_vectors(missing), strict=True):
+                self._kept[text] = pieces
         for text in texts:
             self._kept.move_to_end(text)
+        found = [self._kept[text] for text in texts]
+        self._trim()
+        return found
+
+    def _trim(self) -> None:
         while len(self._kept) > self._size:
             self._kept.popitem(last=False)
-        return [self._kept[text] for text in texts]
 
 
 @dataclass(slots=True)
@@ -323,13 +345,16 @@ class LookupService:
             return None
         query = decode([vector], self._index.dimension)[0]
         cosines = frame.matrix @ query
-        order = np.argsort(-cosines, kind="stable")
-        near = order[cosines[order] >= COSINE_FLOOR]
+        near = _ranked(cosines, _ROUND)
         live: list[_Candidate] = []
         # Walk down the nearest until the shortlist is full of live rows: the rest are
         # farther, so the shortlist is the one the store's candidates would give.
-        for start in range(0, len(near), _ROUND):
+        for start in range(0, len(cosines), _ROUND):
+            if start == _ROUND:  # more than a round's rows were gone: rank them all
+                near = _ranked(cosines, len(cosines))
             rows = [int(i) for i in near[start : start + _ROUND]]
+            if not rows:
+                break
             keys = [frame.keys[i] for i in rows]
             ok = self.backend.live_keys(name, prompt, keys, now)
             live.extend(
@@ -374,6 +399,16 @@ class LookupService:
             "available": not isinstance(self._embedder, AicacheError),
             **self._unavailable(),
         }
+
+
+def _ranked(cosines: NDArray[np.float32], top: int) -> NDArray[np.intp]:
+    """The ``top`` rows of highest cosine, best first, less those under the floor."""
+    if top < len(cosines):
+        rows = np.argpartition(-cosines, top - 1)[:top]
+    else:
+        rows = np.arange(len(cosines))
+    rows = rows[np.argsort(-cosines[rows], kind="stable")]
+    return rows[cosines[rows] >= COSINE_FLOOR]
 
 
 def _dimension(embedder: PairEmbedder | AicacheError) -> int:
