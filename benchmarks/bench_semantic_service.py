@@ -8,7 +8,10 @@ run. The store holds ``--entries`` cached prompts of one frame, filled as
 ``semantic-commands`` setting, real all-MiniLM-L6-v2 vectors), so each lookup
 compares the question with all of them; the question is a near miss
 (``svn`` for ``git``), so the decision judges a shortlist every time. The
-misses pass ``--no-store`` so that every sample stays a miss.
+misses pass ``--no-store`` so that every sample stays a miss. Besides wall time,
+each variant's CPU time is summed: the process's own (``getrusage`` of the
+child) plus what the service used meanwhile (``/proc``), which a loaded
+machine does not inflate the way it inflates wall time.
 
 Variants: a miss with ``--exact`` (no lookup: the baseline), a miss with the
 lookup through the warm service (started and warmed before sampling), the same
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,8 +47,33 @@ from benchmarks.bench_semantic import (
     STORED,
     _fill,
     _register_decision,
-    _time,
 )
+
+TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+def _time(argv: list[str], env: dict[str, str]) -> tuple[float, float, bytes]:
+    """Wall time, CPU time (user + system) of the process, and its stderr."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=True, cwd=env["CWD"]
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu, done.stderr
+
+
+def _service_cpu(home: Path) -> float:
+    """CPU seconds the home's semantic service has used so far (0 when none runs)."""
+    try:
+        pid = int((home / "semantic.pid").read_text())
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * TICK_S
+
 
 WARM = "miss, lookup through the warm service"
 IN_PROCESS = "miss, lookup in the process (AICACHE_SEMANTIC_SERVICE=off)"
@@ -101,11 +130,15 @@ def main() -> int:
         try:
             _time(miss, env)  # starts the service and loads the decision: later misses are warm
             samples: dict[str, list[float]] = {name: [] for name in variants}
+            cpu: dict[str, float] = dict.fromkeys(variants, 0.0)
             warnings: dict[str, str] = {}
             for _ in range(args.runs):
                 for name, (argv, variant_env) in variants.items():
-                    elapsed, stderr = _time(argv, variant_env)
+                    service_before = _service_cpu(home)
+                    elapsed, used, stderr = _time(argv, variant_env)
                     samples[name].append(elapsed)
+                    # The process's own CPU, plus what the service spent answering it.
+                    cpu[name] += used + _service_cpu(home) - service_before
                     said = [line for line in stderr.decode().splitlines() if "warning" in line]
                     if said:  # a lookup that failed would not be a lookup measured
                         warnings.setdefault(name, said[0])
@@ -130,6 +163,9 @@ def main() -> int:
         "ratio_warm_to_exact_miss": medians[WARM] / base,
         "ratio_in_process_to_exact_miss": medians[IN_PROCESS] / base,
         "first_miss_starting_the_service_median_ms": statistics.median(cold) * 1000,
+        "cpu_ms_per_call_with_the_service_share": {n: c / args.runs * 1000 for n, c in cpu.items()},
+        "added_cpu_ms_warm_service": (cpu[WARM] - cpu[EXACT_MISS]) / args.runs * 1000,
+        "added_cpu_ms_in_process": (cpu[IN_PROCESS] - cpu[EXACT_MISS]) / args.runs * 1000,
     }
     if "exact hit, before" in medians:
         results["exact_hit_ratio_after_to_before"] = (
