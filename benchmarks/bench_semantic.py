@@ -64,9 +64,11 @@ t = step("embed the question (one forward pass)", t)
 from aicache.local.store import Store
 from aicache.local import semantic_store
 from aicache.tasks.semantic_hit.serving import decode, encode, shortlist
-with Store.open(Path(sys.argv[1])) as store:
-    frame = store.conn.execute("SELECT frame FROM semantic_entries LIMIT 1").fetchone()[0]
-    found = semantic_store.candidates(store, frame, sys.argv[2], time.time())
+t = step("import the store and the serving glue", t)
+store = Store.open(Path(sys.argv[1]))
+frame = store.conn.execute("SELECT frame FROM semantic_entries LIMIT 1").fetchone()[0]
+t = step("open the store", t)
+found = semantic_store.candidates(store, frame, sys.argv[2], time.time())
 t = step(f"read {len(found)} stored vectors", t)
 query = np.frombuffer(encode(vector), dtype="<f2").astype(np.float32)
 matrix = decode([c.vector for c in found], len(query))
@@ -78,6 +80,7 @@ t = step("load the decision (registry, served model)", t)
 decision.judge(sys.argv[2], [found[i].prompt for i in rows], query_vector=query,
                candidate_vectors=matrix[rows])
 t = step(f"judge the shortlist ({len(rows)} prompts)", t)
+store.close()
 print(json.dumps(steps))
 """
 

@@ -140,11 +140,12 @@ def test_the_shipped_decision_serves_paraphrases_and_refuses_near_misses() -> No
     assert shipped is not None
     decision = load_pair_decision(shipped.arrays)
     cases = [
-        ("how do I undo my last commit", "how can I revert the latest git commit", True),
         ("how do I delete a local branch", "how can I remove a local git branch", True),
+        ("how to list all docker containers", "show every docker container", True),
         ("how do I delete a local branch", "how do I delete a remote branch", False),
         ("show the last 50 lines of the log", "show the last 500 lines of the log", False),
         ("create a venv with python 3.11", "create a venv with python 3.9", False),
+        ("kill the process on port 8080", "kill the process on port 3000", False),
     ]
     # Execute
     judged = [decision.judge(query, [cached])[0] for query, cached, _ in cases]
@@ -188,3 +189,24 @@ def test_served_model_takes_a_registry_version_by_number(home: Path) -> None:
     assert (chosen.version, chosen.origin) == (1, "chosen")
     with pytest.raises(AicacheError, match="no version 7 of semantic-hit"):
         served_model(task.name, home, 7)
+
+
+def test_the_comparison_measures_the_baseline_on_the_same_pairs() -> None:
+    # Prepare: the cosine separates the pairs perfectly at 0.97; the model is untrained
+    from aicache.tasks.semantic_hit.baseline import BASELINE_THRESHOLD, compare
+    from aicache.tasks.semantic_hit.features import NUM_FEATURES
+    from aicache.tasks.semantic_hit.pairs import PairSet
+
+    labels = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
+    features = np.zeros((5, NUM_FEATURES))
+    features[:, 0] = [0.99, 0.98, 0.95, 0.5, 0.2]
+    tests = [PairSet(features[:2], labels[:2]), PairSet(features[2:], labels[2:])]
+    # Execute
+    comparison = compare(SemanticHitTask().init_params(0), tests)
+    # Assert
+    assert BASELINE_THRESHOLD == 0.97
+    assert comparison.baseline == {"precision": 1.0, "recall": 1.0, "f05": 1.0}
+    learned, baseline = comparison.curves
+    assert learned.point == (0.0, 0.0)  # probability 0.5 everywhere: nothing served
+    assert baseline.point == (1.0, 1.0)
+    assert len(baseline.xs) == len(baseline.ys) > 0

@@ -22,7 +22,7 @@ def test_judge_writes_a_score_and_a_decision_per_pair(cli: Cli, tmp_path: Path) 
     # Prepare
     pairs = _pairs(
         tmp_path,
-        "how do I undo my last commit\thow can I revert the latest git commit\n"
+        "how do I delete a local branch\thow can I remove a local git branch\n"
         "how do I delete a local branch\thow do I delete a remote branch\n",
     )
     # Execute

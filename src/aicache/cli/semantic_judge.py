@@ -74,11 +74,13 @@ def judge(
 ) -> None:
     """Score each pair: prints score<TAB>decision a line (1: the cache would serve it)."""
     from aicache.deploy.serving import served_model
+    from aicache.features.embedding import load_embedder
     from aicache.local.paths import aicache_home
     from aicache.tasks.semantic_hit.decision import load_pair_decision
 
     version = _model_version(model)
     lines = read_pairs(pairs)
+    load_embedder()  # a missing extra is named before anything else is loaded
     served = served_model(TASK, aicache_home(), version)
     for judgement in load_pair_decision(served.params).judge_pairs(lines):
         sys.stdout.write(f"{judgement.score:.4f}\t{int(judgement.serve)}\n")

@@ -20,7 +20,13 @@ if _typing.TYPE_CHECKING:
     from aicache.deploy.node import NodeHome
     from aicache.deploy.node_book import NodeBook, NodeRecord
     from aicache.deploy.server import ServerDirectory
-    from aicache.deploy.serving import ServedModel, Suggestions, serving_model, suggest_next
+    from aicache.deploy.serving import (
+        ServedModel,
+        Suggestions,
+        served_model,
+        serving_model,
+        suggest_next,
+    )
 
 # Where each public name lives; imported on first use (see the docstring).
 _HOMES = {
@@ -33,6 +39,7 @@ _HOMES = {
     "Inbox": "aicache.deploy.distribution",
     "ServedModel": "aicache.deploy.serving",
     "Suggestions": "aicache.deploy.serving",
+    "served_model": "aicache.deploy.serving",
     "serving_model": "aicache.deploy.serving",
     "suggest_next": "aicache.deploy.serving",
 }
@@ -47,6 +54,7 @@ __all__ = [
     "ServedModel",
     "ServerDirectory",
     "Suggestions",
+    "served_model",
     "serving_model",
     "suggest_next",
 ]

@@ -7,6 +7,8 @@ for the task itself; :mod:`aicache.tasks.checks` is the battery every task passe
 from aicache.tasks.base import FitConfig, FitResult, Params, Task, get_task, task_names
 from aicache.tasks.spec import (
     Aggregation,
+    Comparison,
+    Curve,
     Examples,
     Metric,
     PredictionKind,
@@ -19,6 +21,8 @@ from aicache.tasks.spec import (
 
 __all__ = [
     "Aggregation",
+    "Comparison",
+    "Curve",
     "Examples",
     "FitConfig",
     "FitResult",
