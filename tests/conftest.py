@@ -171,7 +171,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
+def cli(tmp_path: Path) -> Iterator[Cli]:
     """The real ``aicache`` CLI with its own home, HOME and a counting fake AI CLI."""
     user_home = tmp_path / "user"
     user_home.mkdir()
@@ -190,4 +190,8 @@ def cli(tmp_path: Path) -> Cli:
         FAKE_AI_DELAY="0.05",
         PATH=os.pathsep.join([str(FAKE_AI.parent), env.get("PATH", os.defpath)]),
     )
-    return Cli(home=tmp_path / "aicache-home", env=env, counter=counter, cwd=workdir)
+    yield Cli(home=tmp_path / "aicache-home", env=env, counter=counter, cwd=workdir)
+    # A miss of a prompt command may have started the home's warm semantic service.
+    from aicache.local.semantic_client import stop
+
+    stop(tmp_path / "aicache-home")

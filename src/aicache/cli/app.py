@@ -19,6 +19,7 @@ from aicache.cli import (
     prefetch,
     privacy,
     semantic_judge,
+    semantic_service,
     server,
     simulate,
     status,
@@ -69,6 +70,7 @@ app.add_typer(server.app, name="server")
 app.add_typer(privacy.app, name="privacy")
 admin.register(app)
 semantic_judge.register(app)
+semantic_service.register(semantic_judge.app)
 
 # The help's panels, like gh's and uv's: every command belongs to one.
 PANELS = {

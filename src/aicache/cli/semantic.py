@@ -15,13 +15,21 @@ if TYPE_CHECKING:
 
 
 def semantic_provider() -> SemanticLookup:
-    """The cache's semantic lookup: the sentence embedder and the served decision.
+    """The cache's semantic lookup: the sentence embedder and the served decision, through
+    the warm semantic service unless ``AICACHE_SEMANTIC_SERVICE=off``.
 
     Raises
     ------
     AicacheError
         When the embedder (the ``semantic`` extra or its weights) is missing.
+    ServiceError
+        When the warm service does not get ready in time.
     """
+    from aicache.local.semantic_client import service_lookup
+
+    warm = service_lookup()
+    if warm is not None:  # the warm service: this process loads no model
+        return warm
     from aicache.features.embedding import load_embedder
     from aicache.tasks.semantic_hit.serving import SemanticServing
 

@@ -189,6 +189,20 @@ class Embedder:
                 result[row] = (tokens[j][1 : length - 1], _unit(hidden[j, 1 : length - 1]))
         return result
 
+    def embed_with_tokens(
+        self, texts: Sequence[str]
+    ) -> tuple[np.ndarray, list[tuple[list[str], np.ndarray]]]:
+        """:meth:`embed` and :meth:`token_vectors` of ``texts`` from one forward pass."""
+        vectors = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        tokens: list[tuple[list[str], np.ndarray]] = [([], np.zeros((0, DIMENSION)))] * len(texts)
+        for rows, hidden, mask, pieces in self._batches(texts):
+            pooled = (hidden * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1), 1)[:, None]
+            vectors[rows] = _unit(pooled)
+            for j, row in enumerate(rows):
+                length = int(mask[j].sum())
+                tokens[row] = (pieces[j][1 : length - 1], _unit(hidden[j, 1 : length - 1]))
+        return vectors, tokens
+
     def _batches(
         self, texts: Sequence[str]
     ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray, list[list[str]]]]:

@@ -25,6 +25,7 @@ from aicache.local.adapters import Invocation, Kind
 from aicache.local.cache import CacheKey, lookup, make_key
 from aicache.local.process import write_all
 from aicache.local.secrets import redact_argv
+from aicache.local.semantic_index import FrameLookup
 from aicache.local.settings import Settings
 from aicache.local.store import Store
 
@@ -114,6 +115,7 @@ class SemanticCall:
     model: semantic.SemanticLookup | None = None
     vector: bytes | None = None
     unavailable: bool = False
+    broken: bool = False
 
     def _lookup(self, store: Store) -> semantic.SemanticLookup | None:
         if self.model is None and not self.unavailable:
@@ -124,7 +126,8 @@ class SemanticCall:
 
     def _vector(self, store: Store) -> bytes | None:
         model = self._lookup(store)
-        if model is not None and self.vector is None:
+        # Not after a failure: one warning per call (a missing decision still gives vectors).
+        if model is not None and self.vector is None and not self.broken:
             self.vector = model.vector(self.query.prompt)
         return self.vector
 
@@ -144,6 +147,13 @@ class SemanticCall:
             now=now,
         ):
             return None
+        whole = self._lookup(store)
+        if isinstance(whole, FrameLookup):  # a warm service: it holds the frame's vectors
+            near = self._guarded(store, lambda: whole.nearest(query.frame, query.prompt, now))
+            if near is None:
+                return None
+            self.vector = near.vector
+            return None if near.match is None else SemanticHit(near.match, near.score)
         found = semantic.candidates(store, query.frame, query.prompt, now)
         vector = self._guarded(store, lambda: self._vector(store))
         if not found or vector is None or self.model is None:
@@ -200,7 +210,7 @@ class SemanticCall:
             self.unavailable = True
             _say_unavailable_once(store, exc)
         except Exception as exc:  # a broken model must never cost the user the answer
-            self.unavailable = True
+            self.unavailable = self.broken = True
             sys.stderr.write(
                 f"aicache: warning: semantic lookup failed ({type(exc).__name__}: {exc}); "
                 "answering exact repeats only for this call\n"

@@ -16,6 +16,7 @@ from aicache.local.units import (
 
 DEFAULT_MAX_AGE_S = 30 * 86400.0
 DEFAULT_MAX_OUTPUT = 10 * 1024 * 1024
+DEFAULT_SERVICE_IDLE_S = 600.0
 
 
 def _parse_bool(text: str) -> bool:
@@ -136,6 +137,12 @@ SETTINGS: dict[str, Setting] = {
             "",
             _parse_marks,
         ),
+        Setting(
+            "semantic-service-idle",
+            "how long the warm semantic service waits for a lookup before it exits",
+            format_duration(DEFAULT_SERVICE_IDLE_S),
+            parse_duration,
+        ),
     )
 }
 
@@ -152,6 +159,7 @@ class Settings:
     prefetch_tools: frozenset[str] = frozenset()
     semantic: bool = True
     semantic_commands: tuple[str, ...] = ()
+    semantic_service_idle_s: float = DEFAULT_SERVICE_IDLE_S
 
     @classmethod
     def from_stored(cls, stored: dict[str, str]) -> Settings:
@@ -166,6 +174,7 @@ class Settings:
             prefetch_tools=_stored_tools(values["prefetch-tools"]),
             semantic=_parse_bool(values["semantic"]),
             semantic_commands=_parse_marks(values["semantic-commands"]),
+            semantic_service_idle_s=_stored_duration(values["semantic-service-idle"]),
         )
 
     def describe(self) -> dict[str, str]:
@@ -179,6 +188,7 @@ class Settings:
             "prefetch-tools": ",".join(sorted(self.prefetch_tools)) or "(none)",
             "semantic": "on" if self.semantic else "off",
             "semantic-commands": ", ".join(self.semantic_commands),
+            "semantic-service-idle": format_duration(self.semantic_service_idle_s),
         }
 
 
