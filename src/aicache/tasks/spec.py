@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from aicache.tasks.base import AnyTask
 
 # Modules that register the built-in tasks, imported on first registry use.
-BUILTIN_TASK_MODULES: tuple[str, ...] = ("aicache.tasks.next_command",)
+BUILTIN_TASK_MODULES: tuple[str, ...] = ("aicache.tasks.next_command", "aicache.tasks.cache_keep")
 ENTRY_POINT_GROUP = "aicache.tasks"
 MODULES_VARIABLE = "AICACHE_TASK_MODULES"
 
