@@ -62,12 +62,11 @@ def requests_from_greenberg(path: Path) -> list[Request]:
 def requests_from_store(conn: sqlite3.Connection) -> list[Request]:
     """Every call through the cache recorded in an open store, in order.
 
-    Errors are left out (nothing was cached); a hit's cost is the run time of
-    the answer it served when that answer is still cached, else the time it saved.
+    Every event is a request, errors too (the budget's clock counts them
+    alike); a miss's cost is its run time, a hit's the time it saved.
     """
     rows = conn.execute(
-        "SELECT e.key_hash, e.tool, e.output_bytes, e.latency_ms, e.saved_s, e.outcome "
-        "FROM events e WHERE e.outcome != 'error' ORDER BY e.id"
+        "SELECT key_hash, tool, output_bytes, latency_ms, saved_s, outcome FROM events ORDER BY id"
     ).fetchall()
     requests = []
     for key_hash, tool, size, latency_ms, saved_s, outcome in rows:

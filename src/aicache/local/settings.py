@@ -62,6 +62,47 @@ def _stored_tools(text: str) -> frozenset[str]:
     return frozenset(n.strip() for n in text.split(",") if n.strip() and _is_tool_name(n.strip()))
 
 
+def _parse_limit(parse: Callable[[str], int]) -> Callable[[str], int | None]:
+    """A budget limit: ``off`` for none, else what ``parse`` reads."""
+
+    def parse_limit(text: str) -> int | None:
+        if text.strip().lower() in ("off", "none", ""):
+            return None
+        return parse(text)
+
+    return parse_limit
+
+
+def parse_entries(text: str) -> int:
+    """A positive number of entries (``500``).
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not a whole number greater than zero.
+    """
+    try:
+        count = int(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"invalid number of entries {text!r}: give a whole number such as 500, or off"
+        ) from None
+    if count <= 0:
+        raise ValueError(f"invalid number of entries {text!r}: it must be greater than zero")
+    return count
+
+
+def _parse_size_limit(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or off") from None
+
+
+parse_max_entries = _parse_limit(parse_entries)
+parse_max_size = _parse_limit(_parse_size_limit)
+
+
 def _stored_duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -122,6 +163,19 @@ SETTINGS: dict[str, Setting] = {
             "",
             parse_tools,
         ),
+        Setting(
+            "max-size",
+            "past this much output kept, entries are evicted by their keep-score "
+            "(e.g. 200m; off for no limit)",
+            "off",
+            parse_max_size,
+        ),
+        Setting(
+            "max-entries",
+            "past this many entries, entries are evicted by their keep-score (off for no limit)",
+            "off",
+            parse_max_entries,
+        ),
     )
 }
 
@@ -136,6 +190,8 @@ class Settings:
     show_hits: bool = False
     cacheable: tuple[str, ...] = ()
     prefetch_tools: frozenset[str] = frozenset()
+    max_size: int | None = None
+    max_entries: int | None = None
 
     @classmethod
     def from_stored(cls, stored: dict[str, str]) -> Settings:
@@ -148,6 +204,8 @@ class Settings:
             show_hits=_parse_bool(values["show-hits"]),
             cacheable=_parse_marks(values["cacheable"]),
             prefetch_tools=_stored_tools(values["prefetch-tools"]),
+            max_size=parse_max_size(values["max-size"]),
+            max_entries=parse_max_entries(values["max-entries"]),
         )
 
     def describe(self) -> dict[str, str]:
@@ -159,6 +217,8 @@ class Settings:
             "show-hits": "on" if self.show_hits else "off",
             "cacheable": ", ".join(self.cacheable),
             "prefetch-tools": ",".join(sorted(self.prefetch_tools)) or "(none)",
+            "max-size": "off" if self.max_size is None else format_size(self.max_size),
+            "max-entries": "off" if self.max_entries is None else str(self.max_entries),
         }
 
 

@@ -224,4 +224,3 @@ def labelled_entries(
     return Labelled(
         np.concatenate(features)[order], np.concatenate(labels)[order], all_times[order]
     )
-

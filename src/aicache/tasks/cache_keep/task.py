@@ -124,7 +124,9 @@ class CacheKeepTask(Task[Sequence[Request], KeepExamples, KeepContext, tuple[str
         check_params(params, self.init_params(0))
         start = [np.array(p, dtype=np.float64) for p in params]
         if not len(examples):
-            return FitResult(params=start, num_examples=0, metrics={"loss_before": 0.0, "loss": 0.0})
+            return FitResult(
+                params=start, num_examples=0, metrics={"loss_before": 0.0, "loss": 0.0}
+            )
         before = _loss_and_grad(start, examples)[0]
         w, b = start[0].copy(), start[1].copy()
         moments = [np.zeros_like(w), np.zeros_like(b), np.zeros_like(w), np.zeros_like(b)]
