@@ -1,4 +1,4 @@
-"""Rebuild the next-command model shipped with aicache, from the project's own data.
+"""Rebuild a model shipped with aicache (next-command, cache-keep), from the project's own data.
 
 The model that lets ``aicache suggest`` answer on a fresh install is trained
 here, never by hand: a federated simulation over the embedded synthetic
@@ -9,6 +9,7 @@ privacy spent (ε and δ from the accountant) and the SHA-256 the package
 checks before using it.
 
     python scripts/train_shipped_model.py
+    python scripts/train_shipped_model.py --task cache-keep --clients 100
 
 The data, the model's initialisation and the sampling are seeded; the DP
 noise is not (it draws on system entropy, as DP requires), so a rebuild gives
@@ -29,19 +30,21 @@ from typing import Any
 from aicache.registry import ModelRegistry
 from aicache.registry.artifacts import encode_arrays, sha256_hex
 
-TASK = "next-command"
 TARGET = Path(__file__).resolve().parents[1] / "src" / "aicache" / "registry" / "shipped_models"
 
 
 def main() -> int:
     """Train, then write (or with --check, compare) the shipped model and its record."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default="next-command")
     parser.add_argument("--clients", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--target-epsilon", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    task = args.task
     flags = [
+        "--task", task,
         "--clients", str(args.clients),
         "--rounds", str(args.rounds),
         "--dp", "central",
@@ -56,19 +59,20 @@ def main() -> int:
         where = ["--registry", str(work / "registry"), "--out", str(work / "report")]
         subprocess.run([*command, *where], env=env, check=True)
         with ModelRegistry(work / "registry") as registry:
-            version = registry.latest(TASK)
+            version = registry.latest(task)
             if version is None:
                 print("the simulation registered no model", file=sys.stderr)
                 return 1
             data = encode_arrays(registry.load(version))
     digest = sha256_hex(data)
     record: dict[str, Any] = {
-        "task": TASK,
+        "task": task,
         "sha256": digest,
         "size": len(data),
         "trained_with": f"aicache simulate {' '.join(flags)}",
-        "rebuild": "python scripts/train_shipped_model.py",
-        "population": f"the embedded synthetic population ({args.clients} developers, "
+        "rebuild": f"python scripts/train_shipped_model.py --task {task} "
+        f"--clients {args.clients} --rounds {args.rounds}",
+        "population": f"the embedded synthetic population of {task} ({args.clients} developers, "
         f"seed {args.seed}); no real history",
         "round": version.round,
         "strategy": version.strategy,
@@ -76,9 +80,9 @@ def main() -> int:
         "metrics": version.metrics,
         "privacy": version.privacy,
     }
-    (TARGET / f"{TASK}.npz").write_bytes(data)
-    (TARGET / f"{TASK}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {TARGET / f'{TASK}.npz'} ({len(data)} bytes), privacy {version.privacy}")
+    (TARGET / f"{task}.npz").write_bytes(data)
+    (TARGET / f"{task}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {TARGET / f'{task}.npz'} ({len(data)} bytes), privacy {version.privacy}")
     return 0
 
 

@@ -52,6 +52,7 @@ class LearnedScorer:
             since_program=column("since_program"),
             semantic=column("semantic"),
             last_gap=column("last_gap"),
+            program_reuse=column("program_reuse"),
         )
         return [float(z) for z in logits(self.params, entry_features(state))]
 

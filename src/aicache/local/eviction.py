@@ -62,6 +62,9 @@ class EntryStats:
         How many of its uses were served as semantic hits (0 where none are recorded).
     last_gap
         Requests between its key's last two uses (asked once: since then).
+    program_reuse
+        Of the keys its program was asked, the share asked more than once
+        (smoothed: one reused and one not to start with).
     """
 
     key: str
@@ -74,6 +77,7 @@ class EntryStats:
     since_program: int
     semantic: int
     last_gap: int
+    program_reuse: float
 
 
 class KeepScorer(Protocol):
@@ -183,6 +187,14 @@ def entry_stats(store: Store) -> list[EntryStats]:
         str(tool): int(last)
         for tool, last in conn.execute("SELECT tool, max(id) FROM events GROUP BY tool")
     }
+    reuse = {
+        str(tool): (int(reused) + 1) / (int(keys) + 2)
+        for tool, keys, reused in conn.execute(
+            "SELECT tool, count(*), sum(asked > 1) FROM "
+            "(SELECT tool, key_hash, count(*) AS asked FROM events GROUP BY tool, key_hash) "
+            "GROUP BY tool"
+        )
+    }
     stats = []
     for key, tool, size, duration in conn.execute(
         "SELECT key, tool, length(stdout) + length(stderr), duration_s FROM cache_entries"
@@ -200,6 +212,7 @@ def entry_stats(store: Store) -> list[EntryStats]:
                 since_program=now - programs.get(str(tool), last),
                 semantic=0,  # a hook: semantic hits are not recorded per entry yet
                 last_gap=(last - previous) if count > 1 else now - first,
+                program_reuse=reuse.get(str(tool), 0.5),
             )
         )
     return stats

@@ -26,6 +26,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "semantic_share",
     "log_gap_ratio",
     "log_last_gap",
+    "program_reuse",
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 _CLIP = 5.0  # log ratios beyond e^5 carry no more information and would dominate a fit
@@ -53,6 +54,8 @@ class EntryState:
         How many of its uses were served as semantic hits (0 without them).
     last_gap
         Requests between its key's last two uses (for a key asked once: since then).
+    program_reuse
+        Of the keys of the entry's program asked so far, the share asked more than once.
     """
 
     since_use: NDArray[np.float64]
@@ -63,6 +66,7 @@ class EntryState:
     since_program: NDArray[np.float64]
     semantic: NDArray[np.float64]
     last_gap: NDArray[np.float64]
+    program_reuse: NDArray[np.float64]
 
     def __len__(self) -> int:
         return int(self.since_use.size)
@@ -109,5 +113,6 @@ def entry_features(state: EntryState) -> NDArray[np.float64]:
         np.clip(state.semantic / uses, 0.0, 1.0),
         np.clip(np.log1p(since_use * uses / (since_first + 1.0)), 0.0, _CLIP),
         np.log1p(np.maximum(state.last_gap, 0.0) / scale),
+        np.clip(state.program_reuse, 0.0, 1.0),
     )
     return np.stack(columns, axis=1).astype(np.float64)

@@ -86,12 +86,18 @@ class CacheState:
         self.members = np.zeros(budget, dtype=np.int64)
         self.count = 0
         self.slot: dict[int, int] = {}
+        self.program_keys = np.zeros_like(self.program_last)
+        self.program_reused = np.zeros_like(self.program_last)
 
     def observe(self, t: int) -> bool:
         """Count request ``t`` in what the cache knows; return whether it is a hit."""
         key = int(self.stream.keys[t])
+        program = self.stream.programs[t]
         if self.uses[key] == 0:
             self.first_use[key] = t
+            self.program_keys[program] += 1
+        elif self.uses[key] == 1:
+            self.program_reused[program] += 1
         self.uses[key] += 1
         self.prev_use[key] = self.last_use[key] if self.uses[key] > 1 else t
         self.last_use[key] = t
@@ -102,7 +108,9 @@ class CacheState:
     def state(self, t: int) -> EntryState:
         """What the cache knows of its members at request ``t`` (after observing it)."""
         members = self.members[: self.count]
+        programs = self.program[members]
         return EntryState(
+            program_reuse=(self.program_reused[programs] + 1) / (self.program_keys[programs] + 2),
             since_use=(t - self.last_use[members]).astype(np.float64),
             since_first=(t - self.first_use[members]).astype(np.float64),
             uses=self.uses[members],

@@ -46,6 +46,7 @@ def example_context() -> KeepContext:
             since_program=values([1.0, 50.0, 0.0]),
             semantic=values([0.0, 0.0, 0.0]),
             last_gap=values([20.0, 400.0, 0.0]),
+            program_reuse=values([0.8, 0.3, 0.5]),
         ),
     )
 
