@@ -221,8 +221,35 @@ def test_budget_settings_refuse_bad_values_in_one_line(cli: Cli) -> None:
         text = result.stderr.decode()
         assert result.returncode == 2
         assert "Traceback" not in text
-        assert "max-entries" in text or "size" in text
+        assert len(text.strip().splitlines()) == 1, text
     assert "invalid number of entries 'lots'" in results[0].stderr.decode()
     assert "greater than zero" in results[1].stderr.decode()
     assert "invalid size 'big'" in results[2].stderr.decode()
     assert "off" in shown.stdout.decode()
+
+
+def test_prune_says_when_it_falls_back_to_lru(cli: Cli) -> None:
+    # Prepare: three answers, a budget of one, and a served model of another shape
+    for prompt in ("first", "second", "third"):
+        assert cli.run("run", "--", "fake-ai", prompt).returncode == 0
+    with ModelRegistry(cli.home / "registry") as registry:
+        registry.register(
+            "cache-keep",
+            [np.zeros(3)],
+            run_id="test",
+            round=1,
+            parent=None,
+            strategy="fedavg",
+            strategy_config={},
+            num_clients=1,
+            metrics={},
+            privacy={},
+        )
+    assert cli.run("config", "set", "max-entries", "1").returncode == 0
+    # Execute
+    pruned = cli.run("prune")
+    # Assert: evicted by LRU, saying why; the newest stays
+    text = " ".join(pruned.stdout.decode().split())
+    assert pruned.returncode == 0, pruned.stderr
+    assert "Evicted 2 entries" in text and "by LRU (no usable cache-keep model:" in text
+    assert _entries(cli) == ["third"]
