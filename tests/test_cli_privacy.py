@@ -174,11 +174,13 @@ def test_forget_leaves_another_programs_database_alone(cli: Cli) -> None:
 
 def test_forget_erases_the_registry_only_when_asked(cli: Cli) -> None:
     cli.run("run", "--", "fake-ai", "x")
-    registry = cli.home / "registry"
-    registry.mkdir()
-    (registry / "registry.db").write_bytes(b"models")
+    registry, simulations = cli.home / "registry", cli.home / "simulations"
+    for folder in (registry, simulations):
+        folder.mkdir()
+        (folder / "registry.db").write_bytes(b"models")
     assert cli.run("privacy", "forget", "--yes").returncode == 0
-    assert registry.exists()
+    assert registry.exists() and simulations.exists()
     erased = cli.run("privacy", "forget", "--yes", "--registry")
     assert erased.returncode == 0 and b"model registry" in erased.stdout
-    assert not registry.exists()
+    assert b"registry of your simulations" in erased.stdout
+    assert not registry.exists() and not simulations.exists()

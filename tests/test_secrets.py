@@ -113,3 +113,37 @@ def test_no_planted_secret_survives_in_stored_argv(secret: str, form: str) -> No
         words.append(form + secret)
     bare = secret.removeprefix("Bearer ")
     assert all(bare not in word for word in redact_argv(words, KEY))
+
+
+@pytest.mark.parametrize(
+    ("argv", "stored"),
+    [
+        (("curl", "--user=bob:hunter2", "u"), ("curl", "--user=bob:<h>", "u")),
+        (("curl", "-ubob:hunter2", "u"), ("curl", "-ubob:<h>", "u")),
+        (("docker", "login", "-p", "hunter2", "reg"), ("docker", "login", "-p", "<h>", "reg")),
+        (("docker", "login", "-phunter2"), ("docker", "login", "-p<h>")),
+        (("sshpass", "-p", "hunter2", "ssh", "host"), ("sshpass", "-p", "<h>", "ssh", "host")),
+        (("sshpass", "-phunter2", "ssh"), ("sshpass", "-p<h>", "ssh")),
+        (("curl", "--header=Authorization: hunter2"), ("curl", "--header=Authorization: <h>")),
+        (("curl", "-HAuthorization: hunter2"), ("curl", "-HAuthorization: <h>")),
+    ],
+)
+def test_passwords_in_the_other_places_tools_take_them_are_hashed(
+    argv: tuple[str, ...], stored: tuple[str, ...]
+) -> None:
+    hashed = secret_hash("hunter2", KEY)
+    assert redact_argv(argv, KEY) == tuple(w.replace("<h>", hashed) for w in stored)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("docker", "run", "-p", "8080:80", "nginx"),  # -p publishes a port outside login
+        ("docker", "ps", "-p"),
+        ("docker", "run", "-p8080:80", "nginx"),
+        ("curl", "--header=Accept: text/plain", "u"),
+        ("grep", "-p", "pattern"),
+    ],
+)
+def test_the_same_flags_elsewhere_are_kept(argv: tuple[str, ...]) -> None:
+    assert redact_argv(argv, KEY) == argv

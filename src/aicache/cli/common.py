@@ -15,7 +15,7 @@ import typer
 
 from aicache.cli.console import out
 from aicache.errors import AicacheError
-from aicache.local.paths import aicache_home, ensure_private_dir
+from aicache.local.paths import SIMULATIONS_DIRNAME, aicache_home, ensure_private_dir
 from aicache.local.store import Store
 
 
@@ -117,7 +117,7 @@ def simulation_registry_dir(registry: Path | None) -> Path:
     """
     if registry is not None:
         return registry
-    return ensure_private_dir(aicache_home()) / "simulations"
+    return ensure_private_dir(aicache_home()) / SIMULATIONS_DIRNAME
 
 
 def load_model(registry: Any, version: Any) -> Any:

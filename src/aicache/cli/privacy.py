@@ -109,7 +109,11 @@ def forget_command(
         typer.Option("--force", help="Also erase store files that are not recognisably aicache's."),
     ] = False,
     registry: Annotated[
-        bool, typer.Option("--registry", help="Also erase the model registry in the home.")
+        bool,
+        typer.Option(
+            "--registry",
+            help="Also erase the model registry and the simulations' registry in the home.",
+        ),
     ] = False,
 ) -> None:
     """Erase the store, every copy of it, and any personal model state."""

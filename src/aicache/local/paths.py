@@ -12,6 +12,8 @@ STORE_FILENAME = "store.db"
 MODELS_DIRNAME = "models"
 FEDERATION_DIRNAME = "federation"
 REGISTRY_DIRNAME = "registry"
+# Registries of simulations, apart so that an experiment never changes what is served.
+SIMULATIONS_DIRNAME = "simulations"
 
 
 class HomeUnusableError(StoreUnreadableError):

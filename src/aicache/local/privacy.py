@@ -16,6 +16,7 @@ from aicache.local.paths import (
     FEDERATION_DIRNAME,
     MODELS_DIRNAME,
     REGISTRY_DIRNAME,
+    SIMULATIONS_DIRNAME,
     check_home,
     models_dir,
     store_path,
@@ -189,7 +190,8 @@ def forget(home: Path, *, force: bool = False, registry: bool = False) -> list[E
     force
         Also erase store files that are not recognisably aicache's.
     registry
-        Also erase the model registry under ``home``.
+        Also erase the model registry under ``home`` and the registry of
+        simulations run without ``--registry``.
 
     Returns
     -------
@@ -222,6 +224,7 @@ def forget(home: Path, *, force: bool = False, registry: bool = False) -> list[E
     targets = list(_DERIVED)
     if registry:
         targets.append((REGISTRY_DIRNAME, "model registry"))
+        targets.append((SIMULATIONS_DIRNAME, "registry of your simulations"))
     for relative, what in targets:
         path = home / relative
         if path.is_symlink() or path.is_file():

@@ -15,10 +15,13 @@ One rule, used wherever aicache keeps words from a command line:
   :mod:`aicache.local.home_key`, so a guess cannot be checked against it
   without that key): the value of a flag whose name
   says it holds one (``--api-key=V``, ``--token V``, ``--password V``, ...),
-  a value glued to ``-p`` for the MySQL family (``mysql -pV``), the password
-  in ``curl -u user:V``, the value of
+  a value glued to ``-p`` for the MySQL family (``mysql -pV``), the word
+  after ``-p`` (or glued to it) for ``sshpass`` and the container registries'
+  ``login`` (``docker login -p V``), the password in ``curl -u user:V``
+  (``-uuser:V``, ``--user=user:V``), the value of
   a ``NAME=V`` word whose name says so (``OPENAI_API_KEY=V``), an
-  ``Authorization:``-style header, a URL's ``user:password@``, and any word
+  ``Authorization:``-style header (alone, or glued to ``--header=``/``-H``),
+  a URL's ``user:password@``, and any word
   that looks like a secret. The cache key is computed from the real argv
   before this, so a hit still matches; only what is stored changes.
 
@@ -55,8 +58,22 @@ _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$", re.DOTALL)
 _LONG_FLAG = re.compile(r"^(--?[A-Za-z][A-Za-z0-9_-]*)(?:=(.*))?$", re.DOTALL)
 # Programs whose -p takes the password glued to it (``mysql -pSECRET``).
 _GLUED_PASSWORD = frozenset({"mysql", "mysqldump", "mysqladmin", "mariadb", "mariadb-dump"})
-# Programs whose -u/--user takes ``user:password``.
+# Programs whose -u/--user takes ``user:password`` (also ``-uV`` and ``--user=V``).
 _USER_PASSWORD = frozenset({"curl", "http", "https"})
+# Programs whose ``-p`` takes the password as its own word (or glued, ``-pV``), and
+# the subcommand that must come first (``docker login -p V``; ``None``: any).
+_SEPARATE_PASSWORD: dict[str, str | None] = {
+    "sshpass": None,
+    "docker": "login",
+    "podman": "login",
+    "nerdctl": "login",
+    "buildah": "login",
+    "skopeo": "login",
+    "helm": "login",
+    "oras": "login",
+}
+# Flags that take an HTTP header, glued to it (``--header=Authorization: ...``, ``-HV``).
+_HEADER_FLAG = re.compile(r"^(--header=|-H)(.+)$", re.DOTALL)
 MARK = "<secret:"
 
 
@@ -119,15 +136,32 @@ def redact_argv(argv: Sequence[str], key: bytes) -> tuple[str, ...]:
             value_is_secret = False
             continue
         if index > 1 and program in _USER_PASSWORD and argv[index - 1] in ("-u", "--user"):
-            user, colon, password = word.partition(":")
-            kept.append(user + colon + secret_hash(password, key) if colon else word)
+            kept.append(_user_password(word, key))
             continue
         if index == 0:
             kept.append(redact_word(word, key))
             continue
+        if word.startswith("-p") and _takes_separate_password(program, argv[1:index]):
+            kept.append("-p" + secret_hash(word[2:], key) if len(word) > 2 else word)
+            value_is_secret = len(word) == 2
+            continue
         redacted, value_is_secret = _redact_word(word, program, key)
         kept.append(redacted)
     return tuple(kept)
+
+
+def _user_password(word: str, key: bytes) -> str:
+    """``user:password`` with the password hashed (a bare user stays)."""
+    user, colon, password = word.partition(":")
+    return user + colon + secret_hash(password, key) if colon else word
+
+
+def _takes_separate_password(program: str, before: Sequence[str]) -> bool:
+    """Whether ``-p`` here takes a password (``before``: the words after the program)."""
+    if program not in _SEPARATE_PASSWORD:
+        return False
+    subcommand = _SEPARATE_PASSWORD[program]
+    return subcommand is None or subcommand in before
 
 
 def _redact_word(word: str, program: str, key: bytes) -> tuple[str, bool]:
@@ -135,6 +169,14 @@ def _redact_word(word: str, program: str, key: bytes) -> tuple[str, bool]:
     if _HEADER.match(word):
         name, _, value = word.partition(":")
         return f"{name}: {secret_hash(value.strip(), key)}", False
+    header = _HEADER_FLAG.match(word)
+    if header and _HEADER.match(header.group(2)):
+        return header.group(1) + _redact_word(header.group(2), program, key)[0], False
+    if program in _USER_PASSWORD:
+        if word.startswith("--user="):
+            return "--user=" + _user_password(word[len("--user=") :], key), False
+        if word.startswith("-u") and len(word) > 2:
+            return "-u" + _user_password(word[2:], key), False
     if program in _GLUED_PASSWORD and word.startswith("-p") and len(word) > 2:
         return "-p" + secret_hash(word[2:], key), False
     flag = _LONG_FLAG.match(word)
