@@ -14,6 +14,7 @@ from aicache.local.eviction import Budget, LruScorer, enforce_budget, entry_stat
 from aicache.local.home_key import home_key
 from aicache.local.store import Store
 from aicache.registry import ModelRegistry
+from aicache.tasks.cache_keep import FEATURE_NAMES
 from tests.conftest import Cli
 
 
@@ -253,3 +254,27 @@ def test_prune_says_when_it_falls_back_to_lru(cli: Cli) -> None:
     assert pruned.returncode == 0, pruned.stderr
     assert "Evicted 2 entries" in text and "by LRU (no usable cache-keep model:" in text
     assert _entries(cli) == ["third"]
+
+
+def test_a_model_in_the_home_registry_serves_before_the_shipped_one(home: Path) -> None:
+    # Prepare: a cache-keep version of the right shape, as a federation would deliver
+    with Store.open(home) as store:
+        with ModelRegistry(home / "registry") as registry:
+            registry.register(
+                "cache-keep",
+                [np.linspace(-1.0, 1.0, len(FEATURE_NAMES)), np.zeros(1)],
+                run_id="test",
+                round=1,
+                parent=None,
+                strategy="fedavg",
+                strategy_config={},
+                num_clients=2,
+                metrics={},
+                privacy={},
+            )
+        # Execute
+        scorer = learned_scorer(store)
+    # Assert
+    assert isinstance(scorer, LearnedScorer)
+    assert scorer.description == "the learned keep-score (version 1 (newest))"
+    np.testing.assert_allclose(scorer.params[0], np.linspace(-1.0, 1.0, len(FEATURE_NAMES)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aicache.errors import AicacheError
@@ -58,13 +59,39 @@ class LearnedScorer:
 
 
 def learned_scorer(store: Store) -> KeepScorer:
-    """The served cache-keep model of ``store``'s home as a scorer; LRU, saying why, without one."""
-    try:
-        from aicache.deploy.serving import serving_model
+    """The served cache-keep model of ``store``'s home as a scorer; LRU, saying why, without one.
 
-        model = serving_model(store.path.parent / REGISTRY_DIRNAME, TASK)
+    The serving order is :func:`aicache.deploy.serving.serving_model`'s; when
+    the home's registry holds no version of the task, the shipped model is
+    read directly, without loading the deployment layer (Flower, gRPC): this
+    runs on a miss past the budget, before the command's answer is returned.
+    """
+    registry_root = store.path.parent / REGISTRY_DIRNAME
+    try:
+        if _has_versions(registry_root):
+            from aicache.deploy.serving import serving_model
+
+            model = serving_model(registry_root, TASK)
+            return LearnedScorer(model.params, model.label)
+        from aicache.registry.shipped import shipped_model
+        from aicache.tasks.base import ensure_compatible
+
+        shipped = shipped_model(TASK)
+        if shipped is None:
+            return LruScorer(f"no {TASK} model came with this install")
+        ensure_compatible(TASK, shipped.arrays)
+        return LearnedScorer(shipped.arrays, "the shipped model")
     except ImportError as exc:  # a partial install: the cache still works
         return LruScorer(f"the learned keep-score cannot load here: {exc}")
     except AicacheError as exc:
         return LruScorer(f"no usable {TASK} model: {exc.message}")
-    return LearnedScorer(model.params, model.label)
+
+
+def _has_versions(registry_root: Path) -> bool:
+    """Whether the registry at ``registry_root`` holds a version of the task (it is not created)."""
+    if not registry_root.is_dir():
+        return False
+    from aicache.registry import ModelRegistry
+
+    with ModelRegistry(registry_root) as registry:
+        return registry.latest(TASK) is not None
