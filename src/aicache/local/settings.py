@@ -62,11 +62,15 @@ def _stored_tools(text: str) -> frozenset[str]:
     return frozenset(n.strip() for n in text.split(",") if n.strip() and _is_tool_name(n.strip()))
 
 
+# The words that turn a budget limit off (a switch's words, not a privacy mode's name).
+_NO_LIMIT = frozenset({"off", "none", ""})
+
+
 def _parse_limit(parse: Callable[[str], int]) -> Callable[[str], int | None]:
     """A budget limit: ``off`` for none, else what ``parse`` reads."""
 
     def parse_limit(text: str) -> int | None:
-        if text.strip().lower() in ("off", "none", ""):
+        if text.strip().lower() in _NO_LIMIT:
             return None
         return parse(text)
 
