@@ -1,4 +1,4 @@
-"""Rebuild a model shipped with aicache (next-command, semantic-hit), from the project's own data.
+"""Rebuild a model shipped with aicache (next-command, semantic-hit, cache-keep) from own data.
 
 The models that let ``aicache suggest`` and the semantic cache answer on a
 fresh install are trained here, never by hand: a federated simulation over the embedded synthetic
@@ -10,6 +10,7 @@ checks before using it.
 
     python scripts/train_shipped_model.py
     python scripts/train_shipped_model.py --task semantic-hit
+    python scripts/train_shipped_model.py --task cache-keep
 
 The data, the model's initialisation and the sampling are seeded; the DP
 noise is not (it draws on system entropy, as DP requires), so a rebuild gives
@@ -41,6 +42,7 @@ RUNS: dict[str, dict[str, Any]] = {
         "rounds": 8,
         "training": ["--learning-rate", "0.05", "--local-epochs", "5", "--clip", "0.2"],
     },
+    "cache-keep": {"clients": 100, "rounds": 15, "training": []},
 }
 TARGET = Path(__file__).resolve().parents[1] / "src" / "aicache" / "registry" / "shipped_models"
 

@@ -25,8 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``aicache`` command line with ``argv`` (default: ``sys.argv[1:]``)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["run"] and not _wants_help(args[1:]):
+        from aicache.cli.keep_scorer import learned_scorer
         from aicache.cli.semantic import semantic_provider
+        from aicache.local.eviction import use_scorer_provider
         from aicache.local.runner import parse_run_args, run
+
+        use_scorer_provider(learned_scorer)  # loads a model only past the cache's budget
 
         try:
             request = parse_run_args(args[1:])

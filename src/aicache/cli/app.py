@@ -109,6 +109,10 @@ _place_in_panels(app)
 
 def run_app(args: list[str]) -> int:
     """Run the Typer application and turn every user-facing error into a message."""
+    from aicache.cli.keep_scorer import learned_scorer
+    from aicache.local.eviction import use_scorer_provider
+
+    use_scorer_provider(learned_scorer)  # what a cache past its budget evicts by
     try:
         finite_floats(typer.main.get_command(app))(args=args, prog_name="aicache")
     except Interrupted as exc:  # the command ended what it started and says how to go on

@@ -16,6 +16,7 @@ from aicache.cli.semantic import semantic_provider
 from aicache.errors import AicacheError
 from aicache.local import cache as cache_ops
 from aicache.local.adapters import ADAPTERS
+from aicache.local.eviction import Budget, EvictionResult, current_scorer, enforce_budget
 from aicache.local.runner import RUN_USAGE, parse_run_args, run
 from aicache.local.semantic_store import (
     REASK_S,
@@ -368,15 +369,41 @@ def prune(
         now = time.time()
         result = cache_ops.prune(store, now=now, max_age_s=age, keep_tools=keep)
         prune_feedback(store, now=now, max_age_s=age)
+        budget = Budget(settings.max_entries, settings.max_size)
+        evicted = enforce_budget(store, budget, current_scorer(store)) if budget.limited else None
     out.print(
         f"Pruned {result.expired} expired and {result.aged} old entries; "
         f"cleared raw text from {result.raw_cleared} records."
     )
+    if evicted is not None:
+        _print_budget(evicted, settings)
     if result.kept_expired:
         entries = "entry" if result.kept_expired == 1 else "entries"
         out.print(
             f"Kept {result.kept_expired} expired {entries} of {', '.join(sorted(keep))} for "
             "`aicache prefetch` to refresh (allowed in prefetch-tools and predicted next).",
+            highlight=False,
+        )
+
+
+def _print_budget(evicted: EvictionResult, settings: Settings) -> None:
+    """Say how the budget was enforced, and by which policy."""
+    limits = [
+        f"{settings.max_entries} entries" if settings.max_entries is not None else "",
+        format_size(settings.max_size) if settings.max_size is not None else "",
+    ]
+    within = " and ".join(limit for limit in limits if limit)
+    if evicted.evicted:
+        entries = "entry" if evicted.evicted == 1 else "entries"
+        out.print(
+            f"Evicted {evicted.evicted} {entries} ({format_size(evicted.freed)}) to fit the "
+            f"budget of {within}, by {evicted.policy}.",
+            highlight=False,
+        )
+    else:
+        out.print(
+            f"Within the budget of {within}: {evicted.entries} entries, "
+            f"{format_size(evicted.size)}; nothing evicted (eviction is by {evicted.policy}).",
             highlight=False,
         )
 

@@ -155,8 +155,12 @@ def _shipped_text(task: str | None) -> str:
         return f"suggest serves the model shipped with aicache ({_privacy_text(model.privacy)})"
     if not shipped:
         return "suggest serves the model shipped with aicache"
-    served = ", ".join(f"{name} ({_privacy_text(model.privacy)})" for name, model in shipped)
-    return f"the models shipped with aicache serve: {served}"
+    # Each names what it serves: suggest's next-command model first, as with one model.
+    return "; ".join(
+        f"{'suggest' if name == 'next-command' else name} serves the model shipped with "
+        f"aicache ({_privacy_text(model.privacy)})"
+        for name, model in sorted(shipped, key=lambda pair: pair[0] != "next-command")
+    )
 
 
 def _serving(reg: Any, tasks: set[str]) -> dict[str, tuple[int, bool]]:

@@ -19,6 +19,7 @@ from aicache.errors import StoreUnreadableError
 from aicache.local.adapters import Invocation, Kind, classify, config_digest, user_marked
 from aicache.local.cache import CacheKey, Event, NewEntry, lookup, make_key, prune, record
 from aicache.local.context import SCOPES, key_context, project_language, project_root
+from aicache.local.eviction import Budget, current_scorer, enforce_budget, usage
 from aicache.local.home_key import HomeKeyError, home_key
 from aicache.local.normalise import command_tokens, error_signature
 from aicache.local.process import (
@@ -487,11 +488,11 @@ def _run_miss(
     if store_it:
         if meaning is not None:
             meaning.index(store, event.key.digest)
-        _maybe_prune(store, settings)
+        _maybe_prune(store, settings, event.key.digest)
     return done.exit_code
 
 
-def _maybe_prune(store: Store, settings: Settings) -> None:
+def _maybe_prune(store: Store, settings: Settings, stored: str) -> None:
     last = store.get_setting("last-prune")
     now = time.time()
     if last is None or now - float(last) > AUTO_PRUNE_EVERY_S:
@@ -501,3 +502,8 @@ def _maybe_prune(store: Store, settings: Settings) -> None:
         from aicache.local.semantic_store import prune_feedback
 
         prune_feedback(store, now=now, max_age_s=settings.max_age_s)
+    budget = Budget(settings.max_entries, settings.max_size)
+    if budget.limited and budget.exceeded(*usage(store)):
+        # Past the budget the scorer (a learned model, loaded only then) picks what goes;
+        # the answer just stored stays.
+        enforce_budget(store, budget, current_scorer(store), protect=stored)

@@ -63,6 +63,51 @@ def _stored_tools(text: str) -> frozenset[str]:
     return frozenset(n.strip() for n in text.split(",") if n.strip() and _is_tool_name(n.strip()))
 
 
+# The words that turn a budget limit off (a switch's words, not a privacy mode's name).
+_NO_LIMIT = frozenset({"off", "none", ""})
+
+
+def _parse_limit(parse: Callable[[str], int]) -> Callable[[str], int | None]:
+    """A budget limit: ``off`` for none, else what ``parse`` reads."""
+
+    def parse_limit(text: str) -> int | None:
+        if text.strip().lower() in _NO_LIMIT:
+            return None
+        return parse(text)
+
+    return parse_limit
+
+
+def parse_entries(text: str) -> int:
+    """A positive number of entries (``500``).
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not a whole number greater than zero.
+    """
+    try:
+        count = int(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"invalid number of entries {text!r}: give a whole number such as 500, or off"
+        ) from None
+    if count <= 0:
+        raise ValueError(f"invalid number of entries {text!r}: it must be greater than zero")
+    return count
+
+
+def _parse_size_limit(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or off") from None
+
+
+parse_max_entries = _parse_limit(parse_entries)
+parse_max_size = _parse_limit(_parse_size_limit)
+
+
 def _stored_duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -143,6 +188,19 @@ SETTINGS: dict[str, Setting] = {
             format_duration(DEFAULT_SERVICE_IDLE_S),
             parse_duration,
         ),
+        Setting(
+            "max-size",
+            "past this much output kept, entries are evicted by their keep-score "
+            "(e.g. 200m; off for no limit)",
+            "off",
+            parse_max_size,
+        ),
+        Setting(
+            "max-entries",
+            "past this many entries, entries are evicted by their keep-score (off for no limit)",
+            "off",
+            parse_max_entries,
+        ),
     )
 }
 
@@ -160,6 +218,8 @@ class Settings:
     semantic: bool = True
     semantic_commands: tuple[str, ...] = ()
     semantic_service_idle_s: float = DEFAULT_SERVICE_IDLE_S
+    max_size: int | None = None
+    max_entries: int | None = None
 
     @classmethod
     def from_stored(cls, stored: dict[str, str]) -> Settings:
@@ -175,6 +235,8 @@ class Settings:
             semantic=_parse_bool(values["semantic"]),
             semantic_commands=_parse_marks(values["semantic-commands"]),
             semantic_service_idle_s=_stored_duration(values["semantic-service-idle"]),
+            max_size=parse_max_size(values["max-size"]),
+            max_entries=parse_max_entries(values["max-entries"]),
         )
 
     def describe(self) -> dict[str, str]:
@@ -189,6 +251,8 @@ class Settings:
             "semantic": "on" if self.semantic else "off",
             "semantic-commands": ", ".join(self.semantic_commands),
             "semantic-service-idle": format_duration(self.semantic_service_idle_s),
+            "max-size": "off" if self.max_size is None else format_size(self.max_size),
+            "max-entries": "off" if self.max_entries is None else str(self.max_entries),
         }
 
 

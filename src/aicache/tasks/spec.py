@@ -31,7 +31,11 @@ if TYPE_CHECKING:
     from aicache.tasks.base import AnyTask
 
 # Modules that register the built-in tasks, imported on first registry use.
-BUILTIN_TASK_MODULES: tuple[str, ...] = ("aicache.tasks.next_command", "aicache.tasks.semantic_hit")
+BUILTIN_TASK_MODULES: tuple[str, ...] = (
+    "aicache.tasks.next_command",
+    "aicache.tasks.semantic_hit",
+    "aicache.tasks.cache_keep",
+)
 ENTRY_POINT_GROUP = "aicache.tasks"
 MODULES_VARIABLE = "AICACHE_TASK_MODULES"
 
