@@ -257,7 +257,7 @@ def test_served_model_takes_a_registry_version_by_number(home: Path) -> None:
 
 
 def test_the_comparison_measures_the_baseline_on_the_same_pairs() -> None:
-    # Prepare: the cosine separates the pairs perfectly at 0.97; the model is untrained
+    # Prepare: the cosine separates the pairs perfectly at 0.98; the model is untrained
     from aicache.tasks.semantic_hit.baseline import BASELINE_THRESHOLD, compare
     from aicache.tasks.semantic_hit.features import NUM_FEATURES
     from aicache.tasks.semantic_hit.pairs import PairSet
@@ -269,7 +269,7 @@ def test_the_comparison_measures_the_baseline_on_the_same_pairs() -> None:
     # Execute
     comparison = compare(SemanticHitTask().init_params(0), tests)
     # Assert
-    assert BASELINE_THRESHOLD == 0.97
+    assert BASELINE_THRESHOLD == 0.98
     assert comparison.baseline == {"precision": 1.0, "recall": 1.0, "f05": 1.0}
     learned, baseline = comparison.curves
     assert learned.point == (0.0, 0.0)  # probability 0.5 everywhere: nothing served
