@@ -12,6 +12,11 @@ checks before using it.
     python scripts/train_shipped_model.py --task semantic-hit
     python scripts/train_shipped_model.py --task cache-keep
 
+For semantic-hit the script then applies the serving-threshold rule: the
+lowest probability whose precision reaches 0.95 on developers of the same
+seeded population that took no part in training (the highest F0.5 if none
+does); the record keeps it, and ``decision.THRESHOLD`` must equal it.
+
 The data, the model's initialisation and the sampling are seeded; the DP
 noise is not (it draws on system entropy, as DP requires), so a rebuild gives
 a different model with the same privacy guarantee and about the same accuracy.
@@ -44,7 +49,41 @@ RUNS: dict[str, dict[str, Any]] = {
     },
     "cache-keep": {"clients": 100, "rounds": 15, "training": []},
 }
+HELD_OUT = 10  # developers of the training population kept out of training, to set the threshold
 TARGET = Path(__file__).resolve().parents[1] / "src" / "aicache" / "registry" / "shipped_models"
+
+
+def serving_threshold(arrays: list[Any], seed: int, clients: int) -> dict[str, Any]:
+    """The semantic-hit threshold by the documented rule, and what it gives on held-out pairs.
+
+    Developers ``clients`` to ``clients + HELD_OUT - 1`` of the training
+    population's seed took no part in training.
+    """
+    import numpy as np
+
+    from aicache.tasks.semantic_hit.baseline import TARGET_PRECISION, threshold_for_precision
+    from aicache.tasks.semantic_hit.model import probabilities
+    from aicache.tasks.semantic_hit.pairs import PairSet
+    from aicache.tasks.semantic_hit.sources import SyntheticPairs
+    from aicache.tasks.semantic_hit.task import SemanticHitTask, decision_metrics
+
+    task = SemanticHitTask()
+    source = SyntheticPairs(seed, clients + HELD_OUT)
+    held_out = PairSet.concatenate(
+        [task.load_local(source.records(c)) for c in range(clients, clients + HELD_OUT)]
+    )
+    scores = probabilities(arrays, held_out.features)
+    found = threshold_for_precision(scores, held_out.labels, TARGET_PRECISION)
+    threshold = float(np.ceil(found * 100) / 100)  # two decimals, never below the rule's
+    reached = decision_metrics(scores, held_out.labels, found)["precision"] >= TARGET_PRECISION
+    return {
+        "threshold": threshold,
+        "threshold_rule": f"lowest probability with precision >= {TARGET_PRECISION} on "
+        f"{len(held_out)} pairs of {HELD_OUT} held-out developers of seed {seed} "
+        f"(developers {clients}-{clients + HELD_OUT - 1}), rounded up to two decimals"
+        + ("" if reached else "; none reaches it, so the highest F0.5"),
+        "threshold_held_out": decision_metrics(scores, held_out.labels, threshold),
+    }
 
 
 def main() -> int:
@@ -81,8 +120,12 @@ def main() -> int:
             if version is None:
                 print("the simulation registered no model", file=sys.stderr)
                 return 1
-            data = encode_arrays(registry.load(version))
+            registry_arrays = registry.load(version)
+            data = encode_arrays(registry_arrays)
     digest = sha256_hex(data)
+    extra: dict[str, Any] = {}
+    if task == "semantic-hit":
+        extra = serving_threshold(registry_arrays, args.seed, clients)
     rebuild = "python scripts/train_shipped_model.py"
     record: dict[str, Any] = {
         "task": task,
@@ -97,6 +140,7 @@ def main() -> int:
         "num_clients": version.num_clients,
         "metrics": version.metrics,
         "privacy": version.privacy,
+        **extra,
     }
     (TARGET / f"{task}.npz").write_bytes(data)
     (TARGET / f"{task}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

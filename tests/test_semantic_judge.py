@@ -22,7 +22,8 @@ def test_judge_writes_a_score_and_a_decision_per_pair(cli: Cli, tmp_path: Path) 
     # Prepare
     pairs = _pairs(
         tmp_path,
-        "how do I delete a local branch\thow can I remove a local git branch\n"
+        # a paraphrase the shipped model serves (docs/BENCHMARKS.md: it serves few)
+        "how do I delete a local branch\thow do I remove a local branch\n"
         "how do I delete a local branch\thow do I delete a remote branch\n",
     )
     # Execute

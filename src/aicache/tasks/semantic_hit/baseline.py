@@ -22,12 +22,13 @@ from aicache.tasks.semantic_hit.pairs import PairSet
 from aicache.tasks.semantic_hit.task import decision_metrics
 from aicache.tasks.spec import Comparison, Curve
 
-BASELINE_THRESHOLD = 0.97
+BASELINE_THRESHOLD = 0.98
 """The lowest MiniLM cosine at which the baseline serves. Tuned as GPTCache's
 users tune theirs: the lowest threshold with precision >= 0.95, here on the
-embedded synthetic population of seed 1 (20 developers), which no simulation's
+embedded synthetic population of seed 1 (20 developers; 0.980 since the
+population's near misses include opposite actions), which no simulation's
 default population (seed 0) or real data set shares; ``benchmarks/semantic_transfer.py``
-recomputes it."""
+recomputes it on 10 of those developers."""
 TARGET_PRECISION = 0.95
 
 

@@ -6,8 +6,9 @@ word of one finds a match in the other (BERTScore-style precision, recall and
 F from contextual word-piece vectors), the worst-matched content word of each
 side (a different object: "local" against "remote" branch), word overlap, and
 mismatches a cosine hardly sees: other numbers, other command-line flags, a
-negation on one side only. Texts go in, a row of numbers comes out: the only
-thing of a pair a client keeps for training.
+negation on one side only, opposite words on the two sides ("first" against
+"last": their word vectors are close, their answers are not). Texts go in, a
+row of numbers comes out: the only thing of a pair a client keeps for training.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "number_mismatch",
     "flag_mismatch",
     "negation_mismatch",
+    "opposite_words",
     "length_gap",
 )
 NUM_FEATURES = len(FEATURE_NAMES)
@@ -49,6 +51,94 @@ STOPWORDS = frozenset(
     "its this that these those what which with from by as at can could should would "
     "please want need get using use into all any some way there here".split()
 )
+OPPOSITES: tuple[tuple[frozenset[str], frozenset[str]], ...] = tuple(
+    (frozenset(a.split()), frozenset(b.split()))
+    for a, b in (
+        ("first initial earliest oldest", "last latest final newest recent"),
+        ("old older", "new newer"),
+        ("local locally", "remote remotely origin upstream"),
+        ("install", "uninstall"),
+        ("enable", "disable"),
+        ("add", "remove delete"),
+        ("start launch", "stop halt"),
+        ("push", "pull fetch"),
+        ("upload", "download"),
+        ("encrypt", "decrypt"),
+        ("compress pack", "decompress unpack extract"),
+        ("before", "after"),
+        ("staged", "unstaged"),
+        ("stage", "unstage"),
+        ("tracked", "untracked"),
+        ("increase", "decrease reduce"),
+        ("show", "hide"),
+        ("visible", "hidden"),
+        ("open", "close"),
+        ("lock", "unlock"),
+        ("mount", "unmount umount"),
+        ("import", "export"),
+        ("min minimum", "max maximum"),
+        ("largest biggest", "smallest"),
+        ("larger bigger greater", "smaller fewer"),
+        ("ascending", "descending"),
+        ("input", "output"),
+        ("public", "private"),
+        ("inside", "outside"),
+        ("inbound incoming", "outbound outgoing"),
+        ("set", "unset"),
+        ("allow", "deny block"),
+        ("true", "false"),
+        ("global globally system-wide", "user"),
+        ("read", "write"),
+        ("sync synchronous", "async asynchronous"),
+        ("serialize", "deserialize"),
+        ("encode", "decode"),
+        ("connect", "disconnect"),
+        ("login", "logout"),
+        ("include including", "exclude excluding"),
+        ("merged", "unmerged"),
+        ("uppercase upper", "lowercase lower"),
+        ("horizontal horizontally", "vertical vertically"),
+        ("left", "right"),
+        ("next", "previous"),
+        ("above", "below"),
+        ("forward forwards", "backward backwards"),
+        ("success", "failure"),
+        ("client", "server"),
+        ("source", "destination"),
+    )
+)
+"""Pairs of word groups with opposite meanings in developer questions. A pair
+whose one side has a word of a group and whose other side has a word of the
+opposite group, neither having both, asks something else. Curated by hand from
+common opposites of developer questions, not from any data set's errors;
+words are matched after lower-casing and stripping a plural or past "s"/"ed"
+only where the stripped form is in a group."""
+_OPPOSITE_WORDS = frozenset().union(*(a | b for a, b in OPPOSITES))
+
+
+def _normal(word: str) -> str:
+    """``word`` as the opposites list spells it: "commits" -> "commit", "pushed" -> "push"."""
+    if word in _OPPOSITE_WORDS:
+        return word
+    for ending in ("es", "s", "ed", "d", "ing"):
+        stem = word.removesuffix(ending)
+        if stem != word and stem in _OPPOSITE_WORDS:
+            return stem
+    return word
+
+
+def opposite_words(a: set[str], b: set[str]) -> bool:
+    """Whether one side says a word whose opposite (:data:`OPPOSITES`) only the other says."""
+    na, nb = {_normal(w) for w in a}, {_normal(w) for w in b}
+    only_a, only_b = na - nb, nb - na
+    for left, right in OPPOSITES:
+        one = bool(only_a & left) and bool(only_b & right) and not na & right and not nb & left
+        other = bool(only_a & right) and bool(only_b & left) and not na & left and not nb & right
+        if one or other:
+            return True
+    return False
+
+
 # Word pieces the tokenizer splits punctuation into: they match anything a little.
 _PIECE = re.compile(r"^(##)?[a-z0-9]+$")
 
@@ -92,6 +182,7 @@ def text_signals(query: str, cached: str) -> list[float]:
         float(numbers),
         float(flags),
         float(negation),
+        float(opposite_words(sa, sb)),
         gap,
     ]
 

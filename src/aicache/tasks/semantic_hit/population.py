@@ -3,7 +3,8 @@
 A question is an *intent* (an action on an object, with a modifier) put into
 words: synonyms for each part and a phrasing frame. Two wordings of one intent
 are a paraphrase, whose cached answer is right. A *near miss* changes exactly
-one part (another object, another number, another flag, a negation) and keeps
+one part (another object, another number, another flag, a negation, an
+opposite word: "start" against "stop", "first" against "last") and keeps
 the rest of the wording, often word for word: the hard case for a cosine
 threshold. Each developer has their own topics, phrasing habits and mix of
 paraphrases and near misses; everything derives from one seed.
@@ -150,6 +151,25 @@ TOPICS: dict[str, Topic] = {
             ("the first 50 lines of the log", "the top 50 lines of the log file"),
         ),
         (("",), (" with timestamps",), (" without timestamps",)),
+    ),
+    # Near misses whose one difference is an opposite action ("start" against "stop").
+    "services": Topic(
+        (("start", "launch"), ("stop", "halt"), ("enable",), ("disable",)),
+        (("the nginx service", "nginx"), ("the ssh daemon", "sshd"), ("the docker service",)),
+        (("",), (" at boot", " on startup"), (" with systemctl", " using systemctl")),
+    ),
+    "git-sync": Topic(
+        (("push", "upload"), ("pull", "download"), ("force push",)),
+        (("the main branch", "main"), ("my feature branch", "the feature branch"), ("all tags",)),
+        (("",), (" to origin", " to the remote"), (" to upstream",)),
+    ),
+    "crypto": Topic(
+        (("encrypt",), ("decrypt",), ("sign", "add a signature to")),
+        (
+            ("a file with gpg", "a file using gpg"),
+            ("a folder with openssl", "a directory with openssl"),
+        ),
+        (("",), (" with a password", " using a passphrase"), (" for one recipient",)),
     ),
 }
 FRAMES = (
