@@ -90,6 +90,7 @@ def test_a_miss_starts_the_service_and_the_next_miss_is_served_warm(semantic_cli
     assert cli.home.stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.needs_extra("semantic")  # the service loads the embedder at start
 def test_clients_racing_to_start_it_start_one(service_home: Path) -> None:
     # Execute: four misses at once find no service and start one each
     errors: list[BaseException] = []
@@ -116,6 +117,7 @@ def test_clients_racing_to_start_it_start_one(service_home: Path) -> None:
     assert (service_home / PID_NAME).read_text().strip() == str(found.pid)
 
 
+@pytest.mark.needs_extra("semantic")  # the service loads the embedder at start
 def test_an_idle_service_exits_and_removes_its_files(service_home: Path) -> None:
     # Prepare: a short idle time
     with Store.open(service_home) as store:
@@ -130,6 +132,7 @@ def test_an_idle_service_exits_and_removes_its_files(service_home: Path) -> None
     assert not (service_home / SOCKET_NAME).exists() and not (service_home / PID_NAME).exists()
 
 
+@pytest.mark.needs_extra("semantic")  # the service loads the embedder at start
 def test_a_killed_service_is_replaced_and_its_stale_files_removed(service_home: Path) -> None:
     # Prepare: a service killed without a chance to clean up
     client.connect(service_home, wait_s=60)
@@ -150,6 +153,7 @@ def test_a_killed_service_is_replaced_and_its_stale_files_removed(service_home: 
     assert not (service_home / SOCKET_NAME).exists() and not (service_home / PID_NAME).exists()
 
 
+@pytest.mark.needs_extra("semantic")  # the service loads the embedder at start
 def test_status_and_stop_commands(cli: Cli) -> None:
     # Prepare
     client.connect(cli.home, wait_s=60)
@@ -180,6 +184,7 @@ def _raw(home: Path, data: bytes) -> dict[str, object]:
     return parsed
 
 
+@pytest.mark.needs_extra("semantic")  # the service loads the embedder at start
 def test_bad_requests_get_an_error_and_the_service_keeps_serving(service_home: Path) -> None:
     # Prepare
     client.connect(service_home, wait_s=60)
@@ -347,6 +352,7 @@ def test_a_newly_served_decision_is_used_by_the_running_service(
     assert json.loads(cli.run("semantic", "service", "status", "--json").stdout)["pid"] == pid
 
 
+@pytest.mark.needs_extra("semantic")  # the service loads the embedder at start
 def test_the_service_exits_when_its_home_is_deleted(service_home: Path) -> None:
     import shutil
 
@@ -360,6 +366,7 @@ def test_the_service_exits_when_its_home_is_deleted(service_home: Path) -> None:
     assert _gone(found.pid)
 
 
+@pytest.mark.needs_extra("semantic")  # the service loads the embedder at start
 def test_a_removed_socket_of_a_live_service_is_replaced(service_home: Path) -> None:
     # Prepare: the socket file removed while its service still runs (until its next check)
     client.connect(service_home, wait_s=60)

@@ -117,9 +117,10 @@ def test_a_fresh_install_suggests_commands_as_the_user_typed_them(cli: Cli) -> N
     answer = json.loads(suggested.stdout)
     assert answer["model"] == "shipped" and answer["model_version"] is None
     assert answer["privacy"]["dp"] == "central" and answer["privacy"]["epsilon"] > 0
-    # Every shipped model is named with its ε (next-command's and semantic-hit's).
+    # Every shipped model is named with what it serves and its ε.
     listing = " ".join(listed.stdout.decode().split())
-    assert "the models shipped with aicache serve: next-command (ε=" in listing
+    for serves in ("suggest", "semantic-hit", "cache-keep"):
+        assert f"{serves} serves the model shipped with aicache (ε=" in listing
     assert answer["suggestions"][0] == "git commit -m 'step 21'"
     typed = history.read_text().splitlines()
     typed_tokens = {" ".join(line.split()[:2]) for line in typed}
