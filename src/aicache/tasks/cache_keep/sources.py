@@ -18,7 +18,7 @@ import numpy as np
 
 from aicache.errors import AicacheError
 from aicache.features.cache_requests import Request, requests_from_greenberg
-from aicache.tasks.next_command.sources import SyntheticSource
+from aicache.tasks.next_command.sources import SyntheticSource, greenberg_files
 
 WORKING_SET = 8  # files a developer is working on at once
 DRIFT = 0.03  # chance per request that one working file is replaced by a new one
@@ -92,19 +92,7 @@ class GreenbergRequests:
     path: str
 
     def _files(self) -> list[Path]:
-        folder = Path(self.path)
-        if not folder.is_dir():
-            state = "does not exist" if not folder.exists() else "is not a folder"
-            raise AicacheError(
-                f"--data {self.path}: {state}",
-                hint="Give the folder that holds one Greenberg trace file per user.",
-            )
-        files = sorted(
-            p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "README"))
-        )
-        if not files:
-            raise AicacheError(f"--data {self.path}: the folder has no trace files")
-        return files
+        return greenberg_files(self.path)
 
     def names(self) -> list[str]:
         """The users' file names."""

@@ -50,6 +50,33 @@ class SyntheticSource:
         )
 
 
+def greenberg_files(path: str) -> list[Path]:
+    """The trace files of the Greenberg folder ``path``, one per user, in name order.
+
+    Raises
+    ------
+    AicacheError
+        Naming the problem: no such folder, not a folder, or no trace files.
+    """
+    folder = Path(path)
+    if not folder.exists():
+        raise AicacheError(
+            f"--data {path}: does not exist",
+            hint="Give the folder that holds one trace file per user.",
+        )
+    if not folder.is_dir():
+        raise AicacheError(
+            f"--data {path}: not a folder of Greenberg traces",
+            hint="Give the folder that holds one trace file per user.",
+        )
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "README"))
+    )
+    if not files:
+        raise AicacheError(f"--data {path}: the folder has no trace files")
+    return files
+
+
 @dataclass(frozen=True, slots=True)
 class GreenbergSource:
     """Greenberg's UNIX traces: one user file per client, in file-name order."""
@@ -57,23 +84,7 @@ class GreenbergSource:
     path: str
 
     def _files(self) -> list[Path]:
-        folder = Path(self.path)
-        if not folder.exists():
-            raise AicacheError(
-                f"--data {self.path}: does not exist",
-                hint="Give the folder that holds one trace file per user.",
-            )
-        if not folder.is_dir():
-            raise AicacheError(
-                f"--data {self.path}: not a folder of Greenberg traces",
-                hint="Give the folder that holds one trace file per user.",
-            )
-        files = sorted(
-            p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "README"))
-        )
-        if not files:
-            raise AicacheError(f"--data {self.path}: the folder has no trace files")
-        return files
+        return greenberg_files(self.path)
 
     def names(self) -> list[str]:
         """The users' file names."""
