@@ -306,3 +306,15 @@ def test_wrong_without_a_semantic_hit_says_so_and_stats_count_exact_hits(cli: Cl
         "wrong_rate": 0.0,
         "indexed_prompts": 0,
     }
+
+
+def test_a_semantic_commands_prompt_ends_at_the_first_option() -> None:
+    # Prepare: a tool outside the table whose `ask` takes a prompt, then options
+    configured = Settings(semantic_commands=("mytool ask",))
+    # Execute
+    gpt = _query(("mytool", "ask", "how", "do", "I", "undo", "-m", "gpt-4"), configured)
+    reworded = _query(("mytool", "ask", "how", "can", "I", "revert", "-m", "gpt-4"), configured)
+    other_model = _query(("mytool", "ask", "how", "do", "I", "undo", "-m", "claude"), configured)
+    # Assert: the model after the prompt stays in the frame
+    assert gpt is not None and gpt == reworded
+    assert other_model not in (None, gpt)

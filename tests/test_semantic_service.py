@@ -422,3 +422,17 @@ def test_one_forward_pass_gives_the_sentence_and_word_piece_vectors() -> None:
     ):
         assert words == words_2
         np.testing.assert_allclose(found, found_2, atol=1e-5)
+
+
+@pytest.mark.needs_extra("semantic")
+def test_forget_stops_the_service_that_held_the_erased_store(semantic_cli: Cli) -> None:
+    cli = semantic_cli
+    # Prepare: a miss starts the service, which opens the store
+    assert cli.run("run", "--", "fake-ai", "ask", *STORED.split()).returncode == 0
+    status = json.loads(cli.run("semantic", "service", "status", "--json").stdout)
+    assert status["running"]
+    # Execute
+    erased = cli.run("privacy", "forget", "--yes")
+    # Assert: the erased store lives on in no process
+    assert erased.returncode == 0, erased.stderr
+    assert _gone(status["pid"]) and _daemons(cli.home) == []

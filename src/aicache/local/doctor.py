@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aicache.errors import StoreUnreadableError
+from aicache.local import semantic_client
 from aicache.local.paths import check_home, store_path
 from aicache.local.schema import APPLICATION_ID, DATA_TABLES, SCHEMA_VERSION
 from aicache.local.store import (
@@ -119,6 +120,8 @@ def repair(home: Path) -> RepairResult:
             path.chmod(0o600)
             result.fixed_permissions = True
         return result
+    # The semantic service holds the store open: it would go on reading the moved file.
+    semantic_client.stop(home)
     backup = new_backup_path(path)
     path.rename(backup)
     # Every sidecar goes with it: a journal or log left behind would be applied

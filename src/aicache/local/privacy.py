@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aicache import __version__
 from aicache.errors import AicacheError
+from aicache.local import semantic_client
 from aicache.local.home_key import KEY_FILENAME, forget_loaded
 from aicache.local.paths import (
     FEDERATION_DIRNAME,
@@ -218,6 +219,10 @@ def forget(home: Path, *, force: bool = False, registry: bool = False) -> list[E
         and ``force`` is not given.
     """
     check_home(home)
+    # The semantic service holds the store open and its prompts' vectors in memory:
+    # an erased store must not live on in it. Stopped first, as its closing removes
+    # the store's log files.
+    semantic_client.stop(home)
     copies = store_copies(home)
     foreign = [(p, why) for p in copies if (why := not_aicache_store(p))]
     if foreign and not force:

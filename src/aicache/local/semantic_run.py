@@ -62,7 +62,8 @@ def prompt_places(
     argv: tuple[str, ...], invocation: Invocation, settings: Settings
 ) -> tuple[int, ...]:
     """The argv indexes that hold the prompt: the adapter table's, else a ``semantic-commands``
-    prefix's (every word after it), else none (the call stays exact-only)."""
+    prefix's (the words after it up to the first option, so that ``-m MODEL`` after the
+    prompt stays in the frame), else none (the call stays exact-only)."""
     if invocation.kind is Kind.PROMPT and invocation.adapter is not None:
         return invocation.prompt_at
     if invocation.adapter is not None:
@@ -71,7 +72,12 @@ def prompt_places(
     for mark in settings.semantic_commands:
         wanted = mark.split()
         if words[: len(wanted)] == wanted and len(words) > len(wanted):
-            return tuple(range(len(wanted), len(words)))
+            places = []
+            for index in range(len(wanted), len(words)):
+                if words[index].startswith("-"):
+                    break
+                places.append(index)
+            return tuple(places)
     return ()
 
 

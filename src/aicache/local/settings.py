@@ -177,8 +177,9 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting(
             "semantic-commands",
-            "commands of tools outside the adapter table whose words after the prefix are a "
-            "prompt, for semantic hits (comma-separated prefixes, e.g. 'mytool ask')",
+            "commands of tools outside the adapter table whose words after the prefix (up to "
+            "the first option) are a prompt, for semantic hits (comma-separated prefixes, "
+            "e.g. 'mytool ask')",
             "",
             _parse_marks,
         ),
