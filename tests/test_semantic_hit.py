@@ -283,3 +283,21 @@ def test_the_comparison_measures_the_baseline_on_the_same_pairs() -> None:
     assert learned.point == (0.0, 0.0)  # probability 0.5 everywhere: nothing served
     assert baseline.point == (1.0, 1.0)
     assert len(baseline.xs) == len(baseline.ys) > 0
+
+
+@pytest.mark.needs_extra("semantic")
+def test_a_pair_the_cache_would_not_shortlist_is_never_served() -> None:
+    # Prepare: a model that accepts every pair (zero weights, a large bias)
+    params = [np.zeros_like(p) for p in SemanticHitTask().init_params(0)]
+    params[1] = np.full_like(params[1], 50.0)
+    decision = load_pair_decision(params)
+    # Execute
+    same, unrelated = decision.judge_pairs(
+        [
+            ("how do I undo my last commit", "how can I revert the latest git commit"),
+            ("how do I undo my last commit", "what is the boiling point of water"),
+        ]
+    )
+    # Assert: the score says yes to both; below the shortlist's cosine floor it is no
+    assert same.serve and same.score > 0.99
+    assert unrelated.score > 0.99 and not unrelated.serve

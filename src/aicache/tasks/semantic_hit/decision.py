@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aicache.tasks.base import Params, ensure_compatible
-from aicache.tasks.semantic_hit.features import PairEmbedder, pair_features
+from aicache.tasks.semantic_hit.features import COSINE, PairEmbedder, pair_features
 from aicache.tasks.semantic_hit.model import probabilities
 
 TASK_NAME = "semantic-hit"
@@ -26,6 +26,12 @@ hand: the lowest probability at which the shipped model reaches precision 0.95
 on developers of its training population that took no part in training (see
 ``scripts/train_shipped_model.py``, which writes it in the model's record; a
 test checks the two agree). A wrong hit costs more than a miss."""
+
+
+# Below this cosine a cached prompt is not shortlisted: unrelated questions (MiniLM puts
+# paraphrases well above 0.5) need no learned decision, and loading it costs time. The
+# cache never serves such a pair, so neither does :meth:`PairDecision.judge_pairs`.
+COSINE_FLOOR = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +132,11 @@ class PairDecision:
         if not pairs:
             return []
         features = pair_features(self.embedder, [a for a, _ in pairs], [b for _, b in pairs])
-        return [Judgement(float(p), bool(p >= self.threshold)) for p in self.scores(features)]
+        near = features[:, COSINE] >= COSINE_FLOOR  # what the cache would shortlist at all
+        return [
+            Judgement(float(p), bool(p >= self.threshold and shortlisted))
+            for p, shortlisted in zip(self.scores(features), near, strict=True)
+        ]
 
 
 def load_pair_decision(params: Sequence[NDArray[np.floating]]) -> PairDecision:

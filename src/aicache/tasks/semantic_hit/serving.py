@@ -21,11 +21,10 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from aicache.tasks.semantic_hit.decision import COSINE_FLOOR
+
 # Cached prompts the decision sees per lookup, nearest first.
 SHORTLIST = 5
-# Below this cosine a cached prompt is not shortlisted: unrelated questions (MiniLM puts
-# paraphrases well above 0.5) need no learned decision, and loading it costs time.
-COSINE_FLOOR = 0.5
 _STORED = np.dtype("<f2")
 
 
