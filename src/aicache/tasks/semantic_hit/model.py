@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aicache.tasks.base import FitConfig, Params
+from aicache.tasks.optim import Adam
 from aicache.tasks.semantic_hit.pairs import PairSet
 
 Floats = NDArray[np.float64]
@@ -76,32 +77,18 @@ def train(params: Sequence[Floats], examples: PairSet, config: FitConfig) -> tup
         The trained parameters and the mean batch loss of the last epoch
         (NaN when nothing was trained).
     """
-    start = [np.array(p, dtype=np.float64) for p in params]
-    current = [p.copy() for p in start]
-    m = [np.zeros_like(p) for p in current]
-    s = [np.zeros_like(p) for p in current]
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    adam = Adam(params, config)
     rng = np.random.default_rng(config.seed)
     n = len(examples)
     order = rng.permutation(n)  # pairs arrive grouped by question: shuffle once
-    step, last = 0, float("nan")
+    last = float("nan")
     for _ in range(config.local_epochs if n else 0):
         losses = []
         rng.shuffle(order)
         for begin in range(0, n, config.batch_size):
             batch = examples.take(order[begin : begin + config.batch_size])
-            loss, grads = loss_and_grad(current, batch)
+            loss, grads = loss_and_grad(adam.current, batch)
             losses.append(loss)
-            step += 1
-            for i, grad in enumerate(grads):
-                if config.proximal_mu:
-                    grad = grad + config.proximal_mu * (current[i] - start[i])
-                if config.weight_decay:
-                    grad = grad + config.weight_decay * current[i]
-                m[i] = beta1 * m[i] + (1 - beta1) * grad
-                s[i] = beta2 * s[i] + (1 - beta2) * grad * grad
-                m_hat = m[i] / (1 - beta1**step)
-                s_hat = s[i] / (1 - beta2**step)
-                current[i] = current[i] - config.learning_rate * m_hat / (np.sqrt(s_hat) + eps)
+            adam.update(grads)
         last = float(np.mean(losses))
-    return current, last
+    return list(adam.current), last
