@@ -239,6 +239,7 @@ class _Collector(ast.NodeVisitor):
         self.parents: dict[ast.AST, ast.AST] = {}
         self.loop_vars: list[str] = []
         self.function: str = ""
+        self.offset_nodes: set[int] = set()
         for parent in ast.walk(tree):
             for child in ast.iter_child_nodes(parent):
                 self.parents[child] = parent
@@ -313,6 +314,9 @@ class _Collector(ast.NodeVisitor):
             tokens = [symbol, *(s for s in group if s != symbol)]
             shown = [f"{_segment(node.left)} {s} {_segment(node.right)}" for s in tokens]
             self._add(node, "operator", tokens, shown, context)
+        elif _offset_of(node)[1] and id(node) not in self.offset_nodes:
+            # ``e ± 1`` outside an index or a bound (``lo = mid + 1``): the offset is a site.
+            self._offset_site(node, self._context(node))
         if symbol in _NON_COMMUTATIVE and left != right:
             swapped = [
                 [f"first:{left}", f"second:{right}"],
@@ -396,6 +400,7 @@ class _Collector(ast.NodeVisitor):
         base, offset = _offset_of(node)
         if isinstance(base, ast.Constant | ast.Slice | ast.Starred):
             return
+        self.offset_nodes.add(id(node))
         described = describe(base)
         context = [*context, "e:" + described, "k:" + _kind_of(base)]
         if described[5:] in self.loop_vars:
