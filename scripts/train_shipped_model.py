@@ -11,6 +11,7 @@ checks before using it.
     python scripts/train_shipped_model.py
     python scripts/train_shipped_model.py --task semantic-hit
     python scripts/train_shipped_model.py --task cache-keep
+    python scripts/train_shipped_model.py --task bug-detector
 
 For semantic-hit the script then applies the serving-threshold rule: the
 lowest probability whose precision reaches 0.95 on developers of the same
@@ -48,6 +49,13 @@ RUNS: dict[str, dict[str, Any]] = {
         "training": ["--learning-rate", "0.05", "--local-epochs", "5", "--clip", "0.2"],
     },
     "cache-keep": {"clients": 100, "rounds": 15, "training": []},
+    # Each developer is one installed package (the packages found on the machine that
+    # trains: the record names them); a clip near an honest update's norm, as above.
+    "bug-detector": {
+        "clients": 40,
+        "rounds": 6,
+        "training": ["--learning-rate", "0.05", "--local-epochs", "2", "--clip", "1.0"],
+    },
 }
 HELD_OUT = 10  # developers of the training population kept out of training, to set the threshold
 TARGET = Path(__file__).resolve().parents[1] / "src" / "aicache" / "registry" / "shipped_models"
@@ -83,6 +91,40 @@ def serving_threshold(arrays: list[Any], seed: int, clients: int) -> dict[str, A
         f"(developers {clients}-{clients + HELD_OUT - 1}), rounded up to two decimals"
         + ("" if reached else "; none reaches it, so the highest F0.5"),
         "threshold_held_out": decision_metrics(scores, held_out.labels, threshold),
+    }
+
+
+def finding_threshold(arrays: list[Any], seed: int, clients: int) -> dict[str, Any]:
+    """The bug-detector threshold by the documented rule, and what it gives on held-out code.
+
+    Developers ``clients`` to ``clients + HELD_OUT - 1`` of the training
+    population's seed (other installed packages) took no part in training.
+    """
+    import numpy as np
+
+    from aicache.tasks.bug_detector.detector import TARGET_FALSE_ALARMS
+    from aicache.tasks.bug_detector.model import SiteSet
+    from aicache.tasks.bug_detector.sources import InstalledPackages
+    from aicache.tasks.bug_detector.task import BugDetectorTask, planted_scores
+
+    task = BugDetectorTask()
+    source = InstalledPackages(seed, clients + HELD_OUT)
+    held_out = SiteSet.concatenate(
+        [task.load_local(source.records(c)) for c in range(clients, clients + HELD_OUT)]
+    )
+    clean, planted = planted_scores(np.asarray(arrays[0]), held_out)
+    found = float(np.quantile(clean, 1.0 - TARGET_FALSE_ALARMS))
+    threshold = float(np.ceil(found * 10) / 10)  # one decimal, never below the rule's
+    names = source.names()[clients:]
+    return {
+        "threshold": threshold,
+        "threshold_rule": f"lowest score with at most {TARGET_FALSE_ALARMS:.1%} of the sites as "
+        f"written above it, on {len(clean)} sites of {HELD_OUT} held-out developers of seed "
+        f"{seed} ({', '.join(n.split('#')[0] for n in names)}), rounded up to one decimal",
+        "threshold_held_out": {
+            "false_alarms": float(np.mean(clean > threshold)),
+            "planted_found": float(np.mean(planted > threshold)),
+        },
     }
 
 
@@ -124,8 +166,19 @@ def main() -> int:
             data = encode_arrays(registry_arrays)
     digest = sha256_hex(data)
     extra: dict[str, Any] = {}
+    if task == "bug-detector":
+        # Its embedded default is real code: the Python packages installed here.
+        from aicache.tasks.bug_detector.sources import InstalledPackages
+
+        extra["population"] = (
+            f"the embedded default: {clients} developers, each the Python files of one package "
+            f"installed where it was trained (seed {args.seed}): "
+            + ", ".join(n.split("#")[0] for n in InstalledPackages(args.seed, clients).names())
+        )
     if task == "semantic-hit":
         extra = serving_threshold(registry_arrays, args.seed, clients)
+    if task == "bug-detector":
+        extra.update(finding_threshold(registry_arrays, args.seed, clients))
     rebuild = "python scripts/train_shipped_model.py"
     record: dict[str, Any] = {
         "task": task,
@@ -140,7 +193,7 @@ def main() -> int:
         "num_clients": version.num_clients,
         "metrics": version.metrics,
         "privacy": version.privacy,
-        **extra,
+        **extra,  # after the defaults: a task's own population text replaces theirs
     }
     (TARGET / f"{task}.npz").write_bytes(data)
     (TARGET / f"{task}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
