@@ -50,11 +50,12 @@ RUNS: dict[str, dict[str, Any]] = {
     },
     "cache-keep": {"clients": 100, "rounds": 15, "training": []},
     # Each developer is one installed package (the packages found on the machine that
-    # trains: the record names them); a clip near an honest update's norm, as above.
+    # trains: the record names them). DP's noise is per weight, whatever the clip: what
+    # keeps common features above it is the number of developers per round.
     "bug-detector": {
-        "clients": 40,
-        "rounds": 6,
-        "training": ["--learning-rate", "0.05", "--local-epochs", "2", "--clip", "1.0"],
+        "clients": 160,
+        "rounds": 8,
+        "training": ["--learning-rate", "0.05", "--local-epochs", "2", "--clip", "5"],
     },
 }
 HELD_OUT = 10  # developers of the training population kept out of training, to set the threshold
@@ -97,30 +98,28 @@ def serving_threshold(arrays: list[Any], seed: int, clients: int) -> dict[str, A
 def finding_threshold(arrays: list[Any], seed: int, clients: int) -> dict[str, Any]:
     """The bug-detector threshold by the documented rule, and what it gives on held-out code.
 
-    Developers ``clients`` to ``clients + HELD_OUT - 1`` of the training
-    population's seed (other installed packages) took no part in training.
+    The held-out code is the packages the seed's population reserves: no
+    simulated developer got them.
     """
     import numpy as np
 
     from aicache.tasks.bug_detector.detector import TARGET_FALSE_ALARMS
     from aicache.tasks.bug_detector.model import SiteSet
-    from aicache.tasks.bug_detector.sources import InstalledPackages
+    from aicache.tasks.bug_detector.sources import HeldOutPackages
     from aicache.tasks.bug_detector.task import BugDetectorTask, planted_scores
 
     task = BugDetectorTask()
-    source = InstalledPackages(seed, clients + HELD_OUT)
-    held_out = SiteSet.concatenate(
-        [task.load_local(source.records(c)) for c in range(clients, clients + HELD_OUT)]
-    )
+    source = HeldOutPackages(seed)
+    names = source.names()
+    held_out = SiteSet.concatenate([task.load_local(source.records(c)) for c in range(len(names))])
     clean, planted = planted_scores(np.asarray(arrays[0]), held_out)
     found = float(np.quantile(clean, 1.0 - TARGET_FALSE_ALARMS))
     threshold = float(np.ceil(found * 10) / 10)  # one decimal, never below the rule's
-    names = source.names()[clients:]
     return {
         "threshold": threshold,
         "threshold_rule": f"lowest score with at most {TARGET_FALSE_ALARMS:.1%} of the sites as "
-        f"written above it, on {len(clean)} sites of {HELD_OUT} held-out developers of seed "
-        f"{seed} ({', '.join(n.split('#')[0] for n in names)}), rounded up to one decimal",
+        f"written above it, on {len(clean)} sites of the {len(names)} installed packages seed "
+        f"{seed} holds out of training ({', '.join(names)}), rounded up to one decimal",
         "threshold_held_out": {
             "false_alarms": float(np.mean(clean > threshold)),
             "planted_found": float(np.mean(planted > threshold)),

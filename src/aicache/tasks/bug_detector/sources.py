@@ -20,8 +20,11 @@ import numpy as np
 
 from aicache.errors import AicacheError
 
-DEFAULT_LINES = 3000  # about one small project per developer: a fit of a few seconds
+DEFAULT_LINES = 1000  # a module or two per developer: more developers, each a fit of a second
 MIN_FILES = 4  # a package with fewer Python files is hardly a code base
+RESERVED = 10
+"""Packages of the seeded order no simulated developer gets: the unseen code thresholds
+and held-out measures are set on (:class:`HeldOutPackages`)."""
 _SKIPPED_PARTS = frozenset({"tests", "test", "testing", "_vendor", "vendor", "migrations"})
 
 
@@ -89,13 +92,72 @@ def installed_code_bases() -> tuple[tuple[str, tuple[Path, ...]], ...]:
     return tuple(sorted(found.items()))
 
 
+def _ordered(seed: int) -> tuple[tuple[tuple[str, tuple[Path, ...]], ...], list[int]]:
+    """The installed code bases and their seeded order."""
+    bases = installed_code_bases()
+    if not bases:
+        raise AicacheError(
+            "no installed Python package has enough Python files to train on",
+            hint="Run in an environment with packages installed, or give --data.",
+        )
+    return bases, [int(i) for i in np.random.default_rng(seed).permutation(len(bases))]
+
+
+def _pick(
+    name: str, files: tuple[Path, ...], rng: np.random.Generator, budget: int
+) -> list[CodeFile]:
+    """Files of one package in ``rng``'s order, up to about ``budget`` lines."""
+    picked: list[CodeFile] = []
+    total = 0
+    for index in rng.permutation(len(files)):
+        path = files[int(index)]
+        text = read_text(path)
+        if text is None or not text.strip():
+            continue
+        lines = text.count("\n") + 1
+        if picked and total + lines > budget:
+            continue
+        picked.append(CodeFile(f"{name}/{path.name}", text))
+        total += lines
+        if total >= budget:
+            break
+    return picked
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOutPackages:
+    """The :data:`RESERVED` packages no simulated developer of ``seed`` gets, one per client."""
+
+    seed: int
+    lines: int = DEFAULT_LINES
+
+    def _bases(self) -> list[tuple[str, tuple[Path, ...]]]:
+        bases, order = _ordered(self.seed)
+        if len(order) <= 2 * RESERVED:
+            raise AicacheError(
+                f"only {len(order)} installed packages: too few to hold {RESERVED} out",
+                hint="Run where more Python packages are installed.",
+            )
+        return [bases[i] for i in order[-RESERVED:]]
+
+    def names(self) -> list[str]:
+        """The held-out packages' names."""
+        return [name for name, _ in self._bases()]
+
+    def records(self, client: int) -> list[CodeFile]:
+        """Held-out package ``client``'s files, up to the line budget."""
+        name, files = self._bases()[client]
+        return _pick(name, files, np.random.default_rng([self.seed, client, 13]), self.lines)
+
+
 @dataclass(frozen=True, slots=True)
 class InstalledPackages:
     """The embedded default: each developer's code is one installed package's files.
 
     Client ``i`` gets package ``order[i mod P]`` of a seeded permutation of the
-    ``P`` packages found, and from it files in a seeded order up to ``lines``
-    lines; past ``P`` clients a package is shared, with another file order.
+    ``P`` packages found (the last :data:`RESERVED` left out), and from it files
+    in a seeded order up to ``lines`` lines; past ``P`` clients a package is
+    shared, with another file order.
     """
 
     seed: int
@@ -103,14 +165,9 @@ class InstalledPackages:
     lines: int = DEFAULT_LINES
 
     def _assignment(self, client: int) -> tuple[str, tuple[Path, ...]]:
-        bases = installed_code_bases()
-        if not bases:
-            raise AicacheError(
-                "no installed Python package has enough Python files to train on",
-                hint="Run in an environment with packages installed, or give --data.",
-            )
-        order = np.random.default_rng(self.seed).permutation(len(bases))
-        return bases[int(order[client % len(bases)])]
+        bases, order = _ordered(self.seed)
+        usable = order[:-RESERVED] if len(order) > 2 * RESERVED else order
+        return bases[int(usable[client % len(usable)])]
 
     def names(self) -> list[str]:
         """One name per developer: the package their code comes from."""
@@ -119,22 +176,7 @@ class InstalledPackages:
     def records(self, client: int) -> list[CodeFile]:
         """Developer ``client``'s files, in a seeded order, up to the line budget."""
         name, files = self._assignment(client)
-        rng = np.random.default_rng([self.seed, client, 11])
-        picked: list[CodeFile] = []
-        total = 0
-        for index in rng.permutation(len(files)):
-            path = files[int(index)]
-            text = read_text(path)
-            if text is None or not text.strip():
-                continue
-            lines = text.count("\n") + 1
-            if picked and total + lines > self.lines:
-                continue
-            picked.append(CodeFile(f"{name}/{path.name}", text))
-            total += lines
-            if total >= self.lines:
-                break
-        return picked
+        return _pick(name, files, np.random.default_rng([self.seed, client, 11]), self.lines)
 
     def members(self) -> list[str]:
         """Who the developers are: a package and the part of it they hold."""

@@ -17,7 +17,7 @@ bugs and of clean sites scoring above :data:`.detector.THRESHOLD`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +37,9 @@ from aicache.tasks.bug_detector.sites import iter_sites
 from aicache.tasks.bug_detector.sources import CodeFile
 
 TASK_NAME = "bug-detector"
+MIN_DECAY = 1e-3
+"""The least weight decay a fit applies: a hashed feature seen in one file would otherwise
+take a large weight, and a developer's code is small (federated settings send none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +111,8 @@ class BugDetectorTask(Task[Sequence[CodeFile], SiteSet, ScanContext, tuple[str, 
             start = [np.array(p, dtype=np.float64) for p in params]
             return FitResult(start, 0, {"loss_before": 0.0, "loss": 0.0})
         before = loss_and_grad(params, examples, need_grad=False)[0]
-        new_params, loss = train(params, examples, config)
+        decayed = replace(config, weight_decay=max(config.weight_decay, MIN_DECAY))
+        new_params, loss = train(params, examples, decayed)
         metrics = {"loss_before": before, "loss": loss if np.isfinite(loss) else before}
         return FitResult(params=new_params, num_examples=len(examples), metrics=metrics)
 
