@@ -22,6 +22,7 @@ from aicache.errors import AicacheError
 
 DEFAULT_LINES = 1000  # a module or two per developer: more developers, each a fit of a second
 MIN_FILES = 4  # a package with fewer Python files is hardly a code base
+MIN_BYTES = 20_000  # nor one with less code than that (a few hundred lines): it has no sites
 RESERVED = 10
 """Packages of the seeded order no simulated developer gets: the unseen code thresholds
 and held-out measures are set on (:class:`HeldOutPackages`)."""
@@ -73,21 +74,23 @@ def project_files(root: Path) -> list[Path]:
 def installed_code_bases() -> tuple[tuple[str, tuple[Path, ...]], ...]:
     """Every installed distribution with at least :data:`MIN_FILES` Python files, by name.
 
-    Each comes with its Python files (tests and vendored code left out), sorted.
+    Each comes with its Python files (tests and vendored code left out), sorted, and
+    holds at least :data:`MIN_BYTES` of them.
     """
     found: dict[str, tuple[Path, ...]] = {}
     for dist in distributions():
         name = (dist.metadata["Name"] or "").lower()
         if not name or name in found or not dist.files:
             continue
-        files = []
+        files, size = [], 0
         for entry in dist.files:
             if entry.suffix != ".py" or _SKIPPED_PARTS & set(entry.parts):
                 continue
             path = Path(str(dist.locate_file(entry)))
             if path.is_file():
                 files.append(path)
-        if len(files) >= MIN_FILES:
+                size += path.stat().st_size
+        if len(files) >= MIN_FILES and size >= MIN_BYTES:
             found[name] = tuple(sorted(files))
     return tuple(sorted(found.items()))
 
