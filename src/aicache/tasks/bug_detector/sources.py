@@ -109,21 +109,24 @@ def _ordered(seed: int) -> tuple[tuple[tuple[str, tuple[Path, ...]], ...], list[
 def _pick(
     name: str, files: tuple[Path, ...], rng: np.random.Generator, budget: int
 ) -> list[CodeFile]:
-    """Files of one package in ``rng``'s order, up to about ``budget`` lines."""
+    """Files of one package in ``rng``'s order, up to about ``budget`` lines.
+
+    Only files that define a function and fit the budget are taken: a data table
+    or a file of re-exports holds no slip to learn from, and a developer whose
+    code has no site would send the federation an empty update.
+    """
     picked: list[CodeFile] = []
     total = 0
     for index in rng.permutation(len(files)):
         path = files[int(index)]
         text = read_text(path)
-        if text is None or not text.strip():
+        if text is None or "def " not in text:
             continue
         lines = text.count("\n") + 1
-        if picked and total + lines > budget:
+        if total + lines > budget:
             continue
         picked.append(CodeFile(f"{name}/{path.name}", text))
         total += lines
-        if total >= budget:
-            break
     return picked
 
 
