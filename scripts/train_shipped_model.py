@@ -53,9 +53,9 @@ RUNS: dict[str, dict[str, Any]] = {
     # trains: the record names them). DP's noise is per weight, whatever the clip: what
     # keeps common features above it is the number of developers per round.
     "bug-detector": {
-        "clients": 160,
-        "rounds": 8,
-        "training": ["--learning-rate", "0.05", "--local-epochs", "2", "--clip", "5"],
+        "clients": 320,
+        "rounds": 5,
+        "training": ["--learning-rate", "0.05", "--local-epochs", "3", "--clip", "5"],
     },
 }
 HELD_OUT = 10  # developers of the training population kept out of training, to set the threshold

@@ -29,6 +29,10 @@ from aicache.tasks.optim import Adam
 
 DIMENSION = 1 << 16
 _MASK = DIMENSION - 1
+MIN_COUNT = 3
+"""A fit changes only the weights of features seen at least this often in the developer's
+own sites: a rarer one is mostly an identifier of that code, and under differential
+privacy every weight an update moves takes its share of the clipping norm."""
 
 
 def hash_features(features: Sequence[str]) -> tuple[list[int], list[int]]:
@@ -242,6 +246,8 @@ def train(
 ) -> tuple[Params, float]:
     """Adam on the sites' cross-entropy (with weight decay and FedProx's term from ``config``).
 
+    Only the weights of features seen :data:`MIN_COUNT` times in ``sites`` move.
+
     Returns
     -------
     tuple
@@ -249,6 +255,9 @@ def train(
         when nothing was trained).
     """
     adam = Adam(params, config)
+    start = np.array(params[0], dtype=np.float64)
+    # Weights of rare features stay as they came (decay and FedProx's term included).
+    frozen = np.bincount(sites.indices, minlength=DIMENSION) < MIN_COUNT
     rng = np.random.default_rng(config.seed)
     count = len(sites)
     order = np.arange(count)
@@ -261,5 +270,6 @@ def train(
             loss, grads = loss_and_grad(adam.current, batch)
             losses.append(loss)
             adam.update(grads)
+            adam.current[0][frozen] = start[frozen]
         last = float(np.mean(losses))
     return list(adam.current), last

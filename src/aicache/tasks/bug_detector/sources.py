@@ -20,7 +20,7 @@ import numpy as np
 
 from aicache.errors import AicacheError
 
-DEFAULT_LINES = 1000  # a module or two per developer: more developers, each a fit of a second
+DEFAULT_LINES = 500  # a module or two per developer: many developers, each a fit of a second
 MIN_FILES = 4  # a package with fewer Python files is hardly a code base
 MIN_BYTES = 20_000  # nor one with less code than that (a few hundred lines): it has no sites
 RESERVED = 10
