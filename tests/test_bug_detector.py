@@ -58,17 +58,16 @@ def test_examples_take_slices_in_site_order() -> None:
     assert list(np.diff(picked.site_ptr)) == [np.diff(three.site_ptr)[0], np.diff(one.site_ptr)[0]]
 
 
-def test_fit_on_a_developers_own_code_detects_mutations_of_unseen_code() -> None:
-    # Prepare: one simulated developer's real code (an installed package), split by file
-    files = InstalledPackages(seed=0, clients=1).records(0)
+def test_fit_on_developers_code_detects_mutations_of_another_package() -> None:
+    # Prepare: three simulated developers' real code (installed packages)
+    source = InstalledPackages(seed=0, clients=3, lines=2000)
     task = BugDetectorTask()
-    cut = len(files) * 2 // 3
-    train, test = task.load_local(files[:cut]), task.load_local(files[cut:])
+    train = SiteSet.concatenate([task.load_local(source.records(c)) for c in (0, 1)])
+    test = task.load_local(source.records(2))
     start = task.init_params(0)
     # Execute
-    config = FitConfig(learning_rate=0.05, local_epochs=2, weight_decay=1e-3)
-    fitted = task.fit(start, train, config)
-    # Assert: planted mutations of files it never saw score above the code as written
+    fitted = task.fit(start, train, FitConfig(learning_rate=0.05, local_epochs=2))
+    # Assert: planted mutations of a package it never saw score above the code as written
     before, after = task.evaluate(start, test), task.evaluate(fitted.params, test)
     assert before["detection_auc"] == pytest.approx(0.5)
     assert after["detection_auc"] > 0.7
