@@ -257,7 +257,10 @@ def train(
     adam = Adam(params, config)
     start = np.array(params[0], dtype=np.float64)
     # Weights of rare features stay as they came (decay and FedProx's term included).
-    frozen = np.bincount(sites.indices, minlength=DIMENSION) < MIN_COUNT
+    counts = np.bincount(sites.indices, minlength=DIMENSION)
+    frozen = counts < MIN_COUNT
+    if frozen.all():  # too little code for any feature to recur: learn from what there is
+        frozen = counts == 0
     rng = np.random.default_rng(config.seed)
     count = len(sites)
     order = np.arange(count)

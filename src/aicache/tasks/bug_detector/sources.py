@@ -116,6 +116,7 @@ def _pick(
     code has no site would send the federation an empty update.
     """
     picked: list[CodeFile] = []
+    smallest: CodeFile | None = None
     total = 0
     for index in rng.permutation(len(files)):
         path = files[int(index)]
@@ -123,11 +124,14 @@ def _pick(
         if text is None or "def " not in text:
             continue
         lines = text.count("\n") + 1
+        if smallest is None or lines < smallest.text.count("\n") + 1:
+            smallest = CodeFile(f"{name}/{path.name}", text)
         if total + lines > budget:
             continue
         picked.append(CodeFile(f"{name}/{path.name}", text))
         total += lines
-    return picked
+    # Every file of the package is over the budget: its smallest stands in.
+    return picked or ([smallest] if smallest is not None else [])
 
 
 @dataclass(frozen=True, slots=True)
