@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aicache.registry.shipped import shipped_model
 from aicache.tasks.base import FitConfig
-from aicache.tasks.bug_detector.detector import scan_files, scan_source
+from aicache.tasks.bug_detector.detector import THRESHOLD, scan_files, scan_source
 from aicache.tasks.bug_detector.model import SiteSet
 from aicache.tasks.bug_detector.sites import find_sites
 from aicache.tasks.bug_detector.sources import CodeFile, InstalledPackages, project_files
@@ -96,3 +97,13 @@ def test_scan_ranks_a_planted_slip_and_skips_what_it_cannot_read(tmp_path: Path)
     assert "syntax error at line 1" in dict(report.skipped)["broken.py"]
     assert report.files == 2
     assert scan_source(weights, "", threshold=None) == []
+
+
+def test_the_threshold_is_the_one_the_shipped_models_rule_chose() -> None:
+    # Prepare
+    shipped = shipped_model("bug-detector")
+    assert shipped is not None
+    # Assert: the constant is the rule's result on held-out code, and the model is DP-trained
+    assert shipped.record["threshold"] == THRESHOLD
+    assert "holds out of training" in shipped.record["threshold_rule"]
+    assert shipped.privacy["dp"] == "central" and shipped.privacy["epsilon"] <= 4.0

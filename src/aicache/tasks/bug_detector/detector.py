@@ -22,7 +22,7 @@ from aicache.tasks.bug_detector.model import SiteSet, site_scores
 from aicache.tasks.bug_detector.sites import find_sites
 from aicache.tasks.bug_detector.sources import read_text
 
-THRESHOLD = 3.0
+THRESHOLD = 4.5
 TARGET_FALSE_ALARMS = 0.002
 
 
