@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +152,7 @@ def main() -> int:
         "threshold": args.threshold,
     }
     if args.json:
-        print(json.dumps({"summary": summary, "bugs": [r.__dict__ for r in results]}, indent=2))
+        print(json.dumps({"summary": summary, "bugs": [asdict(r) for r in results]}, indent=2))
         return 0
     print(f"{'program':24} {'kind':18} {'located':>7} {'exact':>5} {'sites':>5} {'alarms':>6}")
     for r in results:
