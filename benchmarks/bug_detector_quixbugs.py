@@ -77,6 +77,7 @@ class BugResult:
     kind: str
     located: int | None
     exact: int | None
+    flagged: bool
     sites: int
     fixed_alarms: int
 
@@ -88,19 +89,24 @@ def _squash(text: str) -> str:
 def judge(program: str, buggy: str, fixed: str, weights: np.ndarray, threshold: float) -> BugResult:
     """Rank ``program``'s bug in its buggy file and count false alarms on its fixed file."""
     kind, wrong, right = BUGS[program]
-    line = next(i for i, text in enumerate(buggy.splitlines(), 1) if wrong in text)
+    lines = buggy.splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if wrong in text)
+    want = _squash(lines[line - 1].replace(wrong, right, 1))
     findings: list[Finding] = scan_source(weights, buggy, path=program, threshold=None)
     located = next((r for r, f in enumerate(findings, 1) if f.line == line), None)
+    # Exact: the suggestion, put in place of the code it names, makes the fixed line.
     exact = next(
         (
             r
             for r, f in enumerate(findings, 1)
-            if f.line == line and _squash(f.replacement) in _squash(right)
+            if f.line == line
+            and _squash(lines[line - 1].replace(f.written, f.replacement, 1)) == want
         ),
         None,
     )
+    flagged = any(f.line == line and f.score > threshold for f in findings)
     alarms = scan_source(weights, fixed, path=program, threshold=threshold)
-    return BugResult(program, kind, located, exact, len(findings), len(alarms))
+    return BugResult(program, kind, located, exact, flagged, len(findings), len(alarms))
 
 
 def load_weights(params: Path | None) -> np.ndarray:
@@ -147,6 +153,7 @@ def main() -> int:
         "bugs": len(results),
         "located_top3": sum(1 for r in results if r.located is not None and r.located <= TOP),
         "exact_top3": sum(1 for r in results if r.exact is not None and r.exact <= TOP),
+        "flagged": sum(1 for r in results if r.flagged),
         "fixed_files": len(results),
         "fixed_alarms": sum(r.fixed_alarms for r in results),
         "threshold": args.threshold,
