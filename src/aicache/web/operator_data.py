@@ -388,7 +388,7 @@ def _budget_row(
                 "rounds": row["rounds"],
                 "epsilon": finite(row["epsilon"]),
                 "delta": finite(row["delta"]),
-                "mechanism": row["spend"].get("mechanism", row["spend"].get("dp")),
+                "mechanism": row["spend"].get("mode"),
                 "at": row["updated_at"],
             }
             for row in rows

@@ -66,6 +66,8 @@ function lineChart(title, xs, series, opts) {
   const options = {
     title: title, width: (opts && opts.width) || 560, height: (opts && opts.height) || 240,
     scales: { x: { time: !!(opts && opts.time) } },
+    // Rounds and versions are whole numbers: no ticks between them.
+    axes: (opts && opts.time) ? undefined : [{ incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }, {}],
     series: [{ label: (opts && opts.xLabel) || "round" }].concat(
       series.map((s, i) => ({ label: s.label, stroke: colours[i % colours.length], width: 2 }))),
   };

@@ -74,7 +74,7 @@ function renderPrivacy(rows) {
       el("h2", {}, `${row.task} · federation ${row.federation}`),
       el("p", { class: "spent" }, said), gauge, chart,
       el("h3", {}, "Ledger"),
-      table(["run", "rounds", "ε", "δ", "mechanism", "updated"], row.history.map((h) =>
+      table(["run", "rounds", "ε", "δ", "DP", "updated"], row.history.map((h) =>
         [h.run_id, h.rounds, num(h.epsilon, 3), num(h.delta), num(h.mechanism), when(h.at)])));
   });
 }
