@@ -72,5 +72,6 @@ def serve(app: FastAPI, host: str, port: int, tls: Tls | None = None) -> None:
         ssl_certfile=None if tls is None else str(tls.certificate),
         ssl_keyfile=None if tls is None else str(tls.key),
         lifespan="off",
+        ws="none",  # no websockets: and uvicorn's would import a deprecated module
     )
     uvicorn.Server(config).run()
