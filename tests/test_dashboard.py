@@ -57,8 +57,16 @@ def federation(tmp_path: Path) -> ServerDirectory:
     return server
 
 
-def test_runs_show_rounds_clients_and_headline_metrics(federation: ServerDirectory) -> None:
-    runs = OperatorData(federation).runs()
+@pytest.fixture
+def data(federation: ServerDirectory) -> Iterator[OperatorData]:
+    """The dashboard's reads of ``federation`` (its registry closed after the test)."""
+    reads = OperatorData(federation)
+    yield reads
+    reads.close()
+
+
+def test_runs_show_rounds_clients_and_headline_metrics(data: OperatorData) -> None:
+    runs = data.runs()
     assert [r["status"] for r in runs] == ["failed", "finished"]  # newest first
     finished = runs[1]
     assert [m["key"] for m in finished["headline"]] == ["eval.top1", "eval.top3"]
@@ -72,9 +80,8 @@ def test_runs_show_rounds_clients_and_headline_metrics(federation: ServerDirecto
 
 
 def test_alerts_name_the_failed_run_and_the_missing_update_and_can_be_acknowledged(
-    federation: ServerDirectory,
+    data: OperatorData,
 ) -> None:
-    data = OperatorData(federation)
     kinds = sorted(a["kind"] for a in data.alerts())
     assert kinds == ["run-failed", "updates-not-accepted"]
     failed = next(a for a in data.alerts() if a["kind"] == "run-failed")
@@ -83,7 +90,9 @@ def test_alerts_name_the_failed_run_and_the_missing_update_and_can_be_acknowledg
     assert next(a for a in data.alerts() if a["id"] == failed["id"])["acknowledged"]
 
 
-def test_a_certificate_expiring_within_30_days_is_an_alert(federation: ServerDirectory) -> None:
+def test_a_certificate_expiring_within_30_days_is_an_alert(
+    federation: ServerDirectory, data: OperatorData
+) -> None:
     from aicache.security.certificates import (
         certificate_pem,
         issue_server_certificate,
@@ -96,14 +105,12 @@ def test_a_certificate_expiring_within_30_days_is_an_alert(federation: ServerDir
     soon = issue_server_certificate(ca, ["localhost"], days=10)
     federation.path(SERVER_CERT).write_bytes(certificate_pem(soon.certificate))
     write_private(federation.path(SERVER_KEY), key_pem(soon.key))
-    (alert,) = [a for a in OperatorData(federation).alerts() if a["kind"] == "certificate"]
+    (alert,) = [a for a in data.alerts() if a["kind"] == "certificate"]
     assert alert["id"] == f"certificate:{SERVER_CERT}" and "expires in 10 day" in alert["text"]
 
 
-def test_metrics_text_is_prometheus_with_infinite_epsilon_and_escaped_labels(
-    federation: ServerDirectory,
-) -> None:
-    text = metrics_text(OperatorData(federation))
+def test_metrics_text_is_prometheus_with_infinite_epsilon(data: OperatorData) -> None:
+    text = metrics_text(data)
     lines = text.splitlines()
     assert 'aicache_privacy_epsilon{task="next-command",federation="f"} +Inf' in lines
     assert any(
@@ -118,7 +125,7 @@ def test_metrics_text_is_prometheus_with_infinite_epsilon_and_escaped_labels(
     assert all(f"# TYPE {family} " in text for family in families)
 
 
-def test_versions_report_signature_status(federation: ServerDirectory) -> None:
+def test_versions_report_signature_status(federation: ServerDirectory, data: OperatorData) -> None:
     from aicache.deploy.distribution import sign_version
     from aicache.security import signing
 
@@ -128,7 +135,7 @@ def test_versions_report_signature_status(federation: ServerDirectory) -> None:
         first, second = registry.versions("next-command")
         sign_version(registry, second, key, "demo")
         sign_version(registry, first, other, "demo")  # signed, but not by this federation
-    (task,) = OperatorData(federation).versions()
+    (task,) = data.versions()
     assert {v["version"]: v["signature"] for v in task["versions"]} == {2: "valid", 1: "invalid"}
 
 
@@ -160,7 +167,7 @@ def tls_dashboard(federation: ServerDirectory) -> Iterator[str]:
     server = uvicorn.Server(
         uvicorn.Config(
             operator_app(federation, token, tls=True), host="127.0.0.1", port=port,
-            log_level="warning", ws="none", lifespan="off",
+            log_level="warning", ws="none", lifespan="on",
             ssl_certfile=str(tls.certificate), ssl_keyfile=str(tls.key),
         )
     )  # fmt: skip

@@ -17,7 +17,7 @@ from aicache.web.auth import require_token
 from aicache.web.developer_data import DeveloperData
 from aicache.web.operator_data import API
 from aicache.web.pages import page
-from aicache.web.serve import STATIC
+from aicache.web.serve import STATIC, add_server_timing
 
 PAGES = {"/cache": "Cache", "/models": "Models", "/privacy": "What left this machine"}
 """Each page's path and name, in the navigation's order."""
@@ -35,6 +35,7 @@ def developer_app(home: Path, token: str) -> FastAPI:
         redoc_url=None,
         openapi_url=f"{API}/openapi.json",
     )
+    add_server_timing(app)  # innermost: it times the answer, the token check wraps it
     require_token(app, token, secure_cookie=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,11 @@ def _round_rows(run: RunRecord, versions: list[ModelVersion]) -> list[dict[str, 
 class OperatorData:
     """The dashboard's reads of one federation directory.
 
+    Answers are kept until the registry changes: a page load then costs
+    nothing, and a live run's new round is read once for every page. A
+    version's signature is checked once (versions and their signatures never
+    change).
+
     Parameters
     ----------
     server
@@ -114,6 +120,9 @@ class OperatorData:
     server: ServerDirectory
     flower_ttl: float = 15.0
     _flower: tuple[float, list[dict[str, Any]]] | None = field(default=None, repr=False)
+    _answers: dict[str, tuple[tuple[Any, ...], Any]] = field(default_factory=dict, repr=False)
+    _checked: dict[tuple[Any, ...], str] = field(default_factory=dict, repr=False)
+    _threads: threading.local = field(default_factory=threading.local, repr=False)
 
     @property
     def acks_file(self) -> Path:
@@ -121,21 +130,73 @@ class OperatorData:
         return self.server.root / "dashboard-acks.json"
 
     def registry(self) -> ModelRegistry:
-        """The federation's registry, opened for one answer."""
-        return ModelRegistry(self.server.registry)
+        """The federation's registry, open for the life of the calling thread.
+
+        Opening a registry writes to it (its schema and identity are checked and
+        set), which would count as a change: each of the server's threads opens
+        it once and keeps it.
+        """
+        kept: ModelRegistry | None = getattr(self._threads, "registry", None)
+        if kept is None:
+            kept = ModelRegistry(self.server.registry)
+            self._threads.registry = kept
+        return kept
+
+    def close(self) -> None:
+        """Close the registry the calling thread holds open, if any."""
+        kept: ModelRegistry | None = getattr(self._threads, "registry", None)
+        if kept is not None:
+            kept.close()
+            self._threads.registry = None
+
+    def _state(self) -> tuple[Any, ...]:
+        """What changes whenever the registry does: its database file and its WAL.
+
+        Every commit appends to the write-ahead log (a checkpoint rewrites the
+        database), so their sizes and times differ after any write.
+        """
+        state: list[Any] = []
+        for name in ("registry.db", "registry.db-wal"):
+            try:
+                found = (self.server.registry / name).stat()
+            except FileNotFoundError:
+                state.append(None)
+                continue
+            state.append((found.st_ino, found.st_size, found.st_mtime_ns))
+        return tuple(state)
+
+    def _kept(self, name: str, compute: Any) -> Any:
+        state = self._state()
+        kept = self._answers.get(name)
+        if kept is not None and kept[0] == state:
+            return kept[1]
+        answer = compute()
+        self._answers[name] = (state, answer)
+        return answer
+
+    def _all(self) -> tuple[list[RunRecord], list[ModelVersion]]:
+        def read() -> tuple[list[RunRecord], list[ModelVersion]]:
+            registry = self.registry()
+            return registry.all_runs(), registry.versions()
+
+        found: tuple[list[RunRecord], list[ModelVersion]] = self._kept("all", read)
+        return found
 
     # Runs ------------------------------------------------------------------
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run, newest first, each with its rounds and the task's headline metrics."""
-        with self.registry() as registry:
-            records = registry.all_runs()
-            by_run: dict[str, list[ModelVersion]] = {}
-            for version in registry.versions():
-                by_run.setdefault(version.run_id, []).append(version)
+        found: list[dict[str, Any]] = self._kept("runs", self._runs)
+        return found
+
+    def _runs(self) -> list[dict[str, Any]]:
+        records, versions = self._all()
+        by_run: dict[str, list[ModelVersion]] = {}
+        for version in versions:
+            by_run.setdefault(version.run_id, []).append(version)
         answer = []
         for run in records:
-            versions = sorted(by_run.get(run.run_id, []), key=lambda v: v.version)
+            ordered = sorted(by_run.get(run.run_id, []), key=lambda v: v.version)
             plan = run.spec.get("plan", {})
             answer.append(
                 {
@@ -149,29 +210,40 @@ class OperatorData:
                     "rounds_planned": plan.get("rounds"),
                     "strategy": plan.get("strategy", {}).get("name"),
                     "headline": headline(run.task),
-                    "rounds": _round_rows(run, versions),
+                    "rounds": _round_rows(run, ordered),
                 }
             )
         return answer
 
     # Versions ---------------------------------------------------------------
 
-    def versions(self) -> list[dict[str, Any]]:
-        """Per task: its versions newest first, lineage, metrics, signature and privacy."""
+    def versions(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Per task: its newest ``limit`` versions (all: ``None``), newest first, with
+        lineage, metrics, signature status and privacy record."""
+        found: list[dict[str, Any]] = self._kept(f"versions:{limit}", lambda: self._versions(limit))
+        return found
+
+    def _versions(self, limit: int | None) -> list[dict[str, Any]]:
         key = self._verifying_key()
-        with self.registry() as registry:
-            versions = registry.versions()
-            tasks = sorted({v.task for v in versions})
-            pinned = {task: registry.pinned(task) for task in tasks}
-            signed = {(v.task, v.version): registry.signature(v.task, v.version) for v in versions}
+        _, versions = self._all()
+        tasks = sorted({v.task for v in versions})
+        shown = {task: [v for v in reversed(versions) if v.task == task][:limit] for task in tasks}
+        registry = self.registry()
+        pinned = {task: registry.pinned(task) for task in tasks}
+        status = {
+            (v.task, v.version): self._signature(registry, v, key)
+            for rows in shown.values()
+            for v in rows
+        }
         answer = []
         for task in tasks:
-            rows = [v for v in versions if v.task == task]
-            serving = pinned[task] or rows[-1]
+            rows = shown[task]
+            serving = pinned[task] or rows[0]
             answer.append(
                 {
                     "task": task,
                     "headline": headline(task),
+                    "count": sum(1 for v in versions if v.task == task),
                     "serving": serving.version,
                     "pinned": pinned[task] is not None,
                     "versions": [
@@ -186,15 +258,24 @@ class OperatorData:
                             "metrics": {
                                 k: finite(x) for k, x in v.metrics.items() if k.startswith("eval.")
                             },
-                            "signature": _signature_status(v, signed[(v.task, v.version)], key),
+                            "signature": status[(v.task, v.version)],
                             "privacy": _privacy_fields(v.privacy),
                             "note": v.note,
                         }
-                        for v in reversed(rows)
+                        for v in rows
                     ],
                 }
             )
         return answer
+
+    def _signature(self, registry: ModelRegistry, version: ModelVersion, key: Any) -> str:
+        signed = registry.signature(version.task, version.version)
+        if signed is None or key is None:
+            return _signature_status(version, signed, key)
+        remembered = (version.task, version.version, version.sha256, *signed)
+        if remembered not in self._checked:
+            self._checked[remembered] = _signature_status(version, signed, key)
+        return self._checked[remembered]
 
     def _verifying_key(self) -> Any:
         from aicache.security import signing
@@ -209,21 +290,26 @@ class OperatorData:
 
     def privacy(self) -> list[dict[str, Any]]:
         """Per task and federation: ε spent against the budget, and the ledger's history."""
-        with self.registry() as registry:
-            versions = registry.versions()
-            tasks = sorted({v.task for v in versions})
-            ledgers = {task: registry.ledger(task) for task in tasks}
+        found: list[dict[str, Any]] = self._kept("privacy", self._privacy)
+        return found
+
+    def _privacy(self) -> list[dict[str, Any]]:
+        _, versions = self._all()
+        tasks = sorted({v.task for v in versions})
+        registry = self.registry()
+        ledgers = {task: registry.ledger(task) for task in tasks}
         answer = []
         for task in tasks:
             federations = sorted({str(row["federation"]) for row in ledgers[task]})
             for federation in federations:
                 rows = [row for row in ledgers[task] if row["federation"] == federation]
+                runs = {row["run_id"] for row in rows}
                 released = [
                     v
                     for v in versions
                     if v.task == task
+                    and v.run_id in runs
                     and v.privacy.get("federation", federation) == federation
-                    and v.run_id in {row["run_id"] for row in rows}
                 ]
                 answer.append(_budget_row(task, federation, rows, released))
         return answer

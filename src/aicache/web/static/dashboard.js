@@ -47,9 +47,14 @@ function renderVersions(tasks) {
       ordered.map((v) => v.version),
       task.headline.map((m) => ({ label: m.label, values: ordered.map((v) => v.metrics[m.key]) })),
       { xLabel: "version" }) : null;
-    return el("section", { "data-task": task.task },
+    const more = task.count > task.versions.length
+      ? el("p", { class: "muted" }, `The newest ${task.versions.length} of ${task.count} versions · `,
+          el("a", { href: "/versions?all=1" }, "show all"))
+      : null;
+    return el("section", { "data-task": task.task, "data-count": task.count },
       el("h2", {}, task.task, " ", el("span", { class: "badge" },
         `serving v${task.serving}${task.pinned ? " (pinned)" : ""}`)),
+      more,
       chart,
       el("div", { class: "scroll" }, table(heads, rows, (i) => ({ "data-version": task.versions[i].version }))));
   });
@@ -109,7 +114,9 @@ function renderAlerts(alerts) {
 
 const RENDERERS = {
   runs: ["/runs", renderRuns, 2000],
-  versions: ["/versions", renderVersions, 10000],
+  // The newest 100 versions of each task unless the address asks for all.
+  versions: [new URLSearchParams(location.search).has("all") ? "/versions" : "/versions?limit=100",
+    renderVersions, 10000],
   privacy: ["/privacy", renderPrivacy, 10000],
   nodes: ["/nodes", renderNodes, 10000],
   alerts: ["/alerts", renderAlerts, 10000],
