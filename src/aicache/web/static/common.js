@@ -35,6 +35,8 @@ function num(value, digits) {
   if (value === "inf") return "∞";
   if (typeof value !== "number") return String(value);
   if (Number.isInteger(value) && digits === undefined) return String(value);
+  // δ and other small figures: in powers of ten rather than as zero.
+  if (value !== 0 && Math.abs(value) < 0.001) return value.toExponential(1);
   return value.toFixed(digits === undefined ? 4 : digits);
 }
 

@@ -3,7 +3,9 @@
 
 function weeklyCharts(weeks) {
   if (!weeks.length) return el("p", { class: "muted" }, "No calls in the last 12 weeks.");
-  const starts = [...new Set(weeks.map((w) => w.week_start))].sort((a, b) => a - b);
+  // Every one of the last 12 weeks, those without calls at zero.
+  const newest = Math.max(...weeks.map((w) => w.week_start));
+  const starts = Array.from({ length: 12 }, (_, i) => newest - (11 - i) * 7 * 86400);
   const tools = [...new Set(weeks.map((w) => w.tool))].sort();
   const value = (tool, start, field) => {
     const found = weeks.find((w) => w.tool === tool && w.week_start === start);
