@@ -32,6 +32,8 @@ PAGES = {
     "/alerts": "Alerts",
 }
 """Each page's path and name, in the navigation's order."""
+PAGE_VERSIONS = 100
+"""How many versions of each task the versions page shows (``dashboard.js`` asks for them)."""
 
 
 def operator_app(server: ServerDirectory, token: str, *, tls: bool = False) -> FastAPI:
@@ -40,6 +42,11 @@ def operator_app(server: ServerDirectory, token: str, *, tls: bool = False) -> F
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Read everything once before the first visitor: imports, the registry and
+        # every signature check happen here, not in the first page load.
+        data.runs()
+        data.versions(PAGE_VERSIONS)
+        data.privacy()
         yield
         data.close()  # the registry the event loop's thread held open
 
