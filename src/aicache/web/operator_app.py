@@ -47,6 +47,7 @@ def operator_app(server: ServerDirectory, token: str, *, tls: bool = False) -> F
         data.runs()
         data.versions(PAGE_VERSIONS)
         data.privacy()
+        data.alerts()
         yield
         data.close()  # the registry the event loop's thread held open
 
