@@ -18,6 +18,7 @@ from aicache.cli import (
     node,
     prefetch,
     privacy,
+    recommend_command,
     semantic_judge,
     semantic_service,
     server,
@@ -71,6 +72,7 @@ app.add_typer(privacy.app, name="privacy")
 admin.register(app)
 semantic_judge.register(app)
 semantic_service.register(semantic_judge.app)
+recommend_command.register(app)
 
 # The help's panels, like gh's and uv's: every command belongs to one.
 PANELS = {
@@ -86,7 +88,16 @@ PANELS = {
         "clear",
         "prune",
     ),
-    "Learning": ("suggest", "prefetch", "simulate", "evaluate", "models", "import", "semantic"),
+    "Learning": (
+        "suggest",
+        "prefetch",
+        "simulate",
+        "evaluate",
+        "models",
+        "import",
+        "semantic",
+        "recommend",
+    ),
     "Federation": ("join", "leave", "node", "server"),
     "Privacy": ("privacy",),
     "Admin": ("config", "doctor"),
