@@ -115,20 +115,32 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         trains.append(projects.slice(0, cut))
         tests.append(projects.slice(cut, None))
     local = FitConfig(
-        learning_rate=args.learning_rate, local_epochs=args.local_epochs, seed=args.seed
+        learning_rate=args.learning_rate,
+        local_epochs=args.local_epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
     )
     federated = fedavg(task, trains, args.rounds, local, args.seed)
     central = FitConfig(
-        learning_rate=args.learning_rate, local_epochs=args.central_epochs, seed=args.seed
+        learning_rate=args.learning_rate,
+        local_epochs=args.central_epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
     )
     pooled = ProjectSet.concatenate(trains)
     centralized = task.fit(task.init_params(args.seed), pooled, central).params
     counts = CoUseCounts(pooled)
     personal = FitConfig(
-        learning_rate=args.personal_learning_rate, local_epochs=args.personal_epochs, seed=args.seed
+        learning_rate=args.personal_learning_rate,
+        local_epochs=args.personal_epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
     )
     alone = FitConfig(
-        learning_rate=args.learning_rate, local_epochs=args.central_epochs, seed=args.seed
+        learning_rate=args.learning_rate,
+        local_epochs=args.central_epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
     )
     ranks: dict[str, list[np.ndarray]] = {arm: [] for arm in ARMS}
     shipped = _shipped()
@@ -179,12 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--local-epochs", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--local-epochs", type=int, default=2)
     parser.add_argument("--central-epochs", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=0.02)
     parser.add_argument("--personal-learning-rate", type=float, default=0.003)
     parser.add_argument("--personal-epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="aicache-debian-") as scratch:
