@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,9 +76,7 @@ def fedavg(
     params = task.init_params(seed)
     for round_ in range(rounds):
         fits = [
-            task.fit(
-                params, train, FitConfig(**{**_fields(config), "seed": seed + round_ * 1000 + c})
-            )
+            task.fit(params, train, replace(config, seed=seed + round_ * 1000 + c))
             for c, train in enumerate(trains)
         ]
         weights = np.asarray([f.num_examples for f in fits], dtype=np.float64)
@@ -88,17 +87,6 @@ def fedavg(
             for i in range(len(params))
         ]
     return params
-
-
-def _fields(config: FitConfig) -> dict[str, float | int]:
-    return {
-        "learning_rate": config.learning_rate,
-        "local_epochs": config.local_epochs,
-        "proximal_mu": config.proximal_mu,
-        "batch_size": config.batch_size,
-        "weight_decay": config.weight_decay,
-        "seed": config.seed,
-    }
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:

@@ -75,7 +75,7 @@ def documentation_link(name: str) -> str:
     for label in _DOC_LABELS:
         if urls.get(label, "").startswith("http"):
             return urls[label]
-    home = meta.get("Home-page") or ""
+    home = next(iter(meta.get_all("Home-page") or []), "")
     return home if home.startswith("http") else PYPI_PAGE.format(name=name)
 
 

@@ -112,12 +112,14 @@ def _requirements_file(path: Path, seen: set[Path]) -> Iterator[str]:
             yield name
 
 
-def _table(data: dict[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)  # type: ignore[assignment]
-    return data
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a table, else an empty one (a malformed file declares nothing there)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(value: Any) -> list[str]:
+    """The strings of ``value`` if it is a list, else none."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _pyproject(path: Path) -> tuple[str | None, list[str]]:
@@ -125,19 +127,17 @@ def _pyproject(path: Path) -> tuple[str | None, list[str]]:
         data = tomllib.loads(path.read_text(encoding="utf-8", errors="replace"))
     except tomllib.TOMLDecodeError:
         return None, []  # a broken file declares nothing readable; the other sources still count
-    lines: list[str] = []
-    project = data.get("project") if isinstance(data.get("project"), dict) else {}
-    lines += [d for d in project.get("dependencies", []) if isinstance(d, str)]
-    for extra in (project.get("optional-dependencies") or {}).values():
-        lines += [d for d in extra if isinstance(d, str)]
-    for group in (data.get("dependency-groups") or {}).values():
-        lines += [d for d in group if isinstance(d, str)]
-    poetry = _table(data, "tool", "poetry") or {}
+    project = _mapping(data.get("project"))
+    lines = _strings(project.get("dependencies"))
+    for extra in _mapping(project.get("optional-dependencies")).values():
+        lines += _strings(extra)
+    for group in _mapping(data.get("dependency-groups")).values():
+        lines += _strings(group)
+    poetry = _mapping(_mapping(data.get("tool")).get("poetry"))
     tables = [poetry.get("dependencies"), poetry.get("dev-dependencies")]
-    tables += [g.get("dependencies") for g in (poetry.get("group") or {}).values()]
+    tables += [_mapping(g).get("dependencies") for g in _mapping(poetry.get("group")).values()]
     for table in tables:
-        if isinstance(table, dict):
-            lines += [k for k in table if k.lower() != "python"]
+        lines += [k for k in _mapping(table) if k.lower() != "python"]
     names = [n for n in (requirement_name(line) for line in lines) if n]
     own = project.get("name") or poetry.get("name")
     return (normalise(own) if isinstance(own, str) else None), names

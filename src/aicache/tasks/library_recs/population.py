@@ -142,7 +142,7 @@ def installed_stacks() -> tuple[tuple[str, ...], ...]:
     known = index()
     found: dict[str, tuple[str, ...]] = {}
     for dist in distributions():
-        name = normalise(dist.metadata.get("Name") or "")
+        name = normalise(dist.name or "")
         requires = []
         for line in dist.requires or []:
             if "extra ==" in line:
