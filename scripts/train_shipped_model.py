@@ -49,12 +49,13 @@ RUNS: dict[str, dict[str, Any]] = {
         "training": ["--learning-rate", "0.05", "--local-epochs", "5", "--clip", "0.2"],
     },
     "cache-keep": {"clients": 100, "rounds": 15, "training": []},
-    # Few points a developer (about 200 hidden dependencies): two local epochs
-    # at a larger step size move the embeddings well past central DP's noise.
+    # The model has 25,500 weights: central DP's noise (std z·C per weight on the
+    # sum) is only outweighed by the clients' agreement when a round averages
+    # many of them, so many developers, each round a Poisson sample of a fifth.
     "library-recs": {
-        "clients": 60,
+        "clients": 500,
         "rounds": 12,
-        "training": ["--learning-rate", "0.02", "--local-epochs", "2"],
+        "training": ["--sample-rate", "0.2", "--learning-rate", "0.02", "--local-epochs", "2"],
     },
 }
 HELD_OUT = 10  # developers of the training population kept out of training, to set the threshold

@@ -73,3 +73,18 @@ def test_recommend_for_given_dependencies_and_bad_input(cli: Cli, tmp_path: Path
         assert words in result.stderr.decode().splitlines()[0]
         assert b"Traceback" not in result.stderr
     assert helped.returncode == 0 and b"--deps" in helped.stdout
+
+
+@pytest.mark.e2e
+def test_snippets_rank_the_users_own_cached_answers(cli: Cli, project: Path) -> None:
+    # Prepare: three answers cached through aicache, one about this project's library
+    for prompt in ("explain sqlalchemy sessions", "what is a monad", "numpy broadcasting"):
+        assert cli.run("run", "--", "fake-ai", prompt).returncode == 0
+    # Execute
+    ranked = cli.run("recommend", str(project), "--snippets", "--json")
+    # Assert
+    assert ranked.returncode == 0, ranked.stderr.decode()
+    snippets = json.loads(ranked.stdout)["snippets"]
+    assert snippets[0]["command"] == "fake-ai explain sqlalchemy sessions"
+    assert snippets[0]["reason"] == "about sqlalchemy, which this project uses"
+    assert "fake-ai what is a monad" not in [s["command"] for s in snippets]

@@ -14,6 +14,7 @@ from aicache.tasks.library_recs.baseline import CoUseCounts, baseline_ranks
 from aicache.tasks.library_recs.model import init_embeddings, loss_and_grad
 from aicache.tasks.library_recs.projects import HiddenOne, ProjectSet, hidden_one
 from aicache.tasks.library_recs.serving import recommend
+from aicache.tasks.library_recs.snippets import CachedQuestion, rank_cached
 from aicache.tasks.library_recs.sources import DebianSource
 from aicache.tasks.library_recs.task import LibraryQuery, LibraryRecsTask
 from aicache.tasks.library_recs.vocabulary import ids_of, vocabulary
@@ -168,3 +169,23 @@ def test_debian_source_reads_maintainers_projects(tmp_path: Path) -> None:
     assert source.records(0)[0] == ["numpy", "pyyaml"]
     with pytest.raises(Exception, match="not a folder of Debian package metadata"):
         DebianSource(str(tmp_path / "missing")).check()
+
+
+def test_cached_answers_about_the_projects_libraries_rank_first() -> None:
+    # Prepare: a model that pairs fastapi with uvicorn; four cached questions
+    task = LibraryRecsTask()
+    examples = task.load_local([["fastapi", "uvicorn"], ["numpy", "pandas"]] * 30)
+    params = task.fit(task.init_params(0), examples, FitConfig(learning_rate=0.05, local_epochs=20))
+    now = 1_000_000.0
+    questions = [
+        CachedQuestion("a1", "claude -p how do I reshape a pandas frame", now - 60),
+        CachedQuestion("b2", "claude -p run uvicorn with two workers", now - 3600),
+        CachedQuestion("c3", "claude -p fastapi dependency injection", now - 86400 * 90),
+        CachedQuestion("d4", "claude -p what is a monad", now),
+    ]
+    # Execute
+    ranked = rank_cached(params.params, ["fastapi"], questions, now=now)
+    # Assert: own library first, then the related one; unrelated ones left out
+    assert [r.key for r in ranked] == ["c3", "b2"]
+    assert ranked[0].reason == "about fastapi, which this project uses"
+    assert "global model relates" in ranked[1].reason

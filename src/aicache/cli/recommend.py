@@ -36,6 +36,7 @@ class RecommendRequest:
     deps: str | None = None
     count: int = DEFAULT_COUNT
     as_json: bool = False
+    snippets: bool = False
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,8 +57,9 @@ def parse_request(argv: Sequence[str]) -> RecommendRequest:
     parser.add_argument("--deps", default=None)
     parser.add_argument("-n", "--count", type=int, default=DEFAULT_COUNT)
     parser.add_argument("--json", dest="as_json", action="store_true")
+    parser.add_argument("--snippets", action="store_true")
     args = parser.parse_args(list(argv))
-    return RecommendRequest(args.path, args.deps, args.count, args.as_json)
+    return RecommendRequest(args.path, args.deps, args.count, args.as_json, args.snippets)
 
 
 def documentation_link(name: str) -> str:
@@ -127,10 +129,6 @@ def recommend_document(request: RecommendRequest) -> dict[str, Any]:
     AicacheError
         On a bad request or a missing model.
     """
-    if not 1 <= request.count <= MAX_COUNT:
-        raise AicacheError(
-            f"-n {request.count}: give a count from 1 to {MAX_COUNT}", hint="For example -n 10."
-        )
     target, dependencies = _dependencies(request)
     arrays, privacy = _model()
     from aicache.tasks.library_recs.serving import recommend
@@ -168,13 +166,69 @@ def _text(document: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def snippets_document(request: RecommendRequest) -> dict[str, Any]:
+    """The user's cached answers ranked by relevance to the project, as ``--json`` prints them."""
+    import time
+
+    from aicache.local.cache import list_entries
+    from aicache.local.paths import aicache_home
+    from aicache.local.store import Store
+    from aicache.tasks.library_recs.snippets import CachedQuestion, rank_cached
+
+    target, dependencies = _dependencies(request)
+    arrays, _ = _model()
+    with Store.open(aicache_home()) as store:
+        entries = list_entries(store)
+    questions = [CachedQuestion(e.key, " ".join(e.argv), e.created_at, e.hits) for e in entries]
+    ranked = rank_cached(arrays, dependencies, questions, now=time.time(), n=request.count)
+    return {
+        "project": target,
+        "snippets": [
+            {
+                "key": r.key,
+                "command": r.text,
+                "score": round(r.score, 4),
+                "libraries": list(r.libraries),
+                "reason": r.reason,
+            }
+            for r in ranked
+        ],
+    }
+
+
+def _snippets_text(document: dict[str, Any]) -> str:
+    if not document["snippets"]:
+        return f"{document['project']}: no cached answer is about its libraries yet\n"
+    lines = [f"{document['project']}: you asked these before (see them with aicache inspect KEY)"]
+    for rank, item in enumerate(document["snippets"], 1):
+        command = item["command"] if len(item["command"]) <= 70 else item["command"][:67] + "..."
+        lines.append(f"{rank:2d}. {item['key'][:12]}  {command}")
+        lines.append(f"    {item['reason']}")
+    return "\n".join(lines) + "\n"
+
+
 def run_recommend(request: RecommendRequest) -> None:
-    """Print the recommendations for ``request`` (text, or JSON with ``as_json``)."""
-    document = recommend_document(request)
+    """Print the recommendations for ``request`` (text, or JSON with ``as_json``).
+
+    Raises
+    ------
+    AicacheError
+        On a bad request or a missing model.
+    """
+    if not 1 <= request.count <= MAX_COUNT:
+        raise AicacheError(
+            f"-n {request.count}: give a count from 1 to {MAX_COUNT}", hint="For example -n 10."
+        )
+    if request.snippets:
+        document = snippets_document(request)
+        text = _snippets_text(document)
+    else:
+        document = recommend_document(request)
+        text = _text(document)
     if request.as_json:
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(_text(document))
+        sys.stdout.write(text)
 
 
 def main(argv: Sequence[str]) -> int:

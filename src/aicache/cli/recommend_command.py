@@ -23,9 +23,15 @@ def recommend(
         int, typer.Option("-n", "--count", help="How many packages to recommend.")
     ] = DEFAULT_COUNT,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    snippets: Annotated[
+        bool,
+        typer.Option(
+            "--snippets", help="Rank your own cached answers by relevance to the project instead."
+        ),
+    ] = False,
 ) -> None:
     """Recommend libraries that projects like yours use, each with a reason and its docs."""
-    run_recommend(RecommendRequest(path, deps, count, as_json))
+    run_recommend(RecommendRequest(path, deps, count, as_json, snippets))
 
 
 def register(app: typer.Typer) -> None:
