@@ -5,8 +5,10 @@ with ``apt-cache dumpavail``): each package's ``Depends`` on other Python
 packages, mapped back to their PyPI names by dh-python's ``cpython3_fallback``
 table, is one real project's dependency set. Each maintainer (the first
 uploader when a team maintains the package) is one client. Per client, the
-first 70 % of its packages (in name order) train and the last 30 % are the test
-projects, which no arm ever trains on.
+first 70 % of its packages (in name order) are its train projects (the last
+15 % of them held for validation: every arm's training stops at the epoch or
+round of best validation recall) and the last 30 % are the test projects,
+which no arm ever trains on or is tuned on.
 
 On each test project every dependency inside the public vocabulary is hidden in
 turn; the arm recommends 10 packages from the rest; a hit when the hidden one
@@ -15,7 +17,8 @@ is among them. Arms:
 - federated: FedAvg over the clients (weighted mean of their fits, in process);
 - local-only: each client trains alone on its own train projects;
 - centralized: one model on the pooled train projects;
-- personalised: the federated model fine-tuned on the client's own train projects;
+- personalised: the federated model fine-tuned on the client's own train projects
+  (0 to 4 epochs, as the client's own validation projects choose);
 - popularity and co-occurrence: counts over the pooled train projects;
 - shipped: the model shipped with aicache (trained with DP on synthetic data only).
 
@@ -50,6 +53,7 @@ from aicache.tasks.library_recs.sources import DebianSource
 from aicache.tasks.library_recs.task import LibraryRecsTask
 
 TRAIN_SHARE = 0.7
+VALIDATION_SHARE = 0.15  # of the train projects, to stop training where it generalises best
 ARMS = ("federated", "local_only", "centralized", "personalised", "popularity", "co_occurrence")
 
 
@@ -65,28 +69,58 @@ def build_data(folder: Path) -> None:
         (folder / "cpython3_fallback").write_bytes(table.read_bytes())
 
 
+def pooled_recall(params: Params, parts: Sequence[ProjectSet]) -> float:
+    """Recall@10 over every leave-one-out point of ``parts``."""
+    ranks = [model_ranks(params, part) for part in parts]
+    flat = np.concatenate([r for r in ranks if r.size]) if any(r.size for r in ranks) else None
+    return float(np.mean(flat < 10)) if flat is not None else 0.0
+
+
 def fedavg(
     task: LibraryRecsTask,
     trains: Sequence[ProjectSet],
+    validations: Sequence[ProjectSet],
     rounds: int,
     config: FitConfig,
-    seed: int,
-) -> Params:
-    """FedAvg in process: every client fits from the global model, weighted by its points."""
-    params = task.init_params(seed)
-    for round_ in range(rounds):
+) -> tuple[Params, int]:
+    """FedAvg in process, stopped at the round of best validation recall: (model, round)."""
+    params = task.init_params(config.seed)
+    best, best_round, best_recall = params, 0, -1.0
+    for round_ in range(1, rounds + 1):
         fits = [
-            task.fit(params, train, replace(config, seed=seed + round_ * 1000 + c))
+            task.fit(params, train, replace(config, seed=config.seed + round_ * 1000 + c))
             for c, train in enumerate(trains)
         ]
         weights = np.asarray([f.num_examples for f in fits], dtype=np.float64)
-        if weights.sum() == 0:
-            break
         params = [
             sum(w * f.params[i] for w, f in zip(weights, fits, strict=True)) / weights.sum()
             for i in range(len(params))
         ]
-    return params
+        recall = pooled_recall(params, validations)
+        if recall > best_recall:
+            best, best_round, best_recall = params, round_, recall
+    return best, best_round
+
+
+def early_stopped(
+    task: LibraryRecsTask,
+    start: Params,
+    train: ProjectSet,
+    validations: Sequence[ProjectSet],
+    epochs: int,
+    config: FitConfig,
+) -> tuple[Params, int]:
+    """One epoch at a time from ``start`` (epoch 0 included), kept at the best validation recall."""
+    params, best, best_epoch = start, start, 0
+    best_recall = pooled_recall(start, validations)
+    for epoch in range(1, epochs + 1):
+        params = task.fit(
+            params, train, replace(config, local_epochs=1, seed=config.seed + epoch)
+        ).params
+        recall = pooled_recall(params, validations)
+        if recall > best_recall:
+            best, best_epoch, best_recall = params, epoch, recall
+    return best, best_epoch
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
@@ -96,50 +130,45 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     source.check()
     task = LibraryRecsTask()
     names = source.names()
-    trains, tests = [], []
+    trains, validations, tests = [], [], []
     for client in range(len(names)):
         projects = task.load_local(source.records(client))
         cut = int(len(projects) * TRAIN_SHARE)
-        trains.append(projects.slice(0, cut))
+        held = int(cut * (1 - VALIDATION_SHARE))
+        trains.append(projects.slice(0, held))
+        validations.append(projects.slice(held, cut))
         tests.append(projects.slice(cut, None))
-    local = FitConfig(
+    config = FitConfig(
         learning_rate=args.learning_rate,
         local_epochs=args.local_epochs,
         batch_size=args.batch_size,
         seed=args.seed,
     )
-    federated = fedavg(task, trains, args.rounds, local, args.seed)
-    central = FitConfig(
-        learning_rate=args.learning_rate,
-        local_epochs=args.central_epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
+    federated, federated_round = fedavg(task, trains, validations, args.rounds, config)
     pooled = ProjectSet.concatenate(trains)
-    centralized = task.fit(task.init_params(args.seed), pooled, central).params
+    fresh = task.init_params(args.seed)
+    centralized, central_epoch = early_stopped(
+        task, fresh, pooled, validations, args.max_epochs, config
+    )
     counts = CoUseCounts(pooled)
-    personal = FitConfig(
-        learning_rate=args.personal_learning_rate,
-        local_epochs=args.personal_epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
-    alone = FitConfig(
-        learning_rate=args.learning_rate,
-        local_epochs=args.central_epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
+    personal = replace(config, learning_rate=args.personal_learning_rate)
     ranks: dict[str, list[np.ndarray]] = {arm: [] for arm in ARMS}
     shipped = _shipped()
     if shipped is not None:
         ranks["shipped"] = []
-    for client, (train, test) in enumerate(zip(trains, tests, strict=True)):
+    chosen: dict[str, list[int]] = {"personalised_epochs": [], "local_only_epochs": []}
+    for client, (train, valid, test) in enumerate(zip(trains, validations, tests, strict=True)):
         ranks["federated"].append(model_ranks(federated, test))
         ranks["centralized"].append(model_ranks(centralized, test))
-        tuned = task.fit(federated, train, personal).params
+        # The personal fine-tuning stops where the client's own validation projects say
+        # (0 epochs: the global model as it is).
+        tuned, epochs = early_stopped(
+            task, federated, train, [valid], args.personal_epochs, personal
+        )
+        chosen["personalised_epochs"].append(epochs)
         ranks["personalised"].append(model_ranks(tuned, test))
-        own = task.fit(task.init_params(args.seed), train, alone).params
+        own, epochs = early_stopped(task, fresh, train, [valid], args.max_epochs, config)
+        chosen["local_only_epochs"].append(epochs)
         ranks["local_only"].append(model_ranks(own, test))
         counted = baseline_ranks(counts, test, leave_out=False)
         ranks["popularity"].append(counted["popularity"])
@@ -151,17 +180,21 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "data": source.describe(),
         "clients": len(names),
         "train_projects": len(pooled),
+        "validation_projects": sum(len(v) for v in validations),
         "test_projects": sum(len(t) for t in tests),
         "test_points": int(sum(r.size for r in ranks["federated"])),
         "coverage": task.evaluate(federated, ProjectSet.concatenate(tests))["coverage"],
-        "settings": {k: v for k, v in vars(args).items() if k not in ("data", "out")},
+        "federated_round": federated_round,
+        "centralized_epochs": central_epoch,
+        **chosen,
+        "settings": {k: str(v) for k, v in vars(args).items() if k not in ("data", "out")},
     }
     for arm, per_client in ranks.items():
-        valid = [r for r in per_client if r.size]
+        valid_ranks = [r for r in per_client if r.size]
         result[arm] = {
-            "recall10_macro": float(np.mean([np.mean(r < 10) for r in valid])),
-            "recall10_pooled": float(np.mean(np.concatenate(valid) < 10)),
-            "recall1_pooled": float(np.mean(np.concatenate(valid) < 1)),
+            "recall10_macro": float(np.mean([np.mean(r < 10) for r in valid_ranks])),
+            "recall10_pooled": float(np.mean(np.concatenate(valid_ranks) < 10)),
+            "recall1_pooled": float(np.mean(np.concatenate(valid_ranks) < 1)),
         }
     result["seconds"] = time.monotonic() - started
     return result
@@ -179,12 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--local-epochs", type=int, default=2)
-    parser.add_argument("--central-epochs", type=int, default=8)
-    parser.add_argument("--learning-rate", type=float, default=0.02)
-    parser.add_argument("--personal-learning-rate", type=float, default=0.003)
-    parser.add_argument("--personal-epochs", type=int, default=3)
+    parser.add_argument("--max-epochs", type=int, default=12)
+    parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("--personal-learning-rate", type=float, default=0.01)
+    parser.add_argument("--personal-epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
