@@ -75,8 +75,8 @@ def pooled_recall(params: Params, parts: Sequence[ProjectSet]) -> float:
     Macro, as the report's arms and the targets are: a client with many
     projects does not decide alone when training stops.
     """
-    ranks = [model_ranks(params, part) for part in parts]
-    return float(np.mean([np.mean(r < 10) for r in ranks if r.size])) if ranks else 0.0
+    shares = [float(np.mean(r < 10)) for r in (model_ranks(params, p) for p in parts) if r.size]
+    return float(np.mean(shares)) if shares else 0.0  # no point to judge by: keep the start
 
 
 def fedavg(
