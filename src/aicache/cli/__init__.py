@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"aicache run: {exc}\n")
             return 2
         return run(request, semantic=semantic_provider)
+    if args[:1] == ["recommend"] and not _wants_help(args[1:] or ["-"]):
+        # Asked from editors and scripts: answered without starting the Typer application.
+        from aicache.cli.recommend import main as recommend_main
+
+        return recommend_main(args[1:])
     from aicache.cli.app import run_app
 
     return run_app(args)

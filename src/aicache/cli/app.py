@@ -20,6 +20,7 @@ from aicache.cli import (
     prefetch,
     privacy,
     scan,
+    recommend_command,
     semantic_judge,
     semantic_service,
     server,
@@ -77,6 +78,7 @@ semantic_judge.register(app)
 semantic_service.register(semantic_judge.app)
 scan.register(app)
 app.command("ui")(ui.ui)
+recommend_command.register(app)
 
 # The help's panels, like gh's and uv's: every command belongs to one.
 PANELS = {
@@ -101,6 +103,7 @@ PANELS = {
         "import",
         "semantic",
         "scan",
+        "recommend",
     ),
     "Federation": ("join", "leave", "node", "server"),
     "Privacy": ("privacy",),

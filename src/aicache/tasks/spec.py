@@ -36,6 +36,7 @@ BUILTIN_TASK_MODULES: tuple[str, ...] = (
     "aicache.tasks.semantic_hit",
     "aicache.tasks.cache_keep",
     "aicache.tasks.bug_detector",
+    "aicache.tasks.library_recs",
 )
 ENTRY_POINT_GROUP = "aicache.tasks"
 MODULES_VARIABLE = "AICACHE_TASK_MODULES"
