@@ -222,3 +222,33 @@ def test_undefined_adaptive_settings_are_a_clear_cli_error(cli: Cli) -> None:
     assert result.returncode == 2
     assert b"adaptive clipping is undefined" in result.stderr.replace(b"\n", b" ")
     assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.usefixtures("flower_task")
+@pytest.mark.parametrize("adaptive", [0, 1])
+def test_a_client_that_learned_nothing_sends_its_zero_update_unclipped(adaptive: int) -> None:
+    # Prepare: a client with no examples sends the model back unchanged, which
+    # Flower's clipping mods divide by (a zero norm) and fail on
+    model = np.arange(6, dtype=np.float64)
+    config = ConfigRecord({"task": "t", KEY_CLIPPING_NORM: 1.0, ADAPTIVE_CLIPPING: adaptive})
+    message = Message(
+        RecordDict({"arrays": ArrayRecord([model]), "config": config}),
+        dst_node_id=1,
+        message_type="train",
+    )
+
+    def client(message: Message, context: Context) -> Message:
+        arrays = message.content.array_records["arrays"]
+        content = RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": 0})})
+        return Message(content, reply_to=message)
+
+    context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
+    # Execute
+    reply = clip_if_requested(message, context, client)
+    # Assert: the model goes back as it came, and an adaptive round hears "not clipped"
+    assert not reply.has_error()
+    np.testing.assert_array_equal(
+        reply.content.array_records["arrays"].to_numpy_ndarrays()[0], model
+    )
+    if adaptive:
+        assert reply.content.metric_records["metrics"][KEY_NORM_BIT] == 0

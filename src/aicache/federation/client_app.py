@@ -17,7 +17,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import adaptiveclipping_mod, fixedclipping_mod
 from flwr.clientapp.typing import ClientAppCallable, Mod
-from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM, KEY_NORM_BIT
 
 from aicache.federation.adaptive_clipping import ADAPTIVE_CLIPPING
 from aicache.federation.local_dp import local_dp_mod
@@ -88,11 +88,38 @@ def clip_if_requested(message: Message, context: Context, call_next: ClientAppCa
     adaptive clipping ``adaptiveclipping_mod`` also reports whether it clipped.
     """
     config = message.content.config_records.get("config")
-    if config is not None and KEY_CLIPPING_NORM in config:
+    if config is None or KEY_CLIPPING_NORM not in config:
+        return call_next(message, context)
+    reply = call_next(message, context)
+    if _unchanged(message, reply):
+        # A client with nothing to learn from sends the model back as it came.
+        # Flower's mods divide the clipping norm by the update's norm, which is
+        # zero here; a zero update is inside every bound, so it goes as it is.
         if config.get(ADAPTIVE_CLIPPING):
-            return adaptiveclipping_mod(message, context, call_next)
-        return fixedclipping_mod(message, context, call_next)
-    return call_next(message, context)
+            for metrics in reply.content.metric_records.values():
+                metrics[KEY_NORM_BIT] = 0  # not clipped (Flower sends the bit as an int)
+        return reply
+
+    def answered(_message: Message, _context: Context) -> Message:
+        return reply  # the mods call the app once: hand them the reply already made
+
+    if config.get(ADAPTIVE_CLIPPING):
+        return adaptiveclipping_mod(message, context, answered)
+    return fixedclipping_mod(message, context, answered)
+
+
+def _unchanged(message: Message, reply: Message) -> bool:
+    """Whether ``reply`` carries exactly the arrays ``message`` sent (a zero update)."""
+    if reply.has_error():
+        return False
+    sent, back = message.content.array_records, reply.content.array_records
+    if len(sent) != 1 or len(back) != 1:
+        return False  # Flower's mods name the problem
+    before = next(iter(sent.values())).to_numpy_ndarrays()
+    after = next(iter(back.values())).to_numpy_ndarrays()
+    return len(before) == len(after) and all(
+        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(before, after, strict=True)
+    )
 
 
 Tamper = Callable[[int, list[Any]], list[Any]]
