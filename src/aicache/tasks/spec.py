@@ -35,6 +35,7 @@ BUILTIN_TASK_MODULES: tuple[str, ...] = (
     "aicache.tasks.next_command",
     "aicache.tasks.semantic_hit",
     "aicache.tasks.cache_keep",
+    "aicache.tasks.error_patterns",
 )
 ENTRY_POINT_GROUP = "aicache.tasks"
 MODULES_VARIABLE = "AICACHE_TASK_MODULES"
