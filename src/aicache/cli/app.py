@@ -13,6 +13,7 @@ from aicache import __version__
 from aicache.cli import (
     admin,
     cache,
+    errors,
     imports,
     models,
     node,
@@ -61,6 +62,7 @@ def _root(
 # Registered in the order of the help's panels.
 cache.register(app)
 app.command("status")(status.cache_status)
+app.command("errors")(errors.errors)
 models.register(app)
 prefetch.register(app)
 simulate.register(app)
@@ -86,7 +88,7 @@ PANELS = {
         "clear",
         "prune",
     ),
-    "Learning": ("suggest", "prefetch", "simulate", "evaluate", "models", "import", "semantic"),
+    "Learning": ("suggest", "errors", "prefetch", "simulate", "evaluate", "models", "import", "semantic"),
     "Federation": ("join", "leave", "node", "server"),
     "Privacy": ("privacy",),
     "Admin": ("config", "doctor"),

@@ -34,6 +34,8 @@ CONTRIBUTION_NORM = math.sqrt(2 * MAX_KEYS + 1)
 """The L2 norm a contribution never exceeds: ``MAX_KEYS`` counts and votes, one report."""
 MIN_DEVELOPERS = 5
 """Fewer developers than this never make a key common, whatever the noise."""
+COMMON_SHARE = 0.05
+"""The share of reporting developers a key needs to count as common in ``evaluate``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,17 +155,19 @@ class ErrorPatternsTask(
         -------
         dict
             ``common`` (share of its keys counted by at least
-            :data:`MIN_DEVELOPERS` developers), ``share`` (the mean share of
-            reporting developers who hit its keys) and ``num_examples``.
+            :data:`MIN_DEVELOPERS` developers and :data:`COMMON_SHARE` of the
+            reporting ones), ``share`` (the mean share of reporting
+            developers who hit its keys) and ``num_examples``.
         """
         check_params(params, self.init_params(0))
         if not len(examples):
             return {"common": 0.0, "share": 0.0, "num_examples": 0.0}
         counts = params[0][examples.buckets]
-        reports = max(float(params[2][0]), 1.0)
+        # Shares of the reporting developers do not grow with the rounds summed.
+        shares = np.clip(counts / max(float(params[2][0]), 1.0), 0.0, 1.0)
         return {
-            "common": float(np.mean(counts >= MIN_DEVELOPERS)),
-            "share": float(np.mean(np.clip(counts / reports, 0.0, 1.0))),
+            "common": float(np.mean((counts >= MIN_DEVELOPERS) & (shares >= COMMON_SHARE))),
+            "share": float(np.mean(shares)),
             "num_examples": float(len(examples)),
         }
 
