@@ -66,7 +66,13 @@ def population(seed: int, clients: int) -> tuple[np.ndarray, Counter[str]]:
 
 
 def measure(
-    summed: np.ndarray, truth: Counter[str], *, clients: int, epsilon: float, mechanism: str, seed: int
+    summed: np.ndarray,
+    truth: Counter[str],
+    *,
+    clients: int,
+    epsilon: float,
+    mechanism: str,
+    seed: int,
 ) -> dict[str, float]:
     """One release of ``summed`` at ``epsilon``: recall of the true top 20, FDR, threshold."""
     if math.isinf(epsilon):
@@ -140,7 +146,9 @@ def plot(rows: list[dict[str, float | str]], path: Path) -> None:
             label = f"{int(clients)} clients, {mechanism}"
             for axis, metric in zip(axes, ("recall", "fdr"), strict=True):
                 axis.plot(positions, [float(r[metric]) for r in mine], marker="o", label=label)
-    for axis, title in zip(axes, (f"recall of the true top {TOP}", "false-discovery rate"), strict=True):
+    for axis, title in zip(
+        axes, (f"recall of the true top {TOP}", "false-discovery rate"), strict=True
+    ):
         axis.set_xticks(positions, labels)
         axis.set_xlabel("ε (δ = 1e-5, one round)")
         axis.set_ylim(-0.02, 1.02)

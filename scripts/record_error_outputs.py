@@ -74,14 +74,23 @@ PYTHON = [
     _py("syntax-error", "def broken(:\n    pass\n"),
     _py("indentation-error", "def f():\nreturn 1\n"),
     _py("unbound-local", "total = 0\ndef add():\n    total += 1\nadd()\n"),
-    _py("permission-error", "import os\nos.chmod('locked.txt', 0)\nopen('locked.txt').read()\n",
-        **{"locked.txt": "x"}),
+    _py(
+        "permission-error",
+        "import os\nos.chmod('locked.txt', 0)\nopen('locked.txt').read()\n",
+        **{"locked.txt": "x"},
+    ),
     _py("is-a-directory", "import os\nos.makedirs('data', exist_ok=True)\nopen('data').read()\n"),
     _py("called-process-error", "import subprocess\nsubprocess.run(['false'], check=True)\n"),
-    _py("sqlite-operational", "import sqlite3\nsqlite3.connect(':memory:').execute('SELECT * FROM users')\n"),
+    _py(
+        "sqlite-operational",
+        "import sqlite3\nsqlite3.connect(':memory:').execute('SELECT * FROM users')\n",
+    ),
     _py("overflow-error", "import math\nmath.exp(1000)\n"),
     _py("stop-iteration", "it = iter([])\nnext(it)\n"),
-    _py("not-implemented", "class Shape:\n    def area(self):\n        raise NotImplementedError\n\nShape().area()\n"),
+    _py(
+        "not-implemented",
+        "class Shape:\n    def area(self):\n        raise NotImplementedError\n\nShape().area()\n",
+    ),
     _py("runtime-error-dict", "d = {1: 2}\nfor k in d:\n    d[k + 1] = 0\n"),
     # The user's own code: a user-defined exception in a module of the project.
     _py(
@@ -117,13 +126,20 @@ SHELL = [
     Scenario("ls-missing", "ls", ["ls", "dist"]),
 ]
 
-GIT_INIT = [["git", "init", "-q"], ["git", "config", "user.email", "dev@example.org"],
-            ["git", "config", "user.name", "dev"]]
+GIT_INIT = [
+    ["git", "init", "-q"],
+    ["git", "config", "user.email", "dev@example.org"],
+    ["git", "config", "user.name", "dev"],
+]
 GIT_COMMIT = [*GIT_INIT, ["git", "add", "-A"], ["git", "commit", "-qm", "start"]]
 GIT = [
     Scenario("not-a-repo", "git", ["git", "status"]),
-    Scenario("checkout-missing", "git", ["git", "checkout", "feature/login"], {"a.txt": "a"}, GIT_COMMIT),
-    Scenario("nothing-to-commit", "git", ["git", "commit", "-m", "wip"], {"a.txt": "a"}, GIT_COMMIT),
+    Scenario(
+        "checkout-missing", "git", ["git", "checkout", "feature/login"], {"a.txt": "a"}, GIT_COMMIT
+    ),
+    Scenario(
+        "nothing-to-commit", "git", ["git", "commit", "-m", "wip"], {"a.txt": "a"}, GIT_COMMIT
+    ),
     Scenario("push-no-remote", "git", ["git", "push"], {"a.txt": "a"}, GIT_COMMIT),
     Scenario("merge-missing", "git", ["git", "merge", "release-2"], {"a.txt": "a"}, GIT_COMMIT),
     Scenario("clone-missing", "git", ["git", "clone", "../no-such-repo"]),
@@ -133,20 +149,34 @@ GIT = [
     Scenario("add-missing", "git", ["git", "add", "report.md"], {}, GIT_INIT),
     Scenario("log-no-commits", "git", ["git", "log"], {}, GIT_INIT),
     Scenario("unknown-revision", "git", ["git", "show", "v9.9.9"], {"a.txt": "a"}, GIT_COMMIT),
-    Scenario("branch-exists", "git", ["git", "checkout", "-b", "main2"], {"a.txt": "a"},
-             [*GIT_COMMIT, ["git", "branch", "main2"]]),
+    Scenario(
+        "branch-exists",
+        "git",
+        ["git", "checkout", "-b", "main2"],
+        {"a.txt": "a"},
+        [*GIT_COMMIT, ["git", "branch", "main2"]],
+    ),
     Scenario("git-unknown-command", "git", ["git", "comit", "-m", "x"], {}, GIT_INIT),
 ]
 
-PACKAGE_JSON = '{"name": "shop-frontend", "version": "1.0.0", "scripts": {"build": "node build.js"}}'
+PACKAGE_JSON = (
+    '{"name": "shop-frontend", "version": "1.0.0", "scripts": {"build": "node build.js"}}'
+)
 NODE = [
     Scenario("npm-no-package-json", "npm", ["npm", "run", "build"]),
     Scenario("npm-missing-script", "npm", ["npm", "run", "deploy"], {"package.json": PACKAGE_JSON}),
-    Scenario("npm-script-fails", "npm", ["npm", "run", "build"],
-             {"package.json": PACKAGE_JSON, "build.js": "process.exit(2)\n"}),
-    Scenario("npm-install-offline", "npm",
-             ["npm", "install", "--offline", "--no-audit", "--no-fund", "left-padz"],
-             {"package.json": PACKAGE_JSON}),
+    Scenario(
+        "npm-script-fails",
+        "npm",
+        ["npm", "run", "build"],
+        {"package.json": PACKAGE_JSON, "build.js": "process.exit(2)\n"},
+    ),
+    Scenario(
+        "npm-install-offline",
+        "npm",
+        ["npm", "install", "--offline", "--no-audit", "--no-fund", "left-padz"],
+        {"package.json": PACKAGE_JSON},
+    ),
     Scenario("node-reference-error", "node", ["node", "-e", "renderPage()"]),
     Scenario("node-type-error", "node", ["node", "-e", "const cart = null; cart.items.length"]),
     Scenario("node-module-missing", "node", ["node", "-e", "require('expresss')"]),
@@ -159,35 +189,81 @@ MAKE_C = [
     Scenario("make-no-rule", "make", ["make", "deploy"], {"Makefile": "all:\n\ttrue\n"}),
     Scenario("make-missing-separator", "make", ["make"], {"Makefile": "all:\n    echo hi\n"}),
     Scenario("make-recipe-fails", "make", ["make"], {"Makefile": "all:\n\tfalse\n"}),
-    Scenario("make-missing-prerequisite", "make", ["make"], {"Makefile": "app: main.o\n\tcc -o app main.o\n"}),
-    Scenario("gcc-undeclared", "gcc", ["gcc", "-c", "main.c"],
-             {"main.c": "int main(void) { return countr; }\n"}),
-    Scenario("gcc-missing-header", "gcc", ["gcc", "-c", "main.c"],
-             {"main.c": "#include \"config.h\"\nint main(void) { return 0; }\n"}),
-    Scenario("gcc-expected-semicolon", "gcc", ["gcc", "-c", "main.c"],
-             {"main.c": "int main(void) { int x = 1\n return x; }\n"}),
-    Scenario("gcc-undefined-reference", "gcc", ["gcc", "main.c", "-o", "app"],
-             {"main.c": "int parse_args(int);\nint main(void) { return parse_args(1); }\n"}),
-    Scenario("gcc-implicit-declaration", "gcc", ["gcc", "-c", "main.c"],
-             {"main.c": "int main(void) { return open_db(); }\n"}),
+    Scenario(
+        "make-missing-prerequisite",
+        "make",
+        ["make"],
+        {"Makefile": "app: main.o\n\tcc -o app main.o\n"},
+    ),
+    Scenario(
+        "gcc-undeclared",
+        "gcc",
+        ["gcc", "-c", "main.c"],
+        {"main.c": "int main(void) { return countr; }\n"},
+    ),
+    Scenario(
+        "gcc-missing-header",
+        "gcc",
+        ["gcc", "-c", "main.c"],
+        {"main.c": '#include "config.h"\nint main(void) { return 0; }\n'},
+    ),
+    Scenario(
+        "gcc-expected-semicolon",
+        "gcc",
+        ["gcc", "-c", "main.c"],
+        {"main.c": "int main(void) { int x = 1\n return x; }\n"},
+    ),
+    Scenario(
+        "gcc-undefined-reference",
+        "gcc",
+        ["gcc", "main.c", "-o", "app"],
+        {"main.c": "int parse_args(int);\nint main(void) { return parse_args(1); }\n"},
+    ),
+    Scenario(
+        "gcc-implicit-declaration",
+        "gcc",
+        ["gcc", "-c", "main.c"],
+        {"main.c": "int main(void) { return open_db(); }\n"},
+    ),
     Scenario("gcc-no-input", "gcc", ["gcc", "missing.c"]),
-    Scenario("rustc-unresolved", "rustc", ["rustc", "main.rs"],
-             {"main.rs": "fn main() { println!(\"{}\", totl); }\n"}),
-    Scenario("rustc-mismatched-types", "rustc", ["rustc", "main.rs"],
-             {"main.rs": "fn main() { let x: i32 = \"a\"; }\n"}),
+    Scenario(
+        "rustc-unresolved",
+        "rustc",
+        ["rustc", "main.rs"],
+        {"main.rs": 'fn main() { println!("{}", totl); }\n'},
+    ),
+    Scenario(
+        "rustc-mismatched-types",
+        "rustc",
+        ["rustc", "main.rs"],
+        {"main.rs": 'fn main() { let x: i32 = "a"; }\n'},
+    ),
     Scenario("cargo-no-manifest", "cargo", ["cargo", "build", "--offline"]),
-    Scenario("javac-symbol", "javac", ["javac", "Main.java"],
-             {"Main.java": "class Main { public static void main(String[] a) { prnt(a); } }\n"}),
+    Scenario(
+        "javac-symbol",
+        "javac",
+        ["javac", "Main.java"],
+        {"Main.java": "class Main { public static void main(String[] a) { prnt(a); } }\n"},
+    ),
     Scenario("java-no-class", "java", ["java", "Missing"]),
 ]
 
 PIP = [
-    Scenario("pip-no-distribution", "pip",
-             ["python3", "-m", "pip", "install", "--no-index", "requestz-helpers"]),
-    Scenario("pip-requirements-missing", "pip",
-             ["python3", "-m", "pip", "install", "--no-index", "-r", "requirements-dev.txt"]),
-    Scenario("pip-invalid-requirement", "pip",
-             ["python3", "-m", "pip", "install", "--no-index", "flask==="]),
+    Scenario(
+        "pip-no-distribution",
+        "pip",
+        ["python3", "-m", "pip", "install", "--no-index", "requestz-helpers"],
+    ),
+    Scenario(
+        "pip-requirements-missing",
+        "pip",
+        ["python3", "-m", "pip", "install", "--no-index", "-r", "requirements-dev.txt"],
+    ),
+    Scenario(
+        "pip-invalid-requirement",
+        "pip",
+        ["python3", "-m", "pip", "install", "--no-index", "flask==="],
+    ),
     Scenario("pip-show-missing", "pip", ["python3", "-m", "pip", "show", "requestz-helpers"]),
     Scenario("pip-no-such-option", "pip", ["python3", "-m", "pip", "install", "--frobnicate"]),
     Scenario("pip-unknown-command", "pip", ["python3", "-m", "pip", "instal", "numpy"]),

@@ -17,7 +17,7 @@ def errors(
     ] = 10,
     as_json: JsonOption = False,
 ) -> None:
-    """Your recent error signatures; those common across the federation, and answers that followed."""
+    """Your recent error signatures, which are common across the federation, what answered them."""
     from aicache.deploy.error_report import error_report
 
     checked("-n", n, 1, 200)

@@ -25,7 +25,8 @@ _WELL_KNOWN = frozenset(
     JSONDecodeError CalledProcessError TimeoutExpired SubprocessError OperationalError
     IntegrityError ProgrammingError DatabaseError InterfaceError DataError NotSupportedError
     UnpicklingError PicklingError ParseError ExpatError BadZipFile BadZipfile ReadError
-    HTTPError URLError RemoteDisconnected IncompleteRead InvalidURL SSLError SSLCertVerificationError
+    HTTPError URLError RemoteDisconnected IncompleteRead InvalidURL SSLError
+    SSLCertVerificationError
     CancelledError InvalidStateError QueueEmpty QueueFull BrokenProcessPool BrokenExecutor
     UnsupportedOperation Empty Full
     ReferenceError RangeError EvalError URIError AggregateError InternalError

@@ -1,0 +1,125 @@
+"""The error-patterns task: bounded contributions, the population, the DP release, simulate."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aicache.features.error_events import ErrorOccurrence, bucket
+from aicache.privacy.accounting import Sampling, calibrate_noise_multiplier
+from aicache.registry import ModelRegistry
+from aicache.tasks.base import FitConfig
+from aicache.tasks.error_patterns import (
+    CONTRIBUTION_NORM,
+    MAX_KEYS,
+    ErrorPatternsTask,
+    catalogue,
+    contribution,
+    release_of,
+)
+from aicache.tasks.error_patterns.population import SyntheticErrors, population_model
+from aicache.tasks.error_patterns.task import histogram
+from tests.conftest import Cli
+
+
+def test_a_contribution_counts_each_key_once_and_at_most_max_keys() -> None:
+    # Prepare: a developer who hit 30 keys, the first one 40 times, late in its period
+    errors = [ErrorOccurrence(float(t), f"tool: error {t % 30}") for t in range(60)]
+    errors += [ErrorOccurrence(100.0 + t, "tool: error 0") for t in range(40)]
+    # Execute
+    examples = contribution(errors)
+    added = histogram(examples)
+    # Assert: bounded (what makes the Gaussian noise's sensitivity known)
+    assert len(examples) == MAX_KEYS
+    norm = float(np.sqrt(sum(np.sum(a**2) for a in added)))
+    assert norm <= CONTRIBUTION_NORM + 1e-9
+    assert added[0].max() == 1.0 and added[2][0] == pytest.approx(1.0)
+    # the most frequent key is kept, and it rose: its trend vote is +1
+    assert added[1][bucket("tool: error 0")] == 1.0
+
+
+def test_the_population_shares_common_keys_keeps_private_ones_private_and_drifts() -> None:
+    # Prepare
+    clients = 30
+    source = SyntheticErrors(seed=3, clients=clients)
+    model = population_model(3, clients)
+    # Execute
+    holders: Counter[str] = Counter()
+    early: Counter[str] = Counter()
+    late: Counter[str] = Counter()
+    owners: dict[str, set[int]] = {}
+    for client in range(clients):
+        errors = source.records(client)
+        holders.update({e.key for e in errors})
+        for e in errors:
+            owners.setdefault(e.key, set()).add(client)
+            (early if e.ts < 0.5 else late)[e.key] += 1
+    # Assert: a private key is only ever hit by its owner; common keys by many
+    for index, key in enumerate(model.keys):
+        if model.owner[index] >= 0 and key in owners:
+            assert owners[key] == {int(model.owner[index])}
+    assert holders.most_common(1)[0][1] >= clients // 2
+    rising = [k for i, k in enumerate(model.keys) if model.slope[i] > 0 and holders[k] >= 10]
+    assert rising and sum(late[k] for k in rising) > sum(early[k] for k in rising)
+    assert set(holders) <= set(catalogue())
+
+
+def test_the_release_shows_common_keys_and_hides_a_private_one() -> None:
+    # Prepare: 200 developers summed, noised once as a secure sum would be, at ε = 4
+    clients = 200
+    source = SyntheticErrors(seed=5, clients=clients)
+    task = ErrorPatternsTask()
+    params = task.init_params(0)
+    holders: Counter[str] = Counter()
+    for client in range(clients):
+        errors = source.records(client)
+        holders.update({e.key for e in errors})
+        params = task.fit(params, task.load_local(errors), FitConfig()).params
+    z = calibrate_noise_multiplier(4.0, Sampling(), 1, 1e-5)
+    rng = np.random.default_rng(0)
+    noised = [p + rng.normal(0.0, z * CONTRIBUTION_NORM, p.shape) for p in params]
+    privacy = {
+        "dp": "central",
+        "noise_multiplier": z,
+        "clip": CONTRIBUTION_NORM,
+        "rounds": 1,
+        "epsilon": 4.0,
+        "delta": 1e-5,
+    }
+    # Execute
+    release = release_of(noised, privacy)
+    common = release.common(list(holders))
+    # Assert: the most common key is released with its band; no key of one developer is
+    top = holders.most_common(1)[0][0]
+    assert top in {c.key for c in common}
+    single = [k for k, n in holders.items() if n == 1]
+    assert single and not any(release.lookup(k) for k in single)
+    terms = release.describe()
+    assert terms["epsilon"] == 4.0 and terms["threshold"] > 5.0
+    assert "Gaussian" in terms["method"]
+
+
+@pytest.mark.e2e
+@pytest.mark.needs_extra("simulation")
+def test_simulate_error_patterns_releases_an_accounted_version(cli: Cli, tmp_path: Path) -> None:
+    # Execute: the real ServerApp and ClientApp, local DP, summed
+    registry = tmp_path / "registry"
+    metrics, output = cli.simulate(
+        f"--task error-patterns --clients 3 --rounds 1 --dp local --clip {CONTRIBUTION_NORM:.4f} "
+        f"--noise-multiplier 1.0 --registry {registry}",
+        out=tmp_path / "report",
+    )
+    # Assert: the report speaks the task's metrics, and the version carries its privacy
+    assert metrics["task"] == "error-patterns"
+    assert b"own errors common" in output
+    with ModelRegistry(registry) as reg:
+        version = reg.latest("error-patterns")
+        assert version is not None
+        params = reg.load(version)
+    assert version.privacy["dp"] == "local" and np.isfinite(version.privacy["epsilon"])
+    release = release_of(params, version.privacy)
+    assert release.describe()["epsilon"] == version.privacy["epsilon"]
+    assert release.threshold >= 5.0
