@@ -42,7 +42,7 @@ from aicache.tasks.error_patterns import CONTRIBUTION_NORM, MIN_DEVELOPERS, cont
 from aicache.tasks.error_patterns.catalogue import catalogue
 from aicache.tasks.error_patterns.population import SyntheticErrors
 from aicache.tasks.error_patterns.release import threshold
-from aicache.tasks.error_patterns.task import histogram
+from aicache.tasks.error_patterns.task import histogram, in_counts
 
 EPSILONS = (1.0, 4.0, 8.0, math.inf)
 CLIENTS = (100, 1000)
@@ -59,7 +59,7 @@ def population(seed: int, clients: int) -> tuple[np.ndarray, Counter[str]]:
     for client in range(clients):
         errors = source.records(client)
         truth.update({e.key for e in errors})
-        counts = histogram(contribution(errors))[0]
+        counts = in_counts(histogram(contribution(errors)))[0]
         summed = counts if summed is None else summed + counts
     assert summed is not None
     return summed, truth

@@ -13,7 +13,7 @@ import pytest
 
 from aicache.features.error_events import ErrorOccurrence, error_key
 from aicache.registry import ModelRegistry
-from aicache.tasks.error_patterns import ErrorPatternsTask
+from aicache.tasks.error_patterns import CONTRIBUTION_NORM, ErrorPatternsTask
 from aicache.tasks.error_patterns.release import threshold
 from aicache.tasks.error_patterns.task import histogram
 from tests.conftest import Cli
@@ -82,7 +82,7 @@ def test_errors_lists_real_failures_marks_the_common_one_and_points_to_the_answe
         {
             "dp": "central",
             "noise_multiplier": 0.5,
-            "clip": 4.2,
+            "clip": 1.0,
             "rounds": 1,
             "epsilon": 4.0,
             "delta": 1e-5,
@@ -103,7 +103,7 @@ def test_errors_lists_real_failures_marks_the_common_one_and_points_to_the_answe
     assert llm_row["common"] is True and llm_row["developers_band"] == "10-20"
     assert own_row["common"] is False
     assert report["release"]["epsilon"] == 4.0
-    assert report["release"]["threshold"] == pytest.approx(threshold(0.5 * 4.2, 1))
+    assert report["release"]["threshold"] == pytest.approx(threshold(0.5 * CONTRIBUTION_NORM, 1))
     # the cached llm answer that followed the failure is pointed to, and inspect opens it
     assert llm_row["answer"] is not None
     assert f"aicache inspect {llm_row['answer'][:12]}".encode() in shown.stdout

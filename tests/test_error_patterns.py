@@ -13,7 +13,6 @@ from aicache.privacy.accounting import Sampling, calibrate_noise_multiplier
 from aicache.registry import ModelRegistry
 from aicache.tasks.base import FitConfig
 from aicache.tasks.error_patterns import (
-    CONTRIBUTION_NORM,
     MAX_KEYS,
     ErrorPatternsTask,
     catalogue,
@@ -21,7 +20,7 @@ from aicache.tasks.error_patterns import (
     release_of,
 )
 from aicache.tasks.error_patterns.population import SyntheticErrors, population_model
-from aicache.tasks.error_patterns.task import histogram
+from aicache.tasks.error_patterns.task import histogram, in_counts
 from tests.conftest import Cli
 
 
@@ -35,10 +34,11 @@ def test_a_contribution_counts_each_key_once_and_at_most_max_keys() -> None:
     # Assert: bounded (what makes the Gaussian noise's sensitivity known)
     assert len(examples) == MAX_KEYS
     norm = float(np.sqrt(sum(np.sum(a**2) for a in added)))
-    assert norm <= CONTRIBUTION_NORM + 1e-9
-    assert added[0].max() == 1.0 and added[2][0] == pytest.approx(1.0)
+    assert norm <= 1.0 + 1e-9  # the default clipping norm leaves it whole
+    counts, trend, reports = in_counts(added)
+    assert counts.max() == pytest.approx(1.0) and reports[0] == pytest.approx(1.0)
     # the most frequent key is kept, and it rose: its trend vote is +1
-    assert added[1][bucket("tool: error 0")] == 1.0
+    assert trend[bucket("tool: error 0")] == pytest.approx(1.0)
 
 
 def test_the_population_shares_common_keys_keeps_private_ones_private_and_drifts() -> None:
@@ -80,11 +80,11 @@ def test_the_release_shows_common_keys_and_hides_a_private_one() -> None:
         params = task.fit(params, task.load_local(errors), FitConfig()).params
     z = calibrate_noise_multiplier(4.0, Sampling(), 1, 1e-5)
     rng = np.random.default_rng(0)
-    noised = [p + rng.normal(0.0, z * CONTRIBUTION_NORM, p.shape) for p in params]
+    noised = [p + rng.normal(0.0, z, p.shape) for p in params]  # clip 1: the bound
     privacy = {
         "dp": "central",
         "noise_multiplier": z,
-        "clip": CONTRIBUTION_NORM,
+        "clip": 1.0,
         "rounds": 1,
         "epsilon": 4.0,
         "delta": 1e-5,
@@ -108,7 +108,7 @@ def test_simulate_error_patterns_releases_an_accounted_version(cli: Cli, tmp_pat
     # Execute: the real ServerApp and ClientApp, local DP, summed
     registry = tmp_path / "registry"
     metrics, output = cli.simulate(
-        f"--task error-patterns --clients 3 --rounds 1 --dp local --clip {CONTRIBUTION_NORM:.4f} "
+        f"--task error-patterns --clients 3 --rounds 1 --dp local --clip 1.0 "
         f"--noise-multiplier 1.0 --registry {registry}",
         out=tmp_path / "report",
     )

@@ -16,7 +16,8 @@ count that a bucket nobody hit exceeds with probability
 
 Noise of a summed count: under ``--dp local`` each of the ``n`` summed
 contributions carries ``N(0, (zC)²)``, so the sum's is ``zC·√n``; a secure
-sum noised once (``central``) carries ``zC`` per round.
+sum noised once (``central``) carries ``zC`` per round (times
+``CONTRIBUTION_NORM`` in counts: the arrays are kept in units of the bound).
 """
 
 from __future__ import annotations
@@ -28,11 +29,9 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-import numpy as np
-
 from aicache.tasks.base import Params
 from aicache.tasks.error_patterns.catalogue import BUCKETS, bucket
-from aicache.tasks.error_patterns.task import MIN_DEVELOPERS
+from aicache.tasks.error_patterns.task import CONTRIBUTION_NORM, MIN_DEVELOPERS, in_counts
 
 FALSE_BUCKETS = 0.05
 """Expected noise-only buckets above the threshold in one release."""
@@ -47,7 +46,7 @@ class Release:
     Attributes
     ----------
     params
-        The summed histogram ``[counts, trend, reports]``.
+        The summed histogram ``[counts, trend, reports]``, in counts.
     rounds
         Rounds summed into it (counts are per developer and round).
     noise_std
@@ -159,19 +158,20 @@ def summed_noise_std(stored: Mapping[str, Any], contributions: float) -> float:
     z, clip = _number(stored, "noise_multiplier"), _number(stored, "clip")
     if mode == "off" or not z or not clip:
         return 0.0
+    per = z * clip * CONTRIBUTION_NORM
     if mode == "local":
-        return z * clip * math.sqrt(max(contributions, 1.0))
-    return z * clip * math.sqrt(max(int(_number(stored, "rounds") or 1), 1))
+        return per * math.sqrt(max(contributions, 1.0))
+    return per * math.sqrt(max(int(_number(stored, "rounds") or 1), 1))
 
 
 def release_of(params: Params, stored: Mapping[str, Any] | None) -> Release:
     """The release of a model version: its histogram read with its stored privacy record."""
     record = dict(stored or {})
     rounds = max(int(_number(record, "rounds") or 1), 1)
-    contributions = float(np.asarray(params[2])[0])
-    std = summed_noise_std(record, contributions)
+    counts = in_counts(params)
+    std = summed_noise_std(record, float(counts[2][0]))
     return Release(
-        params=[np.asarray(p, dtype=np.float64) for p in params],
+        params=counts,
         rounds=rounds,
         noise_std=std,
         threshold=threshold(std, rounds),

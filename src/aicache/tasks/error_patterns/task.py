@@ -8,8 +8,11 @@ contribution, bounded before it leaves (contribution bounding, as in
 Wilson et al. 2020, "Differentially private SQL with bounded user
 contribution"): each of at most :data:`MAX_KEYS` of its keys (its most
 frequent) counts once, with a trend vote in {-1, 0, 1}, so the update's L2
-norm is at most :data:`CONTRIBUTION_NORM` and Gaussian noise of that
-sensitivity makes the sum differentially private. The federation sums the
+norm is at most :data:`CONTRIBUTION_NORM` in counts. The arrays are kept in
+units of that norm (a count of one is ``1 / CONTRIBUTION_NORM``), so that a
+contribution's norm is at most 1, the federation's default clipping norm,
+and Gaussian noise of that sensitivity makes the sum differentially private;
+:func:`in_counts` reads them as counts. The federation sums the
 updates (Aggregation.SUM); :mod:`.release` thresholds the noised sum.
 """
 
@@ -115,10 +118,16 @@ def contribution(errors: Sequence[ErrorOccurrence]) -> ErrorExamples:
 
 
 def histogram(examples: ErrorExamples) -> Params:
-    """The arrays ``[counts, trend, reports]`` a contribution adds to the global model."""
+    """The arrays ``[counts, trend, reports]`` a contribution adds, in units of its bound."""
     counts = np.bincount(examples.buckets, minlength=BUCKETS).astype(np.float64)
     trend = np.bincount(examples.buckets, weights=examples.votes, minlength=BUCKETS)
-    return [counts, trend.astype(np.float64), np.array([float(examples.shares.sum())])]
+    arrays = [counts, trend.astype(np.float64), np.array([float(examples.shares.sum())])]
+    return [a / CONTRIBUTION_NORM for a in arrays]
+
+
+def in_counts(params: Params) -> Params:
+    """The model's arrays as counts of developers (see the module)."""
+    return [np.asarray(p, dtype=np.float64) * CONTRIBUTION_NORM for p in params]
 
 
 class ErrorPatternsTask(
@@ -162,9 +171,10 @@ class ErrorPatternsTask(
         check_params(params, self.init_params(0))
         if not len(examples):
             return {"common": 0.0, "share": 0.0, "num_examples": 0.0}
-        counts = params[0][examples.buckets]
+        counts_all, _, reports = in_counts(params)
+        counts = counts_all[examples.buckets]
         # Shares of the reporting developers do not grow with the rounds summed.
-        shares = np.clip(counts / max(float(params[2][0]), 1.0), 0.0, 1.0)
+        shares = np.clip(counts / max(float(reports[0]), 1.0), 0.0, 1.0)
         return {
             "common": float(np.mean((counts >= MIN_DEVELOPERS) & (shares >= COMMON_SHARE))),
             "share": float(np.mean(shares)),
@@ -174,5 +184,6 @@ class ErrorPatternsTask(
     def predict(self, params: Params, context: ErrorContext) -> list[tuple[str, float]]:
         """The context's keys with their global counts, the most common first."""
         check_params(params, self.init_params(0))
-        scored = [(k, float(params[0][bucket(k)])) for k in dict.fromkeys(context.keys)]
+        counts = in_counts(params)[0]
+        scored = [(k, float(counts[bucket(k)])) for k in dict.fromkeys(context.keys)]
         return sorted(scored, key=lambda pair: (-pair[1], pair[0]))
