@@ -7,8 +7,9 @@ stdout. Nothing is written by hand but the broken inputs. The embedded
 population of the error-patterns task samples its developers' errors from
 these outputs, and the tests check the stripping rule on them.
 
-The temporary project's location is replaced by ``~/project`` and the home
-folder by ``~``, so that the outputs name no machine; everything else is as
+The temporary project's location is replaced by ``~/project``, the home
+folder by ``~`` and the interpreter by ``python3``, so that the outputs name
+no machine; everything else is as
 the tool printed it. A tool that is not installed is skipped (and said so).
 
 Usage::
@@ -293,6 +294,8 @@ def _program(scenario: Scenario) -> str | None:
 def _clean(text: str, project: Path, home: str) -> str:
     text = text.replace(str(project.resolve()), "~/project").replace(str(project), "~/project")
     text = text.replace(str(project.parent), "~")
+    # The interpreter the scenarios run with names this machine's folders.
+    text = text.replace(sys.executable, "python3").replace(sys.prefix, "~/.venv")
     if home and home != "/":
         text = text.replace(home, "~")
     return text[-MAX_CHARS:]
