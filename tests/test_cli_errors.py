@@ -139,4 +139,5 @@ def test_errors_without_a_model_says_so(cli: Cli) -> None:
     report = json.loads(result.stdout)
     assert report["errors"][0]["key"].startswith("git: fatal: not a")
     assert report["release"] is None and "no error-patterns model" in report["missing"]
+    assert "aicache join" in report["missing"]
     assert np.isfinite(report["errors"][0]["last"])

@@ -15,10 +15,17 @@ from typing import Any
 
 from aicache.deploy.serving import ServedModel, served_model
 from aicache.errors import AicacheError
+from aicache.local.paths import REGISTRY_DIRNAME
+from aicache.registry import ModelRegistry
+from aicache.registry.shipped import shipped_model
 from aicache.tasks.error_patterns import CommonError, Release, release_of
 from aicache.tasks.error_patterns.mine import RecentError, my_errors
 
 TASK = "error-patterns"
+NO_MODEL = (
+    "this node holds no error-patterns model yet; a federation delivers one "
+    "(`aicache join`, then `aicache models pull`)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +85,16 @@ class ErrorReport:
 def error_report(home: Path, limit: int) -> ErrorReport:
     """My ``limit`` most recent error keys in ``home``, marked by the federation's release."""
     mine = my_errors(home, limit)
+    unmarked = [ErrorRow(m, None) for m in mine]
+    with ModelRegistry(home / REGISTRY_DIRNAME) as registry:
+        held = registry.latest(TASK) is not None
+    if not held and shipped_model(TASK) is None:
+        # None ships: counts of a simulated population would mean nothing here.
+        return ErrorReport(unmarked, None, None, NO_MODEL)
     try:
         model = served_model(TASK, home)
     except AicacheError as exc:
-        rows = [ErrorRow(m, None) for m in mine]
-        return ErrorReport(rows, None, None, exc.message)
+        return ErrorReport(unmarked, None, None, exc.message)
     release = release_of(model.params, model.privacy)
     rows = [ErrorRow(m, release.lookup(m.key)) for m in mine]
     return ErrorReport(rows, model, release, None)
