@@ -123,3 +123,20 @@ def test_simulate_error_patterns_releases_an_accounted_version(cli: Cli, tmp_pat
     release = release_of(params, version.privacy)
     assert release.describe()["epsilon"] == version.privacy["epsilon"]
     assert release.threshold >= 5.0
+
+
+def test_a_release_without_dp_counts_developers_per_round_summed() -> None:
+    # Prepare: 12 developers with the same key, summed over 3 rounds, no DP
+    task = ErrorPatternsTask()
+    params = task.init_params(0)
+    examples = task.load_local([ErrorOccurrence(0.0, "git: fatal: not a <w>")])
+    for _ in range(3 * 12):
+        params = task.fit(params, examples, FitConfig()).params
+    # Execute
+    release = release_of(params, {"dp": "off"}, rounds=3)
+    common = release.lookup("git: fatal: not a <w>")
+    # Assert: 12 developers a round, all of them, in the 10-20 band; threshold 5 a round
+    assert common is not None and common.developers == pytest.approx(12.0)
+    assert common.band == "10-20" and common.share == pytest.approx(1.0)
+    assert release.threshold == 15.0 and release.epsilon is None
+    assert release.lookup("make: error: <w>") is None

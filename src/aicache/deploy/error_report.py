@@ -95,6 +95,11 @@ def error_report(home: Path, limit: int) -> ErrorReport:
         model = served_model(TASK, home)
     except AicacheError as exc:
         return ErrorReport(unmarked, None, None, exc.message)
-    release = release_of(model.params, model.privacy)
+    summed = None
+    if model.version is not None:
+        with ModelRegistry(home / REGISTRY_DIRNAME) as registry:
+            found = [v for v in registry.versions(TASK) if v.version == model.version]
+        summed = found[0].round if found else None
+    release = release_of(model.params, model.privacy, rounds=summed)
     rows = [ErrorRow(m, release.lookup(m.key)) for m in mine]
     return ErrorReport(rows, model, release, None)

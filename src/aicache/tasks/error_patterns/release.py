@@ -164,10 +164,16 @@ def summed_noise_std(stored: Mapping[str, Any], contributions: float) -> float:
     return per * math.sqrt(max(int(_number(stored, "rounds") or 1), 1))
 
 
-def release_of(params: Params, stored: Mapping[str, Any] | None) -> Release:
-    """The release of a model version: its histogram read with its stored privacy record."""
+def release_of(
+    params: Params, stored: Mapping[str, Any] | None, *, rounds: int | None = None
+) -> Release:
+    """The release of a model version: its histogram read with its stored privacy record.
+
+    The rounds summed into it are the record's; a record without DP states
+    none, and then ``rounds`` (the version's round in its run) is used, else 1.
+    """
     record = dict(stored or {})
-    rounds = max(int(_number(record, "rounds") or 1), 1)
+    rounds = max(int(_number(record, "rounds") or rounds or 1), 1)
     counts = in_counts(params)
     std = summed_noise_std(record, float(counts[2][0]))
     return Release(
