@@ -163,10 +163,11 @@ class ErrorPatternsTask(
         Returns
         -------
         dict
-            ``common`` (share of its keys counted by at least
-            :data:`MIN_DEVELOPERS` developers and :data:`COMMON_SHARE` of the
-            reporting ones), ``share`` (the mean share of reporting
-            developers who hit its keys) and ``num_examples``.
+            ``common`` (share of its keys hit by at least
+            :data:`COMMON_SHARE` of the reporting developers: a share, so
+            that it does not grow with the rounds summed), ``share`` (the
+            mean share of reporting developers who hit its keys) and
+            ``num_examples``.
         """
         check_params(params, self.init_params(0))
         if not len(examples):
@@ -176,7 +177,7 @@ class ErrorPatternsTask(
         # Shares of the reporting developers do not grow with the rounds summed.
         shares = np.clip(counts / max(float(reports[0]), 1.0), 0.0, 1.0)
         return {
-            "common": float(np.mean((counts >= MIN_DEVELOPERS) & (shares >= COMMON_SHARE))),
+            "common": float(np.mean(shares >= COMMON_SHARE)),
             "share": float(np.mean(shares)),
             "num_examples": float(len(examples)),
         }
