@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aicache.features.error_events import ErrorOccurrence, bucket
+from aicache.features.error_events import HISTORY_FAILURE, ErrorOccurrence, bucket, key_of
+from aicache.local.history import parse_greenberg, read_text
+from aicache.local.normalise import command_tokens
 from aicache.privacy.accounting import Sampling, calibrate_noise_multiplier
 from aicache.registry import ModelRegistry
 from aicache.tasks.base import FitConfig
@@ -20,8 +22,9 @@ from aicache.tasks.error_patterns import (
     release_of,
 )
 from aicache.tasks.error_patterns.population import SyntheticErrors, population_model
+from aicache.tasks.error_patterns.spec import SPEC
 from aicache.tasks.error_patterns.task import histogram, in_counts
-from tests.conftest import Cli
+from tests.conftest import Cli, shared_data
 
 
 def test_a_contribution_counts_each_key_once_and_at_most_max_keys() -> None:
@@ -140,3 +143,22 @@ def test_a_release_without_dp_counts_developers_per_round_summed() -> None:
     assert common.band == "10-20" and common.share == pytest.approx(1.0)
     assert release.threshold == 15.0 and release.epsilon is None
     assert release.lookup("make: error: <w>") is None
+
+
+@pytest.mark.e2e
+def test_failures_of_an_imported_greenberg_trace_are_contributed(cli: Cli) -> None:
+    # Prepare: a real trace, whose error field marks failed commands
+    trace = shared_data("greenberg") / "novice-1"
+    failed = Counter(
+        command_tokens(c.line).program for c in parse_greenberg(read_text(trace)) if c.failed
+    )
+    assert failed, "the trace records no failure"
+    imported = cli.run("import", "greenberg", str(trace))
+    assert imported.returncode == 0, imported.stderr
+    # Execute: what the node would train on
+    task = ErrorPatternsTask()
+    examples = SPEC.read_store(task, cli.home) if SPEC.read_store else None
+    # Assert: its most frequent failing programs are in its bounded contribution
+    assert examples is not None and 0 < len(examples) <= MAX_KEYS
+    program = failed.most_common(1)[0][0]
+    assert bucket(key_of(program, HISTORY_FAILURE)) in set(examples.buckets.tolist())

@@ -53,12 +53,28 @@ def bucket(key: str) -> int:
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
+HISTORY_FAILURE = "failed (imported history: no error text)"
+"""The signature of a failure an imported history records without its output."""
+
+
 def errors_from_store(conn: sqlite3.Connection) -> list[ErrorOccurrence]:
-    """Every failing call with a signature recorded in an open store, in order."""
+    """Every failure recorded in an open store, oldest first.
+
+    Failing calls through the cache carry their signature; a command an
+    imported history marks as failed (Greenberg's traces have an error field)
+    carries only its program, as :data:`HISTORY_FAILURE`. Imported commands
+    without a time count as older than every call through the cache.
+    """
+    imported = conn.execute(
+        "SELECT coalesce(ts, 0), program FROM commands WHERE failed = 1 ORDER BY source, seq"
+    ).fetchall()
     rows = conn.execute(
         "SELECT ts, tool, error_signature FROM events WHERE error_signature IS NOT NULL ORDER BY id"
     ).fetchall()
-    return [ErrorOccurrence(float(ts), key_of(str(tool), str(sig))) for ts, tool, sig in rows]
+    errors = [ErrorOccurrence(float(ts), key_of(str(p), HISTORY_FAILURE)) for ts, p in imported]
+    errors += [ErrorOccurrence(float(ts), key_of(str(tool), str(sig))) for ts, tool, sig in rows]
+    # A stable sort: imported commands of one session keep their order.
+    return sorted(errors, key=lambda e: e.ts)
 
 
 def errors_from_home(home: Path) -> list[ErrorOccurrence]:
@@ -68,12 +84,18 @@ def errors_from_home(home: Path) -> list[ErrorOccurrence]:
 
 
 def errors_version(home: Path) -> str:
-    """Changes whenever the store's errors change: their count and last event."""
+    """Changes whenever the store's errors change: their counts and last rows."""
     with Store.open(home) as store:
         row = store.conn.execute(
             "SELECT count(*), coalesce(max(id), 0) FROM events WHERE error_signature IS NOT NULL"
         ).fetchone()
-    return f"errors {int(row[0])} last {int(row[1])}"
+        imported = store.conn.execute(
+            "SELECT count(*), coalesce(max(id), 0) FROM commands WHERE failed = 1"
+        ).fetchone()
+    return (
+        f"errors {int(row[0])} last {int(row[1])} "
+        f"imported {int(imported[0])} last {int(imported[1])}"
+    )
 
 
 FOLLOW_UP_S = 1800.0
