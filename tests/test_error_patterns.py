@@ -16,6 +16,7 @@ from aicache.registry import ModelRegistry
 from aicache.tasks.base import FitConfig
 from aicache.tasks.error_patterns import (
     MAX_KEYS,
+    ErrorExamples,
     ErrorPatternsTask,
     catalogue,
     contribution,
@@ -157,8 +158,9 @@ def test_failures_of_an_imported_greenberg_trace_are_contributed(cli: Cli) -> No
     assert imported.returncode == 0, imported.stderr
     # Execute: what the node would train on
     task = ErrorPatternsTask()
-    examples = SPEC.read_store(task, cli.home) if SPEC.read_store else None
+    assert SPEC.read_store is not None
+    examples = SPEC.read_store(task, cli.home)
     # Assert: its most frequent failing programs are in its bounded contribution
-    assert examples is not None and 0 < len(examples) <= MAX_KEYS
+    assert isinstance(examples, ErrorExamples) and 0 < len(examples) <= MAX_KEYS
     program = failed.most_common(1)[0][0]
     assert bucket(key_of(program, HISTORY_FAILURE)) in set(examples.buckets.tolist())
