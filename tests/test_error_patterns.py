@@ -164,3 +164,22 @@ def test_failures_of_an_imported_greenberg_trace_are_contributed(cli: Cli) -> No
     assert isinstance(examples, ErrorExamples) and 0 < len(examples) <= MAX_KEYS
     program = failed.most_common(1)[0][0]
     assert bucket(key_of(program, HISTORY_FAILURE)) in set(examples.buckets.tolist())
+
+
+def test_a_key_more_developers_hit_lately_is_rising() -> None:
+    # Prepare: 12 developers, each hit make's error first and git's twice later
+    task = ErrorPatternsTask()
+    errors = [
+        ErrorOccurrence(0.0, "make: error: <w>"),
+        ErrorOccurrence(1.0, "git: fatal: not a <w>"),
+        ErrorOccurrence(2.0, "git: fatal: not a <w>"),
+    ]
+    params = task.init_params(0)
+    for _ in range(12):
+        params = task.fit(params, task.load_local(errors), FitConfig()).params
+    # Execute
+    release = release_of(params, {"dp": "off"})
+    rising, fading = release.lookup("git: fatal: not a <w>"), release.lookup("make: error: <w>")
+    # Assert
+    assert rising is not None and rising.rising
+    assert fading is not None and not fading.rising
