@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def test_a_sum_task_takes_central_noise_and_refuses_noise_shares_of_a_mean() -> 
     with pytest.raises(ValueError, match="--dp distributed calibrates its noise to a mean"):
         check_aggregation(distributed)
     with pytest.raises(
-        ValueError, match="--secure secagg aggregates a weighted mean .use --secure off"
+        ValueError, match=r"--secure secagg aggregates a weighted mean \(use --secure off"
     ):
         check_aggregation(replace(central, secure="secagg"))
 
@@ -138,9 +139,8 @@ def test_central_dp_releases_the_sum_of_clipped_updates_plus_noise_of_the_sum(
     added = _contributions(3)
     residuals = []
     for server_round in range(1, 5):  # four independent noise draws
-        sent = strategy.configure_train(
-            server_round, ArrayRecord(reference), ConfigRecord(), _Grid(nodes)
-        )  # type: ignore[arg-type]
+        grid: Any = _Grid(nodes)  # the nodes Flower's sampler draws from
+        sent = strategy.configure_train(server_round, ArrayRecord(reference), ConfigRecord(), grid)
         assert all(m.content.config_records["config"]["clipping_norm"] == 1.0 for m in sent)
         # Execute
         replies = [_sent_back([r + a for r, a in zip(reference, h, strict=True)]) for h in added]
