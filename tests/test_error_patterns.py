@@ -15,6 +15,7 @@ from aicache.privacy.accounting import Sampling, calibrate_noise_multiplier
 from aicache.registry import ModelRegistry
 from aicache.tasks.base import FitConfig
 from aicache.tasks.error_patterns import (
+    CONTRIBUTION_NORM,
     MAX_KEYS,
     ErrorExamples,
     ErrorPatternsTask,
@@ -127,6 +128,34 @@ def test_simulate_error_patterns_releases_an_accounted_version(cli: Cli, tmp_pat
     release = release_of(params, version.privacy)
     assert release.describe()["epsilon"] == version.privacy["epsilon"]
     assert release.threshold >= 5.0
+
+
+@pytest.mark.e2e
+@pytest.mark.needs_extra("simulation")
+def test_simulate_error_patterns_under_central_dp_noises_the_sum_once(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Execute: the real ServerApp and ClientApp, the clients clip, the server noises the sum
+    registry = tmp_path / "registry"
+    cli.simulate(
+        f"--task error-patterns --clients 3 --rounds 1 --dp central --clip 1.0 "
+        f"--noise-multiplier 1.0 --registry {registry}",
+        out=tmp_path / "report",
+    )
+    # Assert: a central release, accounted, whose noise is zC = 1 per bucket (in units of
+    # the bound): not zC/3, the noise of the mean it is read from
+    with ModelRegistry(registry) as reg:
+        version = reg.latest("error-patterns")
+        assert version is not None
+        params = reg.load(version)
+    assert version.privacy["dp"] == "central" and np.isfinite(version.privacy["epsilon"])
+    # Robust deviation: the 3 developers' few dozen buckets are outliers among 4,096
+    spread = 1.4826 * float(np.median(np.abs(params[1])))
+    assert spread == pytest.approx(1.0, rel=0.1)
+    release = release_of(params, version.privacy)
+    assert release.mechanism == "central"
+    assert release.noise_std == pytest.approx(float(CONTRIBUTION_NORM))
+    assert release.describe()["epsilon"] == version.privacy["epsilon"]
 
 
 def test_a_release_without_dp_counts_developers_per_round_summed() -> None:
