@@ -12,10 +12,15 @@ to (ε, δ) for one round:
   every client adds ``N(0, (zC)²)`` to its own contribution (``z`` calibrated
   with sensitivity 2C, replace-one). The sum of ``n`` such Gaussians is drawn
   as one of standard deviation ``zC·√n`` (the same law).
-- ``central``: the sum of the clipped contributions (as SecAgg+ would deliver
-  it) noised once with ``N(0, (zC)²)`` (add-or-remove-one). The engine does
-  not run this placement for a summed task today (it refuses central noise
-  calibrated to a mean), so it is measured here on the same contributions.
+- ``central``: what ``aicache simulate --task error-patterns --dp central
+  --sample-rate 1`` runs, through the engine's own server-side code: every
+  client's update (its contribution, clipped as ``fixedclipping_mod`` clips
+  it) goes through the validated, DP-wrapped, summed strategy the ServerApp
+  builds (:func:`aicache.federation.server_app.training_strategy`), which
+  releases the sum plus ``N(0, (zC)²)``; the release is read with the
+  version's privacy record as ``aicache errors`` reads it, and ε is the one
+  the engine's accountant records for it (Poisson rate 1: add or remove one
+  client). At ε = ∞ the engine runs without DP.
 
 The truth: a key's developers are those who hit it at all. Recall is the
 share of the 20 keys with most developers that the release marks common; a
@@ -32,13 +37,28 @@ import json
 import math
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.supercore.differential_privacy import compute_clip_model_update
+from flwr.supercore.task_identity import TaskIdentity
 
 from aicache.features.error_events import bucket
+from aicache.federation.plan import TrainingPlan
+from aicache.federation.server_app import training_strategy, validated_strategy
+from aicache.federation.validation import META, NUM_EXAMPLES
 from aicache.privacy.accounting import Sampling, calibrate_noise_multiplier
-from aicache.tasks.error_patterns import CONTRIBUTION_NORM, MIN_DEVELOPERS, contribution
+from aicache.privacy.central import DpPlan
+from aicache.tasks.error_patterns import (
+    CONTRIBUTION_NORM,
+    MIN_DEVELOPERS,
+    ErrorPatternsTask,
+    contribution,
+    release_of,
+)
 from aicache.tasks.error_patterns.catalogue import catalogue
 from aicache.tasks.error_patterns.population import SyntheticErrors
 from aicache.tasks.error_patterns.release import threshold
@@ -51,40 +71,96 @@ TOP = 20
 DELTA = 1e-5
 
 
-def population(seed: int, clients: int) -> tuple[np.ndarray, Counter[str]]:
-    """The summed counts of every client's bounded contribution, and each key's true developers."""
+class _Nodes:
+    """The grid's node list, all Flower's sampler asks of it."""
+
+    def __init__(self, count: int) -> None:
+        self.nodes = list(range(1, count + 1))
+
+    def get_node_ids(self) -> list[int]:
+        return self.nodes
+
+
+@dataclass
+class Population:
+    """One seeded population: each client's update, their sum in counts, the truth."""
+
+    updates: list[list[np.ndarray]]
+    summed: np.ndarray
+    truth: Counter[str]
+
+
+def population(seed: int, clients: int) -> Population:
+    """Every client's bounded contribution, their summed counts, and each key's developers."""
     source = SyntheticErrors(seed, clients)
-    summed = None
     truth: Counter[str] = Counter()
+    updates = []
     for client in range(clients):
         errors = source.records(client)
         truth.update({e.key for e in errors})
-        counts = in_counts(histogram(contribution(errors)))[0]
-        summed = counts if summed is None else summed + counts
-    assert summed is not None
-    return summed, truth
+        updates.append(histogram(contribution(errors)))
+    summed = np.sum([in_counts(u)[0] for u in updates], axis=0)
+    return Population(updates, summed, truth)
 
 
-def measure(
-    summed: np.ndarray,
-    truth: Counter[str],
-    *,
-    clients: int,
-    epsilon: float,
-    mechanism: str,
-    seed: int,
-) -> dict[str, float]:
-    """One release of ``summed`` at ``epsilon``: recall of the true top 20, FDR, threshold."""
+def engine_release(pop: Population, epsilon: float) -> tuple[set[int], float, float]:
+    """The engine's central release of one round: released buckets, threshold, recorded ε."""
+    clients = len(pop.updates)
+    sampling = Sampling("poisson", 1.0, population=clients)
+    if math.isinf(epsilon):
+        dp = DpPlan()
+    else:
+        z = calibrate_noise_multiplier(epsilon, sampling, 1, DELTA)
+        dp = DpPlan(mode="central", clip=1.0, noise_multiplier=z, sampling=sampling, delta=DELTA)
+    plan = TrainingPlan(task=ErrorPatternsTask.name, rounds=1, dp=dp)
+    initial = ErrorPatternsTask().init_params(0)
+    strategy = validated_strategy(plan, training_strategy(plan), initial)
+    grid: Any = _Nodes(clients)
+    strategy.configure_train(1, ArrayRecord(initial), ConfigRecord(), grid)
+    replies = []
+    for update in pop.updates:
+        model = [i + u for i, u in zip(initial, update, strict=True)]
+        compute_clip_model_update(model, initial, dp.clip)  # what fixedclipping_mod does
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord(model),
+                "metrics": MetricRecord({NUM_EXAMPLES: 1}),
+                META: ConfigRecord({"task": plan.task}),
+            }
+        )
+        replies.append(Message(content, dst_node_id=0, message_type=MessageType.TRAIN))
+    merged, _ = strategy.aggregate_train(1, replies)
+    assert merged is not None
+    release = release_of(merged.to_numpy_ndarrays(), dp.privacy_record(1).as_dict())
+    released = set(np.flatnonzero(release.params[0] >= release.threshold).tolist())
+    recorded = math.inf if release.epsilon is None else release.epsilon
+    return released, release.threshold, recorded
+
+
+def local_release(
+    pop: Population, clients: int, epsilon: float, seed: int
+) -> tuple[set[int], float, float]:
+    """The local-noise release, drawn as one Gaussian of the summed law (see the module)."""
     if math.isinf(epsilon):
         std = 0.0
     else:
-        local = mechanism == "local"
-        z = calibrate_noise_multiplier(epsilon, Sampling(), 1, DELTA, local=local)
-        std = z * CONTRIBUTION_NORM * (math.sqrt(clients) if local else 1.0)
-    rng = np.random.default_rng([seed, int(min(epsilon, 1e6) * 10), clients, len(mechanism)])
-    noised = summed + rng.normal(0.0, std, summed.size) if std else summed
+        z = calibrate_noise_multiplier(epsilon, Sampling(), 1, DELTA, local=True)
+        std = z * CONTRIBUTION_NORM * math.sqrt(clients)
+    rng = np.random.default_rng([seed, int(min(epsilon, 1e6) * 10), clients, len("local")])
+    noised = pop.summed + rng.normal(0.0, std, pop.summed.size) if std else pop.summed
     tau = threshold(std, 1)
-    released = set(np.flatnonzero(noised >= tau).tolist())
+    return set(np.flatnonzero(noised >= tau).tolist()), tau, epsilon
+
+
+def measure(
+    pop: Population, *, clients: int, epsilon: float, mechanism: str, seed: int
+) -> dict[str, float]:
+    """One release at ``epsilon``: recall of the true top 20, FDR, threshold, recorded ε."""
+    if mechanism == "central":
+        released, tau, recorded = engine_release(pop, epsilon)
+    else:
+        released, tau, recorded = local_release(pop, clients, epsilon, seed)
+    truth = pop.truth
     developers_of_bucket: Counter[int] = Counter()
     for key in catalogue():
         developers_of_bucket[bucket(key)] += truth.get(key, 0)
@@ -98,35 +174,45 @@ def measure(
         "released": float(len(released)),
         "private_released": float(private),
         "threshold": tau,
+        "recorded_epsilon": recorded,
     }
 
 
 def run(seeds: int) -> list[dict[str, float | str]]:
     """Every (clients, mechanism, ε) cell, averaged over ``seeds`` populations."""
     rows: list[dict[str, float | str]] = []
+    # Flower builds messages only inside a task: pose as one (as a ServerApp runs in).
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, 1
+    # The engine draws its noise from numpy's global generator: seeded for a repeatable table.
+    np.random.seed(0)
     for clients in CLIENTS:
-        pops = [population(seed, clients) for seed in range(seeds)]
-        for mechanism in MECHANISMS:
-            for epsilon in EPSILONS:
-                cells = [
-                    measure(s, t, clients=clients, epsilon=epsilon, mechanism=mechanism, seed=i)
-                    for i, (s, t) in enumerate(pops)
-                ]
-                row: dict[str, float | str] = {
-                    "clients": float(clients),
-                    "mechanism": mechanism,
-                    "epsilon": epsilon,
-                }
-                for name in cells[0]:
-                    row[name] = float(np.mean([c[name] for c in cells]))
-                rows.append(row)
-                print(
-                    f"clients {clients:5d} {mechanism:7s} eps {epsilon:>4} "
-                    f"recall@{TOP} {row['recall']:.2f} FDR {row['fdr']:.2f} "
-                    f"released {row['released']:.1f} private {row['private_released']:.1f} "
-                    f"threshold {row['threshold']:.1f}",
-                    flush=True,
-                )
+        cells: dict[tuple[str, float], list[dict[str, float]]] = {}
+        for seed in range(seeds):
+            pop = population(seed, clients)
+            for mechanism in MECHANISMS:
+                for epsilon in EPSILONS:
+                    cells.setdefault((mechanism, epsilon), []).append(
+                        measure(
+                            pop, clients=clients, epsilon=epsilon, mechanism=mechanism, seed=seed
+                        )
+                    )
+        for (mechanism, epsilon), measured in cells.items():
+            row: dict[str, float | str] = {
+                "clients": float(clients),
+                "mechanism": mechanism,
+                "epsilon": epsilon,
+            }
+            for name in measured[0]:
+                row[name] = float(np.mean([c[name] for c in measured]))
+            rows.append(row)
+            print(
+                f"clients {clients:5d} {mechanism:7s} eps {epsilon:>4} "
+                f"(recorded {row['recorded_epsilon']:.3f}) "
+                f"recall@{TOP} {row['recall']:.2f} FDR {row['fdr']:.2f} "
+                f"released {row['released']:.1f} private {row['private_released']:.1f} "
+                f"threshold {row['threshold']:.1f}",
+                flush=True,
+            )
     return rows
 
 
