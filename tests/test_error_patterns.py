@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from aicache.features.error_events import HISTORY_FAILURE, ErrorOccurrence, bucket, key_of
+from aicache.federation.privacy_view import noised_per_client
 from aicache.local.history import parse_greenberg, read_text
 from aicache.local.normalise import command_tokens
 from aicache.privacy.accounting import Sampling, calibrate_noise_multiplier
@@ -125,7 +126,8 @@ def test_simulate_error_patterns_releases_an_accounted_version(cli: Cli, tmp_pat
         assert version is not None
         params = reg.load(version)
     assert version.privacy["dp"] == "local" and np.isfinite(version.privacy["epsilon"])
-    release = release_of(params, version.privacy)
+    assert noised_per_client(version.privacy)
+    release = release_of(params, version.privacy, per_contribution=True)
     assert release.describe()["epsilon"] == version.privacy["epsilon"]
     assert release.threshold >= 5.0
 
@@ -149,6 +151,7 @@ def test_simulate_error_patterns_under_central_dp_noises_the_sum_once(
         assert version is not None
         params = reg.load(version)
     assert version.privacy["dp"] == "central" and np.isfinite(version.privacy["epsilon"])
+    assert not noised_per_client(version.privacy)
     # Robust deviation: the 3 developers' few dozen buckets are outliers among 4,096
     spread = 1.4826 * float(np.median(np.abs(params[1])))
     assert spread == pytest.approx(1.0, rel=0.1)

@@ -15,6 +15,7 @@ from typing import Any
 
 from aicache.deploy.serving import ServedModel, served_model
 from aicache.errors import AicacheError
+from aicache.federation.privacy_view import noised_per_client
 from aicache.local.paths import REGISTRY_DIRNAME
 from aicache.registry import ModelRegistry
 from aicache.registry.shipped import shipped_model
@@ -100,6 +101,11 @@ def error_report(home: Path, limit: int) -> ErrorReport:
         with ModelRegistry(home / REGISTRY_DIRNAME) as registry:
             found = [v for v in registry.versions(TASK) if v.version == model.version]
         summed = found[0].round if found else None
-    release = release_of(model.params, model.privacy, rounds=summed)
+    release = release_of(
+        model.params,
+        model.privacy,
+        rounds=summed,
+        per_contribution=noised_per_client(model.privacy),
+    )
     rows = [ErrorRow(m, release.lookup(m.key)) for m in mine]
     return ErrorReport(rows, model, release, None)

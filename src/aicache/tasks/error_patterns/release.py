@@ -152,30 +152,42 @@ def _number(stored: Mapping[str, Any], name: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def summed_noise_std(stored: Mapping[str, Any], contributions: float) -> float:
-    """The noise of one summed count, from a version's stored privacy record (see the module)."""
-    mode = str(stored.get("dp", "off"))
+def summed_noise_std(
+    stored: Mapping[str, Any], contributions: float, *, per_contribution: bool = False
+) -> float:
+    """The noise of one summed count, from a version's stored privacy record (see the module).
+
+    A record without DP states no noise multiplier. ``per_contribution``: each
+    contribution carried its own noise (which mechanism does is the privacy
+    layer's to say, read by the caller).
+    """
     z, clip = _number(stored, "noise_multiplier"), _number(stored, "clip")
-    if mode == "off" or not z or not clip:
+    if not z or not clip:
         return 0.0
     per = z * clip * CONTRIBUTION_NORM
-    if mode == "local":
+    if per_contribution:
         return per * math.sqrt(max(contributions, 1.0))
     return per * math.sqrt(max(int(_number(stored, "rounds") or 1), 1))
 
 
 def release_of(
-    params: Params, stored: Mapping[str, Any] | None, *, rounds: int | None = None
+    params: Params,
+    stored: Mapping[str, Any] | None,
+    *,
+    rounds: int | None = None,
+    per_contribution: bool = False,
 ) -> Release:
     """The release of a model version: its histogram read with its stored privacy record.
 
     The rounds summed into it are the record's; a record without DP states
     none, and then ``rounds`` (the version's round in its run) is used, else 1.
+    ``per_contribution``: the record's mechanism noised each contribution
+    (``--dp local``) rather than the sum once.
     """
     record = dict(stored or {})
     rounds = max(int(_number(record, "rounds") or rounds or 1), 1)
     counts = in_counts(params)
-    std = summed_noise_std(record, float(counts[2][0]))
+    std = summed_noise_std(record, float(counts[2][0]), per_contribution=per_contribution)
     return Release(
         params=counts,
         rounds=rounds,
