@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
-from flwr.app import ArrayRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp.strategy import FedAvg
 
 from aicache.federation.aggregation import SummedStrategy, check_aggregation, for_task
 from aicache.federation.plan import TrainingPlan
+from aicache.federation.server_app import training_strategy, validated_strategy
 from aicache.federation.strategies import StrategySpec
 from aicache.privacy.accounting import Sampling
 from aicache.privacy.central import DpPlan
+from aicache.tasks.error_patterns import contribution
+from aicache.tasks.error_patterns.population import SyntheticErrors
+from aicache.tasks.error_patterns.task import ErrorPatternsTask, histogram
 from tests.test_task_seam_proof import SPEC as FIRST_WORD
+
+ERROR_PATTERNS = ErrorPatternsTask.name
 
 
 def _reply(model: list[np.ndarray], weight: int) -> Message:
@@ -65,18 +72,91 @@ def test_a_sum_task_refuses_what_cannot_sum(change: dict[str, object], named: st
     check_aggregation(replace(plan, task="next-command"))  # a mean task takes them all
 
 
-def test_a_sum_task_refuses_noise_calibrated_to_a_mean() -> None:
+def _central(task: str, sampling: Sampling, z: float = 1.0) -> TrainingPlan:
+    dp = DpPlan(mode="central", clip=1.0, noise_multiplier=z, sampling=sampling)
+    return TrainingPlan(task=task, rounds=1, dp=dp)
+
+
+def test_a_sum_task_takes_central_noise_and_refuses_noise_shares_of_a_mean() -> None:
     # Prepare
-    plan = TrainingPlan(
-        task=FIRST_WORD.name,
-        rounds=1,
-        dp=DpPlan(
-            mode="central",
-            clip=1.0,
-            noise_multiplier=1.0,
-            sampling=Sampling("fixed", population=10, size=5),
-        ),
+    central = _central(FIRST_WORD.name, Sampling("fixed", population=10, size=5))
+    shares = replace(central.dp, mode="distributed", min_survivors=3)
+    distributed = replace(central, dp=shares, secure="secagg")
+    # Execute / Assert: central noise goes on the sum; distributed shares sum to a mean's noise
+    check_aggregation(central)
+    assert isinstance(for_task(central, FedAvg()), SummedStrategy)
+    with pytest.raises(ValueError, match="--dp distributed calibrates its noise to a mean"):
+        check_aggregation(distributed)
+    with pytest.raises(
+        ValueError, match=r"--secure secagg aggregates a weighted mean \(use --secure off"
+    ):
+        check_aggregation(replace(central, secure="secagg"))
+
+
+class _Grid:
+    def __init__(self, nodes: int) -> None:
+        self.nodes = list(range(1, nodes + 1))
+
+    def get_node_ids(self) -> list[int]:
+        return self.nodes
+
+
+def _contributions(clients: int) -> list[list[np.ndarray]]:
+    """Real bounded contributions of the error-patterns task (each of norm <= 1 = C)."""
+    source = SyntheticErrors(seed=3, clients=clients)
+    return [histogram(contribution(source.records(c))) for c in range(clients)]
+
+
+def _sent_back(model: list[np.ndarray]) -> Message:
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(model),
+            "metrics": MetricRecord({"num-examples": 8}),
+            "meta": ConfigRecord({"task": ERROR_PATTERNS}),
+        }
     )
-    # Execute / Assert
-    with pytest.raises(ValueError, match="--dp central calibrates its noise to a mean"):
-        check_aggregation(plan)
+    return Message(content, dst_node_id=0, message_type=MessageType.TRAIN)
+
+
+@pytest.mark.usefixtures("flower_task")
+@pytest.mark.parametrize(
+    ("sampling", "nodes", "neighbours"),
+    [
+        # 3 of 5 reply (2 count as zero); m of N without replacement: replace one, 2C
+        (Sampling("fixed", population=5, size=5), 5, ("replace one client", 2.0)),
+        # qN = 5, whoever is drawn; Poisson: add or remove one, C
+        (Sampling("poisson", 0.5, population=10), 10, ("add or remove one client", 1.0)),
+    ],
+)
+def test_central_dp_releases_the_sum_of_clipped_updates_plus_noise_of_the_sum(
+    sampling: Sampling, nodes: int, neighbours: tuple[str, float]
+) -> None:
+    # Prepare: the server's strategy as the engine builds it, z = 2, C = 1
+    plan = _central(ERROR_PATTERNS, sampling, z=2.0)
+    reference = ErrorPatternsTask().init_params(0)
+    reference = [r + 1.0 for r in reference]  # a global model that is not zero
+    strategy = validated_strategy(plan, training_strategy(plan), reference)
+    added = _contributions(3)
+    residuals = []
+    for server_round in range(1, 5):  # four independent noise draws
+        grid: Any = _Grid(nodes)  # the nodes Flower's sampler draws from
+        sent = strategy.configure_train(server_round, ArrayRecord(reference), ConfigRecord(), grid)
+        assert all(m.content.config_records["config"]["clipping_norm"] == 1.0 for m in sent)
+        # Execute
+        replies = [_sent_back([r + a for r, a in zip(reference, h, strict=True)]) for h in added]
+        merged, _ = strategy.aggregate_train(server_round, replies)
+        # Assert: the global model plus the sum of the three contributions, plus N(0, (zC)²)
+        assert merged is not None
+        released = np.concatenate(merged.to_numpy_ndarrays())
+        summed = np.concatenate([r + sum(h[i] for h in added) for i, r in enumerate(reference)])
+        residuals.append(released - summed)
+    noise = np.concatenate(residuals)
+    assert float(np.mean(noise)) == pytest.approx(0.0, abs=0.03)
+    # zC = 2: not zC/5 (the noise of the mean the sum is read from), nor zero (noise dropped)
+    assert float(np.std(noise)) == pytest.approx(2.0, rel=0.03)
+    # Every contribution summed is within the clipping bound C the noise is calibrated to
+    assert all(np.sqrt(sum(float(np.sum(a**2)) for a in h)) <= 1.0 + 1e-12 for h in added)
+    # The accountant's terms are the mean's, and hold for the sum: noise zC over sensitivity
+    record = plan.dp.record(1)
+    assert (record["neighbouring"], record["sensitivity"]) == neighbours
+    assert record["noise_std"] == pytest.approx(2.0)

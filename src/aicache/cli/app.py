@@ -14,6 +14,7 @@ from aicache.cli import (
     admin,
     cache,
     dashboard,
+    errors,
     imports,
     models,
     node,
@@ -65,6 +66,7 @@ def _root(
 # Registered in the order of the help's panels.
 cache.register(app)
 app.command("status")(status.cache_status)
+app.command("errors")(errors.errors)
 models.register(app)
 prefetch.register(app)
 simulate.register(app)
@@ -96,6 +98,7 @@ PANELS = {
     ),
     "Learning": (
         "suggest",
+        "errors",
         "prefetch",
         "simulate",
         "evaluate",

@@ -18,7 +18,7 @@ from aicache.privacy.modes import DpMode, mechanism
 from aicache.privacy.noise import DP_CLIP
 from aicache.privacy.record import PrivacyRecord
 
-__all__ = ["PrivacyRecord", "dp_applied", "dp_mode_of", "privacy_record"]
+__all__ = ["PrivacyRecord", "dp_applied", "dp_mode_of", "noised_per_client", "privacy_record"]
 
 StoredPrivacy = Mapping[str, Any] | PrivacyRecord | None
 """A record as the registry stores it (JSON), already typed, or absent (no DP)."""
@@ -35,6 +35,14 @@ def dp_applied(name: str) -> bool:
     """Whether the mechanism called ``name`` noises what is sent (unknown names: no)."""
     try:
         return mechanism(name).enabled
+    except ValueError:
+        return False
+
+
+def noised_per_client(stored: StoredPrivacy) -> bool:
+    """Whether the record's mechanism noised each client's update (not their aggregate)."""
+    try:
+        return mechanism(privacy_record(stored).dp).local
     except ValueError:
         return False
 

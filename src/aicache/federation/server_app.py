@@ -270,6 +270,17 @@ def validated_strategy(
     )
 
 
+def training_strategy(plan: TrainingPlan) -> Strategy:
+    """The plan's rule with its DP wrapper, aggregating as the task declares.
+
+    The task's aggregation wraps the DP wrapper, not the other way round: a
+    summed task's sum is then read off the noised mean with its noise scaled
+    to the sum's sensitivity (see :mod:`aicache.federation.aggregation`).
+    """
+    base = build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean)
+    return for_task(plan, private_strategy(plan, base))
+
+
 def make_server_app(
     plan: TrainingPlan,
     initial: list[np.ndarray],
@@ -294,13 +305,7 @@ def make_server_app(
         # reproducible; with DP the sample must be unpredictable, or the
         # amplification by sampling the accountant counts on would not hold.
         random.seed(None if plan.dp.enabled else plan.seed + plan.start_round)
-        inner = private_strategy(
-            plan,
-            for_task(
-                plan,
-                build_strategy(plan.strategy, plan.selection, evaluate_metrics_aggr_fn=macro_mean),
-            ),
-        )
+        inner = training_strategy(plan)
         strategy: ValidatedStrategy
         if plan.secure_aggregation.encrypts_updates:
             if public_context is None:

@@ -53,7 +53,12 @@ class CacheKey:
     @property
     def event_hash(self) -> str:
         """A hash of the key that events keep: it links events without revealing the key."""
-        return hashlib.sha256(("event:" + self.digest).encode()).hexdigest()[:32]
+        return event_hash(self.digest)
+
+
+def event_hash(digest: str) -> str:
+    """The hash events keep of the cache key ``digest`` (see :attr:`CacheKey.event_hash`)."""
+    return hashlib.sha256(("event:" + digest).encode()).hexdigest()[:32]
 
 
 def make_key(

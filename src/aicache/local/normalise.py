@@ -15,6 +15,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from aicache.local.error_names import is_public_exception
 from aicache.local.secrets import looks_like_secret
 
 # Programs whose second word selects what they do ("git commit", "make test").
@@ -126,16 +127,34 @@ _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`")
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b[0-9a-f]{8,}\b")
 _NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
 _SPACES = re.compile(r"\s+")
-_ERROR_WORDS = re.compile(r"error|exception|fatal|failed|denied|not found|no such|cannot", re.I)
+_ERROR_WORDS = re.compile(
+    r"error|exception|fatal|failed|denied|not found|no such|cannot|undefined reference", re.I
+)
+# Lines every failure of a tool prints, which name no error: where the log went,
+# how many errors there were, a compiler's notes and its closing words.
+_BOILERPLATE = re.compile(
+    r"complete log of this run|for more information about this error|aborting due to"
+    r"|^compilation terminated|^\d+ errors?$|collect2: error: ld returned|: note: |^note: "
+    r"|^npm error\s*$|^npm error (?:code|syscall|path|errno)\b|^npm error A complete",
+    re.I,
+)
 # An exception class (ValueError, IOException, ...) or a compiler's error code.
 _CLASS = re.compile(
     r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Failure|Fault|Interrupt|Exit)\b"
     r"|\berror\[[A-Z]+\d+\]|\b(?:TS|CS|E)\d{3,5}\b"
 )
+_CODE = re.compile(r"error\[[A-Z]+\d+\]|(?:TS|CS|E)\d{3,5}")
+# A class name qualified by its modules ("billing.errors.InvoiceMismatchError"):
+# the modules are the user's (or a library's) and never kept.
+_QUALIFIED = re.compile(r"\b(?:[A-Za-z_][\w]*\.)+([A-Z][A-Za-z0-9_]*)\b")
+# A bare word that is a public exception class ("StopIteration", "KeyboardInterrupt").
+_CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9]+\b")
+EXCEPTION_PLACEHOLDER = "<exc>"
+_NPM = re.compile(r"^npm (?:error|ERR!)")
 _LABEL = re.compile(r"\b(fatal|error|err!|panic|warning|exception|traceback)\b", re.I)
 # A placeholder already put in, or a word (a number glued to letters, as in
 # "3pm" or "v2", is a word too: only bare numbers became <n>).
-_WORD = re.compile(r"<(?:path|str|hex|n)>|[^\W_][\w'-]*")
+_WORD = re.compile(r"<(?:path|str|hex|n|exc)>|[^\W_][\w'-]*")
 # Short words that join free words: a run "<w> the <w> for <w>" is one "<w>".
 _JOINERS = "a an the to of in on at for from with by or and as if but than into this that it"
 _FREE_RUN = re.compile(
@@ -169,6 +188,12 @@ ERROR_VOCABULARY = frozenset(
     """.split()
 )
 MAX_SIGNATURE = 160
+_LABELS_ONLY = frozenset({"error", "fatal", "err!", "panic", "warning", "exception", "traceback"})
+
+
+def _public_class(name: str) -> str:
+    """``name`` when it is a public exception class or an error code, else ``<exc>``."""
+    return name if is_public_exception(name) or _CODE.fullmatch(name) else EXCEPTION_PLACEHOLDER
 
 
 def error_class(line: str) -> str:
@@ -176,10 +201,17 @@ def error_class(line: str) -> str:
 
     ``ValueError``, ``error[E0425]`` or ``TS2304`` when one is named, else the
     lower-cased label (``error``, ``fatal``, ``panic``, ...), else ``error``.
+    A class that is not public (:mod:`aicache.local.error_names`: one the
+    user's own code defines) is ``<exc>``, never its name.
     """
     named = _CLASS.search(line)
     if named:
-        return named.group(0)
+        return _public_class(named.group(0))
+    bare = next(
+        (m.group(0) for m in _CAPITALISED.finditer(line) if is_public_exception(m.group(0))), None
+    )
+    if bare is not None:
+        return bare
     label = _LABEL.search(line)
     return label.group(1).lower() if label else "error"
 
@@ -188,10 +220,14 @@ def error_template(line: str) -> str:
     """``line`` with literals, paths, hex ids, numbers and free words replaced.
 
     Quoted values become ``<str>``, paths ``<path>``, hexadecimal ids
-    ``<hex>``, numbers ``<n>``; a word is kept only if it is an exception class
-    or in :data:`ERROR_VOCABULARY`, and each run of other words becomes one
-    ``<w>``. Punctuation stays.
+    ``<hex>``, numbers ``<n>``; a word is kept only if it is a public
+    exception class or in :data:`ERROR_VOCABULARY` (another exception class
+    becomes ``<exc>``, and the modules qualifying a class are dropped), and
+    each run of other words becomes one ``<w>``. Punctuation stays.
     """
+    line = _QUALIFIED.sub(
+        lambda m: m.group(1) if _CLASS.fullmatch(m.group(1)) else m.group(0), line
+    )
     line = _QUOTED.sub("<str>", line)
     line = _PATH.sub("<path>", line)
     line = _HEX.sub("<hex>", line)
@@ -199,8 +235,10 @@ def error_template(line: str) -> str:
 
     def keep(match: re.Match[str]) -> str:
         word = match.group(0)
-        if word.startswith("<") or word.lower() in ERROR_VOCABULARY or _CLASS.fullmatch(word):
+        if word.startswith("<") or word.lower() in ERROR_VOCABULARY:
             return word
+        if _CLASS.fullmatch(word) or is_public_exception(word):
+            return _public_class(word)
         return "<w>"
 
     line = _WORD.sub(keep, line)
@@ -224,8 +262,15 @@ def error_signature(stderr: str) -> str | None:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     if not lines:
         return None
-    telling = [line for line in lines if _ERROR_WORDS.search(line)]
-    line = (telling or lines)[-1]
+    relevant = [line for line in lines if not _BOILERPLATE.search(line)]
+    telling = [line for line in relevant if _ERROR_WORDS.search(line)]
+    named = [line for line in relevant if error_class(line) not in _LABELS_ONLY]
+    if telling and _NPM.match(telling[0]):
+        line = telling[0]  # npm states the error first, then how to look into it
+    else:
+        # A named class (the last line of a traceback) says most; else the last line
+        # that mentions an error; else the headline (git's hints come after it).
+        line = named[-1] if named else telling[-1] if telling else lines[0]
     cls = error_class(line)
     template = error_template(line)
     signature = template if template.lower().startswith(cls.lower()) else f"{cls}: {template}"

@@ -37,6 +37,7 @@ BUILTIN_TASK_MODULES: tuple[str, ...] = (
     "aicache.tasks.cache_keep",
     "aicache.tasks.bug_detector",
     "aicache.tasks.library_recs",
+    "aicache.tasks.error_patterns",
 )
 ENTRY_POINT_GROUP = "aicache.tasks"
 MODULES_VARIABLE = "AICACHE_TASK_MODULES"
