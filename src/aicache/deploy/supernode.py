@@ -18,11 +18,22 @@ entry point caps those waits at ``AICACHE_NODE_POLL`` seconds (default 0.2)
 and then runs Flower's own ``flower-supernode`` unchanged. The cap only
 replaces the ``time`` module the SuperNode's loop sees; everything else is
 Flower's. Checked against flwr 1.42 (the version aicache pins).
+
+**Warm ClientApps.** Flower's subprocess isolation starts ``flower-superexec``,
+which starts a fresh ``flwr-clientapp`` interpreter per message. This entry
+point runs the SuperNode in Flower's ``--isolation process`` mode instead and
+starts the SuperExec itself: ``python -m aicache.deploy.superexec``, Flower's
+SuperExec whose executor forks each ClientApp from a process that already
+imported Flower and aicache (see that module). The SuperExec gets the same
+arguments Flower's subprocess mode gives it and ends with the SuperNode.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -95,20 +106,62 @@ def only_signed_apps(module: Any, app_key: bytes) -> None:
     module._pull_and_store_message = guarded
 
 
+_superexecs: list[subprocess.Popen[bytes]] = []  # kept: it runs as long as this process
+
+
+def warm_superexec(module: Any) -> None:
+    """Make ``module.start_client_internal`` start aicache's SuperExec and run in process mode.
+
+    Only when the SuperNode would start Flower's own SuperExec (subprocess
+    isolation); the command line is the one Flower's subprocess mode builds,
+    with aicache's entry point in place of ``flower-superexec``.
+    """
+    from flwr.common.constant import ISOLATION_MODE_PROCESS, ISOLATION_MODE_SUBPROCESS
+    from flwr.supercore.address import resolve_bind_address
+    from flwr.supercore.tls import get_client_tls_args
+
+    original = module.start_client_internal
+
+    def start(**kwargs: Any) -> None:
+        if kwargs.get("isolation", ISOLATION_MODE_SUBPROCESS) == ISOLATION_MODE_SUBPROCESS:
+            command = [sys.executable, "-m", "aicache.deploy.superexec"]
+            command += get_client_tls_args(
+                insecure=kwargs.get("runtime_certificates") is None,
+                root_certificates_path=kwargs.get("runtime_root_certificates_path"),
+            )
+            command += [
+                "--runtime-api-address",
+                resolve_bind_address(kwargs["runtime_api_address"]),
+            ]
+            command += ["--parent-pid", str(os.getpid())]
+            if kwargs.get("runtime_dependency_install"):
+                command += ["--allow-runtime-dependency-installation"]
+            # It watches this pid and stops when the SuperNode does.
+            _superexecs.append(subprocess.Popen(command))
+            kwargs["isolation"] = ISOLATION_MODE_PROCESS
+        original(**kwargs)
+
+    module.start_client_internal = start
+
+
 def main() -> None:
-    """Run Flower's SuperNode: only the federation's app, with the capped idle poll."""
+    """Run Flower's SuperNode: only the federation's app, with the capped idle poll, and
+    ClientApps started by aicache's warm SuperExec."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--app-key", type=Path, required=True)
     ours, flower_args = parser.parse_known_args()
 
     from flwr.supernode import start_client_internal
-    from flwr.supernode.cli.flower_supernode import flower_supernode
+
+    # The module, not the function of the same name its package exports.
+    cli = importlib.import_module("flwr.supernode.cli.flower_supernode")
 
     only_signed_apps(start_client_internal, ours.app_key.read_bytes())
     cap = env_seconds("AICACHE_NODE_POLL", NODE_POLL)
     start_client_internal.time = _CappedTime(cap)  # type: ignore[attr-defined]
+    warm_superexec(cli)
     sys.argv = ["flower-supernode", *flower_args]
-    flower_supernode()
+    cli.flower_supernode()
 
 
 if __name__ == "__main__":
