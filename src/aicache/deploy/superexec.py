@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from logging import INFO, WARNING
 from typing import Any
@@ -128,7 +129,10 @@ class ForkExecutor:
 
 def _run_child(spec: Any) -> None:
     """In the forked child: run Flower's ClientApp runtime for one task, then exit."""
+    from flwr.supercore import log
+
     code = 1
+    started = time.monotonic()
     try:
         from flwr.supercore.exit import exit_handler
         from flwr.supercore.tls import validate_and_resolve_root_certificates
@@ -156,6 +160,12 @@ def _run_child(spec: Any) -> None:
     except BaseException:
         traceback.print_exc()
     finally:
+        log(
+            INFO,
+            "aicache: ClientApp task in pid %s ended in %.3f s",
+            os.getpid(),
+            time.monotonic() - started,
+        )
         sys.stdout.flush()
         sys.stderr.flush()
         # Not sys.exit: the parent's atexit work and threads are not the child's.
