@@ -112,3 +112,46 @@ def test_every_message_is_forked_from_one_warm_process(tmp_path: Path) -> None:
         psutil.wait_procs(_started_under(tmp_path), timeout=15)
         left = _started_under(tmp_path)
         assert not left, f"processes left running: {[p.cmdline() for p in left]}"
+
+
+def test_an_idle_node_polls_at_flowers_pace_and_a_busy_one_at_aicaches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aicache.deploy import supernode
+    from aicache.deploy.polling import IDLE_NODE_POLL
+
+    asked: list[float] = []
+    monkeypatch.setattr(supernode.time, "sleep", asked.append)
+    clock = supernode._CappedTime(0.2)
+    clock.sleep(3)  # Flower's idle poll, no message yet
+    clock.sleep(0.5)  # Flower's wait for a ClientApp's reply
+    clock.busy()
+    clock.sleep(3)
+    clock.sleep(0.5)
+    assert asked == [IDLE_NODE_POLL, 0.5, 0.2, 0.2]
+
+
+def test_the_superexec_sleeps_until_woken_and_keeps_a_wakeup_sent_while_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import signal
+    import threading
+    import time
+
+    from aicache.deploy import superexec
+
+    monkeypatch.setattr(superexec, "IDLE_SUPEREXEC_POLL", 600.0)
+    previous = signal.getsignal(signal.SIGUSR1)
+    clock = superexec._WakeableTime()
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)  # sent while "busy": kept for the next sleep
+        started = time.monotonic()
+        clock.sleep(0.1)
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
+        timer.start()
+        clock.sleep(0.1)  # returns on the wake-up, not after the 600 s fallback
+        timer.join()
+        assert time.monotonic() - started < 300
+    finally:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGUSR1, previous)
