@@ -117,11 +117,13 @@ def test_every_message_is_forked_from_one_warm_process(tmp_path: Path) -> None:
 def test_an_idle_node_polls_at_flowers_pace_and_a_busy_one_at_aicaches(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import time
+
     from aicache.deploy import supernode
     from aicache.deploy.polling import IDLE_NODE_POLL
 
     asked: list[float] = []
-    monkeypatch.setattr(supernode.time, "sleep", asked.append)
+    monkeypatch.setattr(time, "sleep", asked.append)
     clock = supernode._CappedTime(0.2)
     clock.sleep(3)  # Flower's idle poll, no message yet
     clock.sleep(0.5)  # Flower's wait for a ClientApp's reply
