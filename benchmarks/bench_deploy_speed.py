@@ -226,6 +226,8 @@ def main() -> None:
                 results["runs"][name].append(
                     measure(Path(tmp), name, settings, args.rounds, args.nodes)
                 )
+                if args.out is not None:  # so far, in case the rest does not finish
+                    args.out.write_text(json.dumps(results, indent=2))
     results["load_after"] = os.getloadavg()
     columns = ("round", "server to node", "on the node", "reply push", "server", "ClientApp child")
     table = Table("launch path", *(f"{c} s" for c in columns), "rounds")
