@@ -15,12 +15,13 @@ Usage::
   processes sharing them: the warm SuperExec and its forked children share
   most of theirs, so summed RSS counts them twice). Repeated ``--repeats``
   times per task; medians.
-- **`aicache run`**, a miss (the fake AI CLI answers) then a hit: the peak
-  RSS the kernel reports for the finished process (``wait4``: the larger of
-  aicache and, on a miss, the AI CLI it ran).
+- **`aicache run`**, a miss (the fake AI CLI answers) then a hit: the
+  process's own peak RSS (``VmHWM`` read as it exits; the AI CLI it starts
+  on a miss is not counted).
 - **Idle CPU.** The node's tree (SuperNode and SuperExec) with nothing to
   do for ``--idle`` seconds: CPU seconds used per second, with aicache's
-  polls and with Flower's.
+  polls (before any message, and right after the rounds, while it still
+  polls fast) and with Flower's launch path and polls.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def idle_cpu(node: psutil.Process, seconds: float) -> float:
             total += times.user + times.system
         return total
 
-    time.sleep(3)  # let start-up settle
+    time.sleep(15)  # let start-up (the SuperExec's imports) settle
     before, started = used(), time.monotonic()
     time.sleep(seconds)
     return (used() - before) / (time.monotonic() - started)
@@ -171,36 +172,48 @@ def node_rounds(work: Path, repeats: int, idle: float) -> dict[str, Any]:
 
 
 def flower_polls_idle(work: Path, idle: float) -> float:
-    """The idle node's CPU with Flower's own polls (SuperNode 3 s, SuperExec 1 s)."""
-    with federation(work, DEFAULT_POLLS, ("bob",)) as fed:
+    """The idle node's CPU with Flower's own launch path and polls (SuperNode 3 s, SuperExec
+    1 s)."""
+    with federation(work, {**DEFAULT_POLLS, "AICACHE_NODE_WARM": "0"}, ("bob",)) as fed:
         return idle_cpu(_supernode(Path(fed.homes["bob"]["AICACHE_HOME"])), idle)
 
 
-def _peak_rss_of(argv: list[str], env: dict[str, str]) -> float:
-    process = subprocess.Popen(
-        argv,
-        env=env,
+# Runs `aicache` in this interpreter and, at its exit, writes the process's high-water RSS
+# (VmHWM: since exec, unlike wait4's ru_maxrss, which keeps the forking parent's size).
+_HIGH_WATER = """
+import atexit, os, runpy, sys
+def _note():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(os.environ["HWM_FILE"], "w").write(line.split()[1])
+atexit.register(_note)
+sys.argv = ["aicache", *sys.argv[1:]]
+runpy.run_module("aicache", run_name="__main__")
+"""
+
+
+def _peak_rss_of(args: list[str], env: dict[str, str], note: Path) -> float:
+    """Peak RSS in MiB of ``aicache ARGS`` itself (not the AI CLI it may start)."""
+    subprocess.run(
+        [sys.executable, "-c", _HIGH_WATER, *args],
+        env={**env, "HWM_FILE": str(note)},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        check=True,
     )
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{argv} exited {process.returncode}")
-    return usage.ru_maxrss / 1024  # KiB on Linux
+    return int(note.read_text()) / 1024  # KiB
 
 
 def run_memory(base: Path, repeats: int) -> dict[str, list[float]]:
     """Peak RSS of `aicache run` on a miss and on the hit that follows, ``repeats`` homes."""
-    found: dict[str, list[float]] = {"miss": [], "hit": [], "fake AI CLI alone": []}
+    found: dict[str, list[float]] = {"miss": [], "hit": []}
     question = [str(FAKE_AI), "how do I squash the last three commits"]
+    note = base / "high-water"
     for index in range(repeats):
         env = {**os.environ, "FAKE_AI_DELAY": "0", "AICACHE_HOME": str(base / f"run-{index}")}
-        command = [sys.executable, "-m", "aicache", "run", "--", *question]
-        found["miss"].append(_peak_rss_of(command, env))
-        found["hit"].append(_peak_rss_of(command, env))
-        found["fake AI CLI alone"].append(_peak_rss_of(question, env))
+        found["miss"].append(_peak_rss_of(["run", "--", *question], env, note))
+        found["hit"].append(_peak_rss_of(["run", "--", *question], env, note))
     return found
 
 
@@ -209,6 +222,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--idle", type=float, default=30.0)
+    parser.add_argument("--idle-only", action="store_true", help="measure the idle CPU only")
+    parser.add_argument("--run-only", action="store_true", help="measure `aicache run` only")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     console = Console()
@@ -216,10 +231,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aicache-bench-memory-") as tmp:
         (Path(tmp) / "node").mkdir()
         (Path(tmp) / "flower").mkdir()
-        results["run"] = run_memory(Path(tmp), args.repeats)
-        results["node"] = node_rounds(Path(tmp) / "node", args.repeats, args.idle)
+        if not args.idle_only:
+            results["run"] = run_memory(Path(tmp), args.repeats)
+        if args.run_only:
+            console.print(json.dumps(results["run"]))
+            return
+        results["node"] = node_rounds(
+            Path(tmp) / "node", 0 if args.idle_only else args.repeats, args.idle
+        )
         results["idle_cpu_flower_polls"] = flower_polls_idle(Path(tmp) / "flower", args.idle)
     results["load_after"] = os.getloadavg()
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=2))
+    if args.idle_only:
+        console.print(json.dumps({k: v for k, v in results.items() if "idle" in k or k == "node"}))
+        return
     table = Table("what", "peak RSS MiB (median)", "peak PSS MiB (median)", "processes")
     for task in TASKS:
         rows = results["node"][task]
@@ -230,13 +256,12 @@ def main() -> None:
             str(max(r["processes"] for r in rows)),
         )
     for name, values in results["run"].items():
-        label = name if name.startswith("fake") else f"aicache run, {name}"
-        table.add_row(label, f"{statistics.median(values):.0f}", "—", "1")
+        table.add_row(f"aicache run, {name}", f"{statistics.median(values):.0f}", "—", "1")
     console.print(table)
     node = results["node"]
     console.print(
         f"idle node CPU: {100 * node['idle_cpu_tuned']:.2f} % of a core with aicache's polls "
-        f"({100 * node['idle_cpu_after_rounds']:.2f} % after the rounds), "
+        f"({100 * node['idle_cpu_after_rounds']:.2f} % within 30 s of a message), "
         f"{100 * results['idle_cpu_flower_polls']:.2f} % with Flower's; load average before "
         f"{results['load_before'][0]:.1f}, after {results['load_after'][0]:.1f}"
     )
