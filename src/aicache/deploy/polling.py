@@ -19,3 +19,13 @@ def env_seconds(name: str, default: float, low: float = 0.01, high: float = 3.0)
     except ValueError:
         return default
     return min(max(value, low), high)
+
+
+# After its last message a node keeps polling every AICACHE_NODE_POLL seconds for this
+# long (rounds of a run follow each other well within it), then goes back to Flower's
+# 3 s, so a node with nothing to do stays under 1 % of a core.
+HOT_SECONDS = 30.0
+IDLE_NODE_POLL = 3.0
+# aicache's SuperExec is woken by its SuperNode when a message arrives (SIGUSR1); this is
+# only its fallback poll.
+IDLE_SUPEREXEC_POLL = 5.0
