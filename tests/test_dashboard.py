@@ -253,3 +253,70 @@ def test_the_api_is_versioned_and_described(federation: ServerDirectory) -> None
     assert {"/api/v1/runs", "/api/v1/versions", "/api/v1/privacy", "/api/v1/nodes"} <= paths
     assert {"/api/v1/alerts", "/api/v1/alerts/{alert_id}/ack", "/metrics"} <= paths
     assert json.dumps(schema)  # plain JSON
+
+
+@pytest.fixture
+def developer_page(home: Path) -> Iterator[tuple[str, str]]:
+    """The developer page really served on loopback: its address and token."""
+    import uvicorn
+
+    from aicache.web.developer_app import developer_app
+
+    token, port = "t" * 32, free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            developer_app(home, token), host="127.0.0.1", port=port,
+            log_level="warning", ws="none", lifespan="on",
+        )
+    )  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the page did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", token
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _ask(url: str, method: str, headers: dict[str, str]) -> tuple[int, str, str]:
+    """Status, Location header and body of one request, redirects not followed."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    request = urllib.request.Request(  # noqa: S310 - http on loopback
+        url, method=method, headers=headers, data=b"x" if method == "POST" else None
+    )
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=10) as answer:
+            return int(answer.status), answer.headers.get("location", ""), answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.headers.get("location", ""), error.read().decode()
+
+
+def test_a_change_from_another_page_is_refused(developer_page: tuple[str, str]) -> None:
+    from aicache.web.auth import COOKIE
+
+    url, token = developer_page
+    cookie = {"Cookie": f"{COOKIE}={token}"}  # what the browser sends along, even cross-port
+    clear = f"{url}/api/v1/actions/clear"
+    # Execute: a simple POST from a page on another port, one naming no page, the page's own
+    foreign = _ask(clear, "POST", {**cookie, "Origin": "http://127.0.0.1:3000"})
+    unnamed = _ask(clear, "POST", cookie)
+    own = _ask(clear, "POST", {**cookie, "Origin": url})
+    # Assert: only the page's own request changes anything
+    assert (foreign[0], unnamed[0]) == (403, 403)
+    assert "only from this page" in foreign[2]
+    assert own[0] == 200
+
+
+def test_the_token_leaves_the_address_with_the_other_values_intact(
+    developer_page: tuple[str, str],
+) -> None:
+    url, token = developer_page
+    status, location, _ = _ask(f"{url}/cache?token={token}&a=x%26token%3Dbad", "GET", {})
+    assert (status, location) == (303, "/cache?a=x%26token%3Dbad")

@@ -11,6 +11,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
@@ -85,15 +86,40 @@ def require_token(app: FastAPI, token: str, *, secure_cookie: bool) -> None:
             if not valid(offered):
                 return _refused(request)
             # Take the token out of the address bar (and the history) into a cookie.
-            query = "&".join(
-                f"{k}={v}" for k, v in request.query_params.multi_items() if k != "token"
-            )
+            query = urlencode([kv for kv in request.query_params.multi_items() if kv[0] != "token"])
             answer = RedirectResponse(request.url.path + (f"?{query}" if query else ""), 303)
             answer.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookie)
             return answer
         if not valid(_presented(request)):
             return _refused(request)
+        if request.method not in _READS and not _from_this_page(request):
+            return _foreign(request)
         return await call_next(request)
+
+
+# A page of another site (any other port of 127.0.0.1 counts as the same site, so
+# the same-site cookie goes along) may send a simple POST that needs no preflight:
+# a change is taken only with the Bearer header, which such a page cannot set, or
+# from a page whose Origin is this server's own.
+_READS = frozenset({"GET", "HEAD"})
+
+
+def _from_this_page(request: Request) -> bool:
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return True
+    origin = request.headers.get("origin")
+    if origin is None:
+        referer = urlsplit(request.headers.get("referer", ""))
+        origin = f"{referer.scheme}://{referer.netloc}" if referer.netloc else None
+    host = request.headers.get("host")
+    return origin is not None and host is not None and origin == f"{request.url.scheme}://{host}"
+
+
+def _foreign(request: Request) -> Response:
+    message = "a change is taken only from this page (or with Authorization: Bearer TOKEN)"
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=403)
+    return PlainTextResponse(f"403 Forbidden: {message}\n", status_code=403)
 
 
 def _refused(request: Request) -> Response:

@@ -101,19 +101,19 @@ def operator_app(server: ServerDirectory, token: str, *, tls: bool = False) -> F
         return data.nodes()
 
     @app.get(f"{API}/alerts")
-    async def alerts() -> list[dict[str, Any]]:
+    def alerts() -> list[dict[str, Any]]:
         """Failed or halted runs, updates not accepted, unknown nodes, expiring certificates."""
         return data.alerts()
 
     @app.post(f"{API}/alerts/{{alert_id:path}}/ack")
-    async def acknowledge(alert_id: str) -> dict[str, Any]:
+    def acknowledge(alert_id: str) -> dict[str, Any]:
         """Acknowledge an alert (the one change the dashboard makes)."""
         if not data.acknowledge(alert_id):
             raise HTTPException(404, f"no current alert {alert_id!r}")
         return {"acknowledged": alert_id}
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    async def metrics() -> PlainTextResponse:
+    def metrics() -> PlainTextResponse:
         """Prometheus' text format."""
         return PlainTextResponse(metrics_text(data), media_type="text/plain; version=0.0.4")
 
