@@ -23,6 +23,7 @@ FEDERATION = "simulation: test"
 def _begin(
     root: Path,
     *,
+    task: str = TASK,
     resuming: Resumption | None = None,
     warm_start: bool = False,
     members: list[str] | None = None,
@@ -30,7 +31,7 @@ def _begin(
 ) -> RunSession:
     return RunSession.begin(
         registry_root=root,
-        plan=TrainingPlan(task=TASK, rounds=3),
+        plan=TrainingPlan(task=task, rounds=3),
         federation=FEDERATION,
         resuming=resuming,
         warm_start=warm_start,
@@ -39,11 +40,11 @@ def _begin(
     )
 
 
-def _one_round(session: RunSession) -> list[np.ndarray]:
+def _one_round(session: RunSession, task: str = TASK) -> list[np.ndarray]:
     """Register round 1 through the session's observer, as Flower's loop would."""
     observer = session.observe()
-    observer.bind(ValidatedStrategy(FedAvg(), task=TASK, max_update_norm=100.0))
-    model = [a + 0.5 for a in get_task(TASK).init_params(1)]
+    observer.bind(ValidatedStrategy(FedAvg(), task=task, max_update_norm=100.0))
+    model = [a + 0.5 for a in get_task(task).init_params(1)]
     observer.after_round(1, ArrayRecord(model))
     return model
 
@@ -107,6 +108,18 @@ def test_a_warm_start_begins_from_the_newest_version(tmp_path: Path) -> None:
     with ModelRegistry(root) as registry:
         assert registry.run(warm.run_id).spec["parent"] == 1
         assert "members" not in registry.run(warm.run_id).spec
+
+
+def test_a_summed_task_starts_every_run_from_zero(tmp_path: Path) -> None:
+    # Prepare: a released histogram of error patterns
+    root = tmp_path / "registry"
+    _one_round(_begin(root, task="error-patterns"), task="error-patterns")
+    # Execute
+    warm = _begin(root, task="error-patterns", warm_start=True)
+    # Assert: the new run's counts do not add to the last run's
+    fresh = get_task("error-patterns").init_params(0)
+    assert warm.parent is None
+    assert all(np.array_equal(a, b) for a, b in zip(warm.initial, fresh, strict=True))
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from aicache.privacy.central import DpPlan
 from aicache.registry import ModelRegistry, ModelVersion
 from aicache.registry.model_registry import RunRecord
 from aicache.tasks.base import ensure_compatible, get_task
+from aicache.tasks.spec import Aggregation, get_spec
 
 
 class Resume(enum.Enum):
@@ -210,7 +211,11 @@ class RunSession:
         """
         with ModelRegistry(registry_root) as registry:
             if resuming is None:
-                latest = registry.latest(plan.task) if warm_start else None
+                # A summed task's version holds the counts (and noise) of its own run,
+                # and its privacy record speaks of that run's rounds only: adding a new
+                # run's counts to it would misstate both. It starts from zero each run.
+                summed = get_spec(plan.task).aggregation is Aggregation.SUM
+                latest = registry.latest(plan.task) if warm_start and not summed else None
                 initial = (
                     registry.load(latest) if latest else get_task(plan.task).init_params(plan.seed)
                 )
