@@ -116,7 +116,7 @@ def test_no_module_outside_the_registries_compares_with_a_mode_name() -> None:
             if names and any(isinstance(op, ast.Eq | ast.NotEq | ast.In) for op in node.ops):
                 found.append(f"{relative}:{node.lineno}")
     # Assert: the settings parser's "off" (a boolean word) is the only one left
-    assert found == ["local/settings.py:26"]
+    assert found == ["local/settings.py:33"]
 
 
 @pytest.mark.parametrize("stored", [STORED_DISTRIBUTED, STORED_ADAPTIVE, {"dp": "off"}])
@@ -198,6 +198,8 @@ OPTIONS: dict[str, Any] = {"population": 10, "task": "next-command", "rounds": 2
             "--sample-rate (Poisson sampling) is not available on a deployed federation",
         ),
         ({"strategy": "krum", "expected_attackers": 4}, "--expected-attackers 4"),
+        ({"task": "bug-detector", "deployed": True}, "bug-detector learns in simulation only"),
+        ({"task": "library-recs", "deployed": True}, "library-recs learns in simulation only"),
     ],
 )
 def test_bad_options_are_refused_with_the_option_named(

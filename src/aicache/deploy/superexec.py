@@ -38,6 +38,7 @@ from types import ModuleType
 from typing import Any
 
 from aicache.deploy.polling import IDLE_SUPEREXEC_POLL
+from aicache.local.settings import parse_switch
 
 WARM_VARIABLE = "AICACHE_NODE_WARM"
 
@@ -48,8 +49,11 @@ def warm_enabled() -> bool:
     Only where ``fork`` is safe to rely on: Linux. Elsewhere Flower's own
     process per message is used.
     """
-    if os.environ.get(WARM_VARIABLE, "1").strip().lower() in {"0", "false", "no", "off"}:
-        return False
+    try:
+        if not parse_switch(os.environ.get(WARM_VARIABLE, "on")):
+            return False
+    except ValueError:
+        pass  # a word that is not a switch leaves the default
     return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 

@@ -32,6 +32,7 @@ from aicache.privacy.modes import (
 )
 from aicache.privacy.secure import SecAggSettings
 from aicache.tasks.base import task_names
+from aicache.tasks.spec import all_specs, get_spec
 
 
 def robust_spec(
@@ -202,6 +203,12 @@ def plan_from_options(
     if task not in task_names():
         raise AicacheError(
             f"--task: unknown task {task!r}: choose one of {', '.join(task_names())}"
+        )
+    if deployed and get_spec(task).read_store is None:
+        trainable = ", ".join(spec.name for spec in all_specs() if spec.read_store is not None)
+        raise AicacheError(
+            f"--task: {task} learns in simulation only: a node has no data of its own for it "
+            f"(a deployed run can train {trainable})"
         )
     try:
         mode = dp_mode(dp)

@@ -19,7 +19,14 @@ DEFAULT_MAX_OUTPUT = 10 * 1024 * 1024
 DEFAULT_SERVICE_IDLE_S = 600.0
 
 
-def _parse_bool(text: str) -> bool:
+def parse_switch(text: str) -> bool:
+    """``on``/``true``/``yes``/``1`` or ``off``/``false``/``no``/``0``, in any case.
+
+    Raises
+    ------
+    ValueError
+        Naming the word and the two to use.
+    """
     lowered = text.strip().lower()
     if lowered in ("on", "true", "yes", "1"):
         return True
@@ -134,7 +141,7 @@ SETTINGS: dict[str, Setting] = {
             "raw-storage",
             "keep raw prompt text in events and raw command lines in imported history",
             "off",
-            _parse_bool,
+            parse_switch,
         ),
         Setting(
             "max-age",
@@ -152,7 +159,7 @@ SETTINGS: dict[str, Setting] = {
             "show-hits",
             "say on stderr when an answer comes from the cache",
             "off",
-            _parse_bool,
+            parse_switch,
         ),
         Setting(
             "cacheable",
@@ -173,7 +180,7 @@ SETTINGS: dict[str, Setting] = {
             "serve a cached answer to a reworded prompt when the semantic-hit model says it "
             "fits (needs aicache[semantic]; `aicache run --exact` turns it off for one call)",
             "on",
-            _parse_bool,
+            parse_switch,
         ),
         Setting(
             "semantic-commands",
@@ -227,13 +234,13 @@ class Settings:
         """Build settings from the raw values kept in the store (defaults for the rest)."""
         values = {name: stored.get(name, s.default) for name, s in SETTINGS.items()}
         return cls(
-            raw_storage=_parse_bool(values["raw-storage"]),
+            raw_storage=parse_switch(values["raw-storage"]),
             max_age_s=_stored_duration(values["max-age"]),
             max_output=parse_size(values["max-output"]),
-            show_hits=_parse_bool(values["show-hits"]),
+            show_hits=parse_switch(values["show-hits"]),
             cacheable=_parse_marks(values["cacheable"]),
             prefetch_tools=_stored_tools(values["prefetch-tools"]),
-            semantic=_parse_bool(values["semantic"]),
+            semantic=parse_switch(values["semantic"]),
             semantic_commands=_parse_marks(values["semantic-commands"]),
             semantic_service_idle_s=_stored_duration(values["semantic-service-idle"]),
             max_size=parse_max_size(values["max-size"]),
