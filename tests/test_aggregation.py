@@ -91,6 +91,15 @@ def test_a_sum_task_takes_central_noise_and_refuses_noise_shares_of_a_mean() -> 
         ValueError, match=r"--secure secagg aggregates a weighted mean \(use --secure off"
     ):
         check_aggregation(replace(central, secure="secagg"))
+    # A clip below a contribution's bound, or one that moves, changes what a count means
+    with pytest.raises(ValueError, match=r"--clip 0.25 would shrink its counts"):
+        check_aggregation(replace(central, dp=replace(central.dp, clip=0.25)))
+    adaptive = replace(central.dp, target_quantile=0.5, clipped_count_stddev=1.0)
+    with pytest.raises(ValueError, match="--adaptive-clip would move the unit"):
+        check_aggregation(replace(central, dp=adaptive))
+    check_aggregation(
+        replace(central, dp=replace(central.dp, clip=2.0))
+    )  # whole counts, more noise
 
 
 class _Grid:

@@ -47,6 +47,22 @@ def test_a_contribution_counts_each_key_once_and_at_most_max_keys() -> None:
     assert trend[bucket("tool: error 0")] == pytest.approx(1.0)
 
 
+def test_two_keys_of_one_developer_in_one_bucket_count_once_there() -> None:
+    # Prepare: two keys the public hash puts in one bucket, each hit by the developer
+    seen: dict[int, str] = {}
+    for n in range(100_000):
+        key = f"tool: error {n}"
+        if bucket(key) in seen:
+            first, second = seen[bucket(key)], key
+            break
+        seen[bucket(key)] = key
+    errors = [ErrorOccurrence(float(t), k) for t, k in enumerate([first, first, second])]
+    # Execute
+    counts, _, _ = in_counts(histogram(contribution(errors)))
+    # Assert: the bucket holds one developer, the contribution stays within its bound
+    assert counts[bucket(first)] == pytest.approx(1.0)
+
+
 def test_the_population_shares_common_keys_keeps_private_ones_private_and_drifts() -> None:
     # Prepare
     clients = 30

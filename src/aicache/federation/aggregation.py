@@ -34,6 +34,9 @@ from aicache.tasks.spec import Aggregation, get_spec
 # and the server's part is replaced by the sum. Robust rules pick or trim
 # updates, and FedAdam steps along a mean: neither means anything for a sum.
 SUM_STRATEGIES = ("fedavg", "fedprox")
+# A summed task's contribution has L2 norm at most 1 (see Aggregation.SUM): a
+# smaller clip would scale contributions down and its counts with them.
+SUM_UNIT = 1.0
 
 
 def aggregation_problem(plan: TrainingPlan) -> str | None:
@@ -49,6 +52,14 @@ def aggregation_problem(plan: TrainingPlan) -> str | None:
         return (
             f"{what}: --dp {plan.dp.mode} calibrates its noise to a mean "
             "(use --dp central or --dp local)"
+        )
+    if plan.dp.enabled and plan.dp.adaptive:
+        # A summed count is read in the units of the clip it was made with.
+        return f"{what}: --adaptive-clip would move the unit its counts are read in (use --clip)"
+    if plan.dp.enabled and plan.dp.clip < SUM_UNIT:
+        return (
+            f"{what}: --clip {plan.dp.clip:g} would shrink its counts "
+            f"(a contribution's norm is at most {SUM_UNIT:g}: use --clip {SUM_UNIT:g} or more)"
         )
     if plan.secure_aggregation.hides_updates:
         # The secure modes deliver a weighted mean, whose slots the server never sees.

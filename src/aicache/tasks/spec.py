@@ -104,7 +104,10 @@ class Aggregation(enum.Enum):
     WEIGHTED_MEAN = "weighted-mean"
     """FedAvg and its relatives: models weighted by their example counts."""
     SUM = "sum"
-    """Histograms and sketches: the global model plus the sum of every client's update."""
+    """Histograms and sketches: the global model plus the sum of every client's update.
+
+    A client's update has L2 norm at most 1, so that DP's clip of 1 (or more)
+    leaves every count whole."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

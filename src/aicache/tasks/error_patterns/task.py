@@ -108,7 +108,12 @@ def contribution(errors: Sequence[ErrorOccurrence]) -> ErrorExamples:
     late = Counter(e.key for e in ordered[middle:])
     total = early + late
     # Ties broken by the key's text, so that a contribution is reproducible.
-    kept = sorted(total, key=lambda k: (-total[k], k))[:MAX_KEYS]
+    # One key per bucket: two keys of one developer that share a bucket count once
+    # there, or the contribution would pass its bound (a count of 2 in one bucket).
+    by_bucket: dict[int, str] = {}
+    for key in sorted(total, key=lambda k: (-total[k], k)):
+        by_bucket.setdefault(bucket(key), key)
+    kept = list(by_bucket.values())[:MAX_KEYS]
     votes = np.sign([late[k] - early[k] for k in kept]).astype(np.float64)
     return ErrorExamples(
         np.array([bucket(k) for k in kept], dtype=np.int64),
