@@ -195,17 +195,20 @@ class _WakeableTime(ModuleType):
 
     def __init__(self) -> None:
         super().__init__("time")
-        self._read, write = os.pipe()
+        self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
-        os.set_blocking(write, False)
-        signal.set_wakeup_fd(write)
+        os.set_blocking(self._write, False)
+        signal.set_wakeup_fd(self._write)
         signal.signal(signal.SIGUSR1, lambda _signum, _frame: None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
 
-    def sleep(self, seconds: float) -> None:
-        """Wait for a wake-up, or ``IDLE_SUPEREXEC_POLL`` seconds (``seconds`` is Flower's poll)."""
+    def sleep(self, seconds: float) -> bool:
+        """Wait for a wake-up, or ``IDLE_SUPEREXEC_POLL`` seconds (``seconds`` is Flower's poll).
+
+        Returns whether a wake-up ended the wait (Flower ignores it).
+        """
         ready, _, _ = select.select([self._read], [], [], max(seconds, IDLE_SUPEREXEC_POLL))
         if ready:
             try:
@@ -213,6 +216,13 @@ class _WakeableTime(ModuleType):
                     pass
             except BlockingIOError:
                 pass
+        return bool(ready)
+
+    def close(self) -> None:
+        """Stop listening for wake-ups and close the pipe."""
+        signal.set_wakeup_fd(-1)
+        os.close(self._read)
+        os.close(self._write)
 
 
 def main() -> None:
