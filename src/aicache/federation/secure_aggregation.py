@@ -339,7 +339,9 @@ class _TaskClient(NumPyClient):
             # Central DP: clip_when_asked clips this model before secaggplus_mod masks it;
             # every client weighs 1 and no training statistic leaves in the clear.
             return result.params, 1, {}
-        return result.params, result.num_examples, dict(result.metrics)
+        # As on the Message API: the weight is capped at the task's per-client maximum,
+        # which a deployed run's masked sum is sized for.
+        return result.params, min(result.num_examples, task.max_examples), dict(result.metrics)
 
     def evaluate(
         self, parameters: list[np.ndarray], config: dict[str, Scalar]
