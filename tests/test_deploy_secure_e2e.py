@@ -119,7 +119,7 @@ def test_secagg_with_distributed_dp_masks_every_update(federation: Federation) -
     [version] = _versions(federation)
     assert version["num_clients"] == 3
     privacy = version["privacy"]
-    assert isinstance(privacy, dict) and privacy["mechanism"] == "distributed"
+    assert isinstance(privacy, dict) and privacy["dp"] == "distributed"
     assert 0 < float(privacy["epsilon"]) < float("inf")
     for name in NODES:
         assert _report(federation, name)["secure"] == {"secagg": 1}
