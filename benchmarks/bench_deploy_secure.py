@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_deploy_secure.py [--nodes 3 10] [--rounds 3] [--out FILE]
+    python -m benchmarks.bench_deploy_secure [--nodes 3 10] [--rounds 3] [--out FILE]
 
 For each node count, one command builds a real federation in a temporary
 directory (a SuperLink with TLS and node authentication, that many

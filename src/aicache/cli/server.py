@@ -296,6 +296,8 @@ def secure_plan(server: ServerDirectory, plan: Any, population: int) -> Any:
     from aicache.tasks.base import get_task
 
     aggregation = plan.secure_aggregation
+    if aggregation.needs_keys:
+        require_extra("he")  # the ServerApp adds ciphertexts with TenSEAL
     if aggregation.needs_keys and not server.he_public.exists():
         raise AicacheError(
             f"--secure {plan.secure} needs the federation's public CKKS context "
