@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,7 +82,12 @@ def test_a_deployed_secure_plan_keeps_the_simulations_refusals() -> None:
     from aicache.errors import AicacheError
     from aicache.federation.options import plan_from_options
 
-    common = {"population": 3, "task": "next-command", "rounds": 1, "min_clients": 3}
+    common: dict[str, Any] = {
+        "population": 3,
+        "task": "next-command",
+        "rounds": 1,
+        "min_clients": 3,
+    }
     for deployed in (False, True):
         with pytest.raises(AicacheError) as refused:
             plan_from_options(**common, secure="he", strategy="median", deployed=deployed)

@@ -31,10 +31,14 @@ from flwr.clientapp.typing import ClientAppCallable
 
 from aicache.deploy.distribution import Delivery, Inbox
 from aicache.federation.client_app import ClientData, make_client_app
-from aicache.federation.privacy_view import dp_mode_of
+from aicache.federation.privacy_view import (
+    SecureMode,
+    dp_mode_of,
+    secure_aggregation,
+    secure_mode,
+)
 from aicache.federation.validation import ENCRYPTED, NUM_EXAMPLES
 from aicache.local.paths import aicache_home, ensure_private_dir, federation_dir
-from aicache.privacy.modes import SecureMode, secure_aggregation, secure_mode
 from aicache.tasks.base import AnyTask
 from aicache.tasks.spec import Examples, get_spec
 

@@ -30,11 +30,11 @@ def read_context(path: Path, *, secret: bool) -> bytes:
         If it cannot be read, is not a CKKS context, or is the wrong kind.
     """
     require_extra("he")
-    from aicache.privacy import ckks
+    from aicache.federation.privacy_view import is_public_context
 
     try:
         data = path.read_bytes()
-        public = ckks.is_public(data)
+        public = is_public_context(data)
     except OSError as exc:
         raise AicacheError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except Exception as exc:  # TenSEAL raises its own types on a damaged file
