@@ -151,8 +151,9 @@ def test_ckks_server_holds_only_the_public_key(federation: Federation) -> None:
 
 
 def _kill_after_key_sharing(federation: Federation, names: tuple[str, ...]) -> threading.Thread:
-    """Kill each named SuperNode (and its ClientApp) once it has sent its SecAgg+ key shares:
-    its second training reply of the run (setup, then key sharing)."""
+    """Kill each named SuperNode (and its ClientApp) once key sharing is over: when it
+    receives its third training message of the run (setup, key sharing, then the request
+    for its masked update, which it never answers)."""
     offsets = {}
     for name in names:
         log = federation.home(name) / "federation" / "supernode.log"
@@ -167,7 +168,7 @@ def _kill_after_key_sharing(federation: Federation, names: tuple[str, ...]) -> t
                 with (folder / "supernode.log").open("rb") as handle:
                     handle.seek(offsets[name])
                     text = handle.read().decode(errors="replace")
-                if text.count("Sending: train message") >= 2:
+                if text.count("Receiving: train message") >= 3:
                     pid = json.loads((folder / "supernode.pid").read_text())["pid"]
                     node = psutil.Process(int(pid))
                     tree = [node, *node.children(recursive=True)]
@@ -188,8 +189,15 @@ def _rejoin(federation: Federation, name: str) -> None:
     assert joined.returncode == 0, _text(joined)
 
 
+def _secagg_sent(federation: Federation, name: str) -> int:
+    shown = federation.node(name, "privacy", "report", "--json")
+    tasks = json.loads(shown.stdout)["tasks"]
+    return int(tasks[0]["secure"].get("secagg", 0)) if tasks else 0
+
+
 def test_secagg_round_survives_a_node_killed_after_key_sharing(federation: Federation) -> None:
     before = len(_versions(federation))
+    sent = {name: _secagg_sent(federation, name) for name in ("alice", "carol")}
     watcher = _kill_after_key_sharing(federation, ("carol",))
     outcome = _run(federation, "--secure", "secagg", "--dp", "central", "--noise-multiplier", "1.0")
     watcher.join(timeout=60)
@@ -197,8 +205,8 @@ def test_secagg_round_survives_a_node_killed_after_key_sharing(federation: Feder
     versions = _versions(federation)
     assert len(versions) == before + 1
     assert versions[-1]["num_clients"] == 2  # the survivors' masked sum
-    assert _report(federation, "alice")["secure"] == {"he": 1, "secagg": 2}
-    assert _report(federation, "carol")["secure"] == {"he": 1, "secagg": 1}  # killed first
+    assert _secagg_sent(federation, "alice") == sent["alice"] + 1
+    assert _secagg_sent(federation, "carol") == sent["carol"]  # killed before it sent
 
 
 def test_secagg_below_the_threshold_stops_loudly(federation: Federation) -> None:
