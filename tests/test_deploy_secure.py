@@ -96,3 +96,15 @@ def test_a_deployed_secure_plan_keeps_the_simulations_refusals() -> None:
         **common, secure="secagg", dp="distributed", noise_multiplier=1.0, deployed=True
     )
     assert plan.secure == "secagg" and plan.dp.min_survivors == 2
+
+
+def test_secagg_sampling_gives_up_after_the_round_timeout() -> None:
+    import time
+
+    from aicache.federation.secure_aggregation import BoundedClientManager
+
+    # Flower's own manager would wait a day for nodes that died; a deployed round must not.
+    manager = BoundedClientManager(timeout=1.0)
+    started = time.monotonic()
+    assert manager.sample(num_clients=3, min_num_clients=3) == []
+    assert time.monotonic() - started < 30
