@@ -92,6 +92,8 @@ def main() -> None:
                 for mode in MODES:
                     console.print(f"{count} nodes: --secure {mode}, {args.rounds} rounds")
                     results.append(measure(fed, mode, count, args.rounds))
+                    if args.out is not None:  # each result as soon as it is measured
+                        args.out.write_text(json.dumps(results, indent=2))
     table = Table("nodes", "--secure", "s/round (median)", "whole run s", "nodes a round")
     for row in results:
         median = row["round_seconds_median"]
@@ -103,8 +105,6 @@ def main() -> None:
             ",".join(str(n) for n in row["num_clients"]),
         )
     console.print(table)
-    if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
