@@ -37,19 +37,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "local",
         }
     ),
-    "web": frozenset(
-        {
-            "deploy",
-            "simulation",
-            "federation",
-            "privacy",
-            "registry",
-            "security",
-            "tasks",
-            "features",
-            "local",
-        }
-    ),
+    "web": frozenset({"deploy", "registry", "security", "tasks", "local"}),
     "deploy": frozenset({"federation", "tasks", "registry", "security", "local"}),
     "simulation": frozenset({"federation", "tasks"}),
     "federation": frozenset({"tasks", "privacy", "registry", "security"}),

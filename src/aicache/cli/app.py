@@ -13,6 +13,7 @@ from aicache import __version__
 from aicache.cli import (
     admin,
     cache,
+    dashboard,
     imports,
     models,
     node,
@@ -23,6 +24,7 @@ from aicache.cli import (
     server,
     simulate,
     status,
+    ui,
 )
 from aicache.cli.common import finite_floats
 from aicache.cli.console import print_error, print_interrupted
@@ -67,10 +69,12 @@ simulate.register(app)
 app.add_typer(imports.app, name="import")
 node.register(app)
 app.add_typer(server.app, name="server")
+dashboard.register(server.app)
 app.add_typer(privacy.app, name="privacy")
 admin.register(app)
 semantic_judge.register(app)
 semantic_service.register(semantic_judge.app)
+app.command("ui")(ui.ui)
 
 # The help's panels, like gh's and uv's: every command belongs to one.
 PANELS = {
@@ -89,7 +93,7 @@ PANELS = {
     "Learning": ("suggest", "prefetch", "simulate", "evaluate", "models", "import", "semantic"),
     "Federation": ("join", "leave", "node", "server"),
     "Privacy": ("privacy",),
-    "Admin": ("config", "doctor"),
+    "Admin": ("config", "doctor", "ui"),
 }
 
 

@@ -82,8 +82,16 @@ def init(
     check_name(name, what="federation name")  # it names the CA and every bundle
     for each in host or []:
         check_host(each)
+    from aicache.web.auth import TOKEN_FILE, write_token
+
     files = init_federation(directory, name=name, hosts=host or [], port=port, force=force)
+    token = write_token(files.root / TOKEN_FILE)
     out.print(f"Federation {name!r} initialised in {files.root} (keys owner-only).")
+    out.print(
+        f"Dashboard token (also in {files.root / TOKEN_FILE}, owner-only): {token}",
+        soft_wrap=True,
+        highlight=False,
+    )
     out.print(f"Edit {files.path(CONFIG)} for its tasks, strategy and privacy settings.")
 
 

@@ -85,3 +85,31 @@ def cache_stats(store: Store) -> CacheStats:
         "SELECT count(*), coalesce(sum(length(stdout) + length(stderr)), 0) FROM cache_entries"
     ).fetchone()
     return CacheStats(total, tools, int(entries), int(size))
+
+
+WEEK_S = 7 * 86400
+_MONDAY = 4 * 86400  # the epoch was a Thursday: weeks start on Monday 1970-01-05
+
+
+@dataclass(frozen=True, slots=True)
+class WeekSaving:
+    """What the cache saved one tool in one week (weeks start on Monday, UTC)."""
+
+    week_start: float
+    tool: str
+    calls_saved: int
+    time_saved_s: float
+
+
+def weekly_savings(store: Store, *, since: float) -> list[WeekSaving]:
+    """Calls answered from the cache and time saved, per tool and week, from ``since`` on."""
+    rows = store.conn.execute(
+        "SELECT CAST((ts - ?) / ? AS INTEGER) AS week, tool, "
+        "coalesce(sum(outcome = 'hit'), 0), coalesce(sum(saved_s), 0.0) "
+        "FROM events WHERE ts >= ? GROUP BY week, tool ORDER BY week, tool",
+        (_MONDAY, WEEK_S, since),
+    ).fetchall()
+    return [
+        WeekSaving(float(week * WEEK_S + _MONDAY), str(tool), int(calls), float(saved))
+        for week, tool, calls, saved in rows
+    ]

@@ -89,6 +89,10 @@ class ModelRegistry:
         """The run ``run_id`` (:class:`~aicache.errors.AicacheError` if there is none)."""
         return self.runs.get(run_id)
 
+    def all_runs(self) -> list[RunRecord]:
+        """Every run, newest first."""
+        return self.runs.all()
+
     def resumable_run(self, task: str) -> RunRecord | None:
         """The newest run of ``task`` that did not finish: interrupted, or failed mid-way."""
         return self.runs.resumable(task)

@@ -64,6 +64,13 @@ class RunBook:
             raise AicacheError(f"no run {run_id!r} in the registry at {self._root}")
         return run_record(row)
 
+    def all(self) -> list[RunRecord]:
+        """Every run, newest first."""
+        rows = self._db.conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY started_at DESC"
+        ).fetchall()
+        return [run_record(row) for row in rows]
+
     def resumable(self, task: str) -> RunRecord | None:
         """The newest run of ``task`` that did not finish: interrupted, or failed mid-way."""
         return self._newest(task, "status IN ('running', 'failed')")
