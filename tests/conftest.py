@@ -40,6 +40,8 @@ NEEDS_EXTRA: dict[str, tuple[str, ...]] = {
     "test_ckks.py": ("he",),
     "test_deploy_e2e.py": ("server",),
     "test_deploy_guard_e2e.py": ("server",),
+    "test_deploy_secure.py": ("server", "he"),
+    "test_deploy_secure_e2e.py": ("server", "he"),
     "test_dp_e2e.py": ("simulation",),
     "test_embedding.py": ("semantic",),
     "test_faults_dropout.py": ("simulation",),

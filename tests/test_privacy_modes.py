@@ -190,8 +190,17 @@ OPTIONS: dict[str, Any] = {"population": 10, "task": "next-command", "rounds": 2
         ({"adaptive_clip": 0.5}, "--adaptive-clip is an option of --dp central"),
         ({"dp": "distributed", "noise_multiplier": 1.0}, "needs --secure secagg or he"),
         ({"secure": "secagg", "min_clients": 1}, "needs at least 2 clients a round"),
-        ({"dp": "distributed", "deployed": True}, "not available on a deployed federation"),
-        ({"secure": "he", "deployed": True}, "--secure he is not available on a deployed"),
+        ({"dp": "local", "deployed": True}, "--dp local is not available on a deployed"),
+        # Deployed secure runs refuse what simulated ones refuse, with the same messages.
+        (
+            {"dp": "distributed", "noise_multiplier": 1.0, "deployed": True},
+            "needs --secure secagg or he",
+        ),
+        ({"secure": "he", "strategy": "krum", "deployed": True}, "--secure he runs FedAvg"),
+        (
+            {"secure": "secagg", "dp": "local", "noise_multiplier": 1.0, "deployed": True},
+            "--dp local is not available on a deployed",
+        ),
         ({"sample_rate": 0.5, "deployed": True}, "--sample-rate (Poisson sampling) is not"),
         (
             {"dp": "central", "noise_multiplier": 1.0, "sample_rate": 0.5, "deployed": True},

@@ -20,11 +20,22 @@ def join(
         bool,
         typer.Option("--insecure", help="Accept a bundle for a server without TLS (testing)."),
     ] = False,
+    he_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--he-key", help="The key authority's clients.ckks, for runs with --secure he."
+        ),
+    ] = None,
 ) -> None:
     """Join a federation: a SuperNode trains aicache's tasks on this machine's own store."""
     from aicache.deploy.node import NodeHome
 
     node = NodeHome()
+    if he_key is not None:
+        from aicache.deploy import he_keys
+        from aicache.deploy.client_app import HE_KEY
+
+        he_keys.install(he_key, node.root / HE_KEY, secret=True)
     pid = node.join(bundle, insecure=insecure)
     joined = node.joined()
     assert joined is not None

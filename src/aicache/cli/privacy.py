@@ -65,6 +65,7 @@ def report(as_json: JsonOption = False) -> None:
     """What left this machine for a federation, and the ε, δ spent on your data per task."""
     from aicache.cli.common import registry_dir
     from aicache.deploy.node import NodeHome
+    from aicache.privacy.modes import sent_as
     from aicache.registry import ModelRegistry
 
     node = NodeHome()
@@ -87,6 +88,8 @@ def report(as_json: JsonOption = False) -> None:
             f"of {row['runs']} run(s), "
             f"{when(row['first'])} to {when(row['last'])}"
         )
+        for mode, count in row["secure"].items():
+            out.print(f"  {count} update(s) {sent_as(mode)}")
         if row["updates_without_dp"]:
             out.print(
                 f"  ε = ∞: {row['updates_without_dp']} update(s) were sent without differential "

@@ -289,6 +289,73 @@ def _interrupted(server: ServerDirectory, submitted: Any, directory: Path | None
 STOP_TIMEOUT = 3.5  # Ctrl-C must end the command within 5 s
 
 
+def secure_plan(server: ServerDirectory, plan: Any, population: int) -> Any:
+    """``plan`` fitted to what its secure mode needs on this federation.
+
+    SecAgg+: the masked sum must hold the round's clients, each weighing at
+    most the task's per-client maximum (1 under DP); each protocol stage
+    waits ``--round-timeout`` for replies, so a node that dies mid-round is
+    dropped after that long. CKKS: the key authority's public context must
+    be in the directory (and this process never reads a secret one).
+    """
+    from dataclasses import replace
+
+    from aicache.federation.experiment import secagg_capacity
+    from aicache.tasks.base import get_task
+
+    aggregation = plan.secure_aggregation
+    if aggregation.needs_keys:
+        require_extra("he")  # the ServerApp adds ciphertexts with TenSEAL
+    if aggregation.needs_keys and not server.he_public.exists():
+        raise AicacheError(
+            f"--secure {plan.secure} needs the federation's public CKKS context "
+            f"({server.he_public}), and there is none",
+            hint="On the host you trust with the secret key: `aicache server key-authority "
+            "KEYDIR`; then here: `aicache server he-key KEYDIR/server.ckks`, and on each node "
+            "`aicache join BUNDLE --he-key KEYDIR/clients.ckks`.",
+        )
+    if not aggregation.bounds_weights:
+        return plan
+    largest = 1.0 if plan.dp.enabled else float(get_task(plan.task).max_examples)
+    fitted = secagg_capacity(plan, clients=population, max_weight=largest)
+    return replace(plan, secagg=replace(fitted, timeout=plan.round_timeout))
+
+
+@app.command("key-authority")
+def key_authority(
+    output: Annotated[Path, typer.Argument(help="The folder to write the keys to (new).")],
+) -> None:
+    """Make CKKS keys for --secure he; run it on the host you trust with the secret key."""
+    require_extra("he")
+    from aicache.privacy.key_authority import write_keys
+
+    if output.exists() and any(output.iterdir()):
+        raise AicacheError(
+            f"{output} is not empty: the key authority writes new keys into a new folder",
+            hint="Choose another folder; keys already given out stay valid until replaced.",
+        )
+    secret, public = write_keys(output)
+    out.print(f"Public context (for the server): {public}")
+    out.print(f"Secret context (owner-only, for every node and nobody else): {secret}")
+    out.print(
+        "Operator: `aicache server he-key " + str(public) + "`. Each node: "
+        "`aicache join BUNDLE --he-key " + str(secret) + "` (hand it over like the bundle)."
+    )
+
+
+@app.command("he-key")
+def he_key(
+    context: Annotated[Path, typer.Argument(help="The key authority's server.ckks.")],
+    directory: DirOption = None,
+) -> None:
+    """Give the federation the key authority's public CKKS context (never the secret one)."""
+    from aicache.deploy import he_keys
+
+    server = _server(None, directory)
+    installed = he_keys.install(context, server.he_public, secret=False)
+    out.print(f"Public CKKS context installed: {installed}. `--secure he` can run.")
+
+
 @app.command("run")
 def run(
     directory: DirArgument = None,
@@ -311,7 +378,10 @@ def run(
     seed: Annotated[int, typer.Option("--seed", help="Seeds the initial model.")] = 0,
     dp: Annotated[
         str | None,
-        typer.Option("--dp", help="Differential privacy: off or central (default: the config's)."),
+        typer.Option(
+            "--dp",
+            help="Differential privacy: off, central or distributed (default: the config's).",
+        ),
     ] = None,
     clip: Annotated[
         float | None,
@@ -322,7 +392,14 @@ def run(
     delta: DeltaOption = None,
     accountant: AccountantOption = "rdp",
     budget: BudgetOption = None,
-    secure: Annotated[str, typer.Option("--secure", help="Secure aggregation: off.")] = "off",
+    secure: Annotated[
+        str,
+        typer.Option(
+            "--secure",
+            help="Secure aggregation: off, secagg (SecAgg+ masking) or he (CKKS; needs "
+            "`server he-key`).",
+        ),
+    ] = "off",
     round_timeout: Annotated[
         float, typer.Option("--round-timeout", help="Seconds a round waits for replies.")
     ] = 120.0,
@@ -394,6 +471,7 @@ def run(
         evaluate_every=evaluate_every,
         expected_attackers=expected_attackers,
     )
+    plan = secure_plan(server, plan, population)
     submitted = runs.submit(server, plan, resume=resume)
     plan = submitted.plan
     out.print(

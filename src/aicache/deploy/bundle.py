@@ -67,13 +67,18 @@ def check_host(host: str) -> str:
 
 def write_private_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path``, readable by the owner only from the first byte."""
+    write_private_bytes(path, text.encode())
+
+
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``, readable by the owner only from the first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A fresh, exclusively created file (mode 0600) renamed over the target: no
     # existing file's mode, owner or symlink decides where the secret lands.
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         Path(temporary).replace(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

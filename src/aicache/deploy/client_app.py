@@ -6,6 +6,14 @@ keeps models the server delivers in the node's inbox for ``aicache models
 pull`` to verify. Flower starts a fresh process for every message, so this
 module imports only what a client needs, and the examples extracted from
 the store are cached on the node until the store changes.
+
+Secure aggregation: the run config names the run's secure mode, and a
+training or evaluation message goes to that mode's ClientApp (the same ones
+a simulation runs, from :data:`~aicache.federation.secure_apps.SECURE_APPS`):
+SecAgg+'s legacy app behind ``secaggplus_mod``, or the Message-API app that
+encrypts with the federation's secret CKKS context (``he.ckks`` in the node's
+folder, installed by ``aicache join --he-key``). Queries (a delivered model,
+a request to decrypt a CKKS sum) are the Message-API app's.
 """
 
 from __future__ import annotations
@@ -18,18 +26,28 @@ from pathlib import Path
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import ClientAppCallable
 
 from aicache.deploy.distribution import Delivery, Inbox
 from aicache.federation.client_app import ClientData, make_client_app
-from aicache.federation.privacy_view import dp_mode_of
-from aicache.federation.validation import NUM_EXAMPLES
+from aicache.federation.privacy_view import (
+    SecureMode,
+    dp_mode_of,
+    secure_aggregation,
+    secure_mode,
+)
+from aicache.federation.validation import ENCRYPTED, NUM_EXAMPLES
 from aicache.local.paths import aicache_home, ensure_private_dir, federation_dir
 from aicache.tasks.base import AnyTask
 from aicache.tasks.spec import Examples, get_spec
 
 INSTALL = "install"  # the query that hands a signed model to a node
 TRAIN_FRACTION = 0.7
+HE_KEY = "he.ckks"  # the federation's secret CKKS context, in the node's folder
+SECURE_KEY = "aicache-secure"  # the run config's secure mode: messages are routed by it
+# SecAgg+'s stage configs (flwr.common.secure_aggregation.secaggplus_constants).
+SECAGG_CONFIGS, SECAGG_MASKED_STAGE = "secaggplus_configs", "collect_masked_vectors"
 
 
 class StoreProvider:
@@ -86,20 +104,53 @@ def node_dir() -> Path:
     return federation_dir(aicache_home())
 
 
+def _payload_bytes(content: RecordDict) -> int:
+    """The bytes of the arrays and byte strings a reply carries."""
+    size = sum(
+        int(np.asarray(a).nbytes)
+        for record in content.array_records.values()
+        for a in record.to_numpy_ndarrays()
+    )
+    for record in content.config_records.values():
+        for value in record.values():
+            items = value if isinstance(value, list) else [value]
+            size += sum(len(item) for item in items if isinstance(item, bytes))
+    return size
+
+
+def _secagg_stage(message: Message) -> str | None:
+    """The SecAgg+ stage a message asks for (``None``: not a SecAgg+ message)."""
+    configs = message.content.config_records.get(SECAGG_CONFIGS)
+    stage = None if configs is None else configs.get("stage")
+    return str(stage) if stage is not None else None
+
+
 def _record_sent(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """Note what a training reply sends off the machine (for ``aicache status``)."""
+    """Note what a training reply sends off the machine, and how it went (in the clear,
+    masked or encrypted), for ``aicache status`` and ``aicache privacy report``."""
+    stage = _secagg_stage(message)  # read first: secaggplus_mod consumes its stage config
     reply = call_next(message, context)
     if message.metadata.message_type != MessageType.TRAIN or reply.has_error():
         return reply
-    arrays = reply.content.array_records
-    size = sum(int(np.asarray(a).nbytes) for r in arrays.values() for a in r.to_numpy_ndarrays())
+    config: ConfigRecord | None
+    if stage is not None:
+        if stage != SECAGG_MASKED_STAGE:  # keys and shares, no update
+            return reply
+        from flwr.compat.common import recorddict_compat as compat
+
+        secure = SecureMode.SECAGG
+        config = ConfigRecord(dict(compat.recorddict_to_fitins(message.content, True).config))
+    else:
+        config = message.content.config_records.get("config")
+        secure = SecureMode.HE if ENCRYPTED in reply.content.array_records else SecureMode.OFF
+    size = _payload_bytes(reply.content)
     metrics = reply.content.metric_records.get("metrics")
     weight = metrics.get(NUM_EXAMPLES, 0.0) if metrics is not None else 0.0
     count = float(weight) if isinstance(weight, int | float) else 0.0
-    config = message.content.config_records.get("config")
     round_number = None if config is None else config.get("server-round")
     entry = {
         "dp": dp_mode_of(config).value,
+        "secure": secure.value,
         "time": time.time(),
         "run": message.metadata.run_id,
         "round": round_number if isinstance(round_number, int) else 0,
@@ -115,7 +166,35 @@ def _record_sent(message: Message, context: Context, call_next: ClientAppCallabl
     return reply
 
 
-client_app = make_client_app(StoreProvider(), mods=[_record_sent])
+_PROVIDER = StoreProvider()
+_SECRET = node_dir() / HE_KEY
+_MODE_APPS: dict[SecureMode, ClientApp] = {}
+
+
+def _route(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Hand a training or evaluation message to the ClientApp of the run's secure mode."""
+    if message.metadata.message_type not in (MessageType.TRAIN, MessageType.EVALUATE):
+        return call_next(message, context)
+    mode = secure_mode(str(context.run_config.get(SECURE_KEY, SecureMode.OFF.value)))
+    if mode is SecureMode.OFF:
+        return call_next(message, context)
+    if secure_aggregation(mode).needs_keys and not _SECRET.exists():
+        raise RuntimeError(
+            f"the run asks for --secure {mode} and this node holds no CKKS key: rejoin "
+            "with `aicache join BUNDLE --he-key FILE` (the key authority's node key)"
+        )
+    # Imported here: plain runs' ClientApp processes do not pay for the secure modes.
+    from aicache.federation.secure_apps import SECURE_APPS, AppOptions
+
+    apps = SECURE_APPS[mode]
+    if apps.client is SECURE_APPS[SecureMode.OFF].client:
+        return call_next(message, context)  # this app is that mode's ClientApp
+    if mode not in _MODE_APPS:
+        _MODE_APPS[mode] = apps.client(_PROVIDER, AppOptions(secret_context=_SECRET))
+    return _MODE_APPS[mode](message, context)
+
+
+client_app = make_client_app(_PROVIDER, secret_key_file=str(_SECRET), mods=[_record_sent, _route])
 
 
 @client_app.query(INSTALL)

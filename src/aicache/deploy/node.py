@@ -15,6 +15,7 @@ import socket
 import ssl
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +340,10 @@ class NodeHome:
                     "first": min(float(e["time"]) for e in entries),
                     "last": max(float(e["time"]) for e in entries),
                     "updates_without_dp": without_dp,
+                    # How the updates left: in the clear, masked (SecAgg+) or encrypted (CKKS).
+                    "secure": dict(
+                        sorted(Counter(str(e.get("secure", "off")) for e in entries).items())
+                    ),
                     "epsilon": None if without_dp else epsilon,
                     "delta": None if record is None else record.delta,
                     "mechanism": None if record is None else record.mechanism or record.dp.value,

@@ -20,9 +20,16 @@ import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aicache import __version__
+from aicache.deploy.client_app import SECURE_KEY
 from aicache.deploy.distribution import sign_version
 from aicache.deploy.server import CONNECTION, ServerDirectory
-from aicache.deploy.server_app import FEDERATION_KEY, NODES_KEY, REGISTRY_KEY, RUN_KEY
+from aicache.deploy.server_app import (
+    FEDERATION_KEY,
+    HE_CONTEXT_KEY,
+    NODES_KEY,
+    REGISTRY_KEY,
+    RUN_KEY,
+)
 from aicache.errors import AicacheError
 from aicache.federation.plan import TrainingPlan
 from aicache.federation.session import Resume, RunSession
@@ -72,6 +79,8 @@ def write_app(folder: Path) -> Path:
                         NODES_KEY: "",
                         FEDERATION_KEY: "",
                         RUN_KEY: "",
+                        SECURE_KEY: "off",
+                        HE_CONTEXT_KEY: "",
                         APP_SIGNATURE_KEY: "",
                     },
                 }
@@ -156,6 +165,8 @@ def submit(server: ServerDirectory, plan: TrainingPlan, *, resume: bool = False)
                 NODES_KEY: str(server.root / "nodes.db"),
                 FEDERATION_KEY: server.name,
                 RUN_KEY: run_id,
+                SECURE_KEY: str(plan.secure),
+                HE_CONTEXT_KEY: str(server.he_public) if plan.secure_aggregation.needs_keys else "",
                 APP_SIGNATURE_KEY: signature,
             }
         )

@@ -9,7 +9,9 @@ The directory made by ``aicache server init`` also holds, once used:
   when each was revoked and the last round it took part in;
 - ``nodes/``: the nodes' key pairs (owner-only);
 - ``registry/``: the federation's model registry (versions, signatures, the
-  privacy ledger).
+  privacy ledger);
+- ``he-public.ckks``: for ``--secure he``, the key authority's public CKKS
+  context (``aicache server he-key``); the secret one is never here.
 
 :class:`ServerDirectory` is the one object the commands hold; the work lives
 beside it: the node book (:mod:`~aicache.deploy.node_book`), SuperLink
@@ -39,7 +41,9 @@ from aicache.security.federation_dir import (
     FederationFiles,
 )
 
-__all__ = ["CONNECTION", "NodeBook", "NodeRecord", "ServerDirectory"]
+__all__ = ["CONNECTION", "HE_PUBLIC", "NodeBook", "NodeRecord", "ServerDirectory"]
+
+HE_PUBLIC = "he-public.ckks"  # the key authority's public CKKS context (--secure he)
 
 
 class ServerDirectory:
@@ -66,6 +70,7 @@ class ServerDirectory:
         self.superlink = Supervised(self.root / "superlink.pid")
         self.runtime = self.root / "superlink.json"
         self.workdir = self.root / "superlink"
+        self.he_public = self.root / HE_PUBLIC
 
     # Files ----------------------------------------------------------------
 

@@ -3,7 +3,10 @@
 The run config names the federation's registry, its node list, its name and
 the registry run: the plan, the starting model and the privacy ledger are
 read from the registry, so a run that is submitted again after the server
-went away resumes after its last registered round. Each round's model is
+went away resumes after its last registered round. The plan's secure mode
+picks the ServerApp (:data:`~aicache.federation.secure_apps.SECURE_APPS`, as in
+a simulation); under ``--secure he`` the run config names the federation's
+public CKKS context, the only key this process is ever given. Each round's model is
 registered here and signed by the operator's ``aicache server run``, which
 follows the run: this process never holds the signing key, nor is it told
 where the federation's private keys are. At the end, once the last version
@@ -24,12 +27,14 @@ from flwr.supercore.run import Run
 from aicache.deploy.client_app import INSTALL
 from aicache.deploy.distribution import Delivery, delivery_for
 from aicache.deploy.polling import SERVER_POLL, env_seconds
-from aicache.federation.server_app import make_server_app
+from aicache.federation.secure_apps import SECURE_APPS, AppOptions
 from aicache.federation.session import Ending, RunEnded, RunSession
 from aicache.registry import ModelRegistry
 
 REGISTRY_KEY, NODES_KEY = "aicache-registry", "aicache-nodes"
 FEDERATION_KEY, RUN_KEY = "aicache-federation", "aicache-run"
+# Under --secure he: the federation's public CKKS context (a path on the server's host).
+HE_CONTEXT_KEY = "aicache-he-context"
 SIGNATURE_WAIT = 60.0  # seconds the end of a run waits for the operator to sign its last model
 
 
@@ -82,12 +87,13 @@ class PollingGrid(Grid):
 
 
 def server_round(messages: list[Message]) -> int | None:
-    """The run's round a batch of messages belongs to (from the config strategies send)."""
+    """The run's round a batch of messages belongs to (from the config strategies send:
+    ``config`` on the Message API, ``fitins.config`` on the legacy one SecAgg+ uses)."""
     for message in messages:
-        config = message.content.config_records.get("config")
-        value = None if config is None else config.get("server-round")
-        if isinstance(value, int):
-            return value
+        for config in message.content.config_records.values():
+            value = config.get("server-round")
+            if isinstance(value, int):
+                return value
     return None
 
 
@@ -119,7 +125,14 @@ def _server_main(grid: Grid, context: Context) -> None:
     session = RunSession.attach(registry_root=registry_root, run_id=run_id, federation=federation)
     plan = session.plan
     observer = session.observe()
-    make_server_app(plan, session.initial, observer)(grid, context)
+    apps = SECURE_APPS[plan.secure_aggregation.mode]
+    public = context.run_config.get(HE_CONTEXT_KEY)
+    options = AppOptions(
+        public_context=Path(public)
+        if plan.secure_aggregation.needs_keys and isinstance(public, str) and public
+        else None
+    )
+    apps.server(plan, session.initial, observer, options)(grid, context)
 
     def deliver() -> list[str]:
         newest = _newest_signed(registry_root, plan.task, plan.round_timeout)

@@ -223,7 +223,8 @@ def plan_from_options(
         deployable = " or ".join(m.mode.value for m in DP_MECHANISMS.values() if m.deployable)
         raise AicacheError(
             f"--dp {dp} is not available on a deployed federation: use {deployable}",
-            hint="Distributed DP needs secure aggregation, which deployed runs lack so far.",
+            hint="Local DP is accounted per update a simulation shows; deployed runs noise "
+            "a sum (central, or distributed with --secure secagg or he).",
         )
     if deployed and not aggregation.deployable:
         raise AicacheError(

@@ -14,11 +14,21 @@ from flwr.app import ConfigRecord
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from aicache.federation.local_dp import LOCAL_DP_CLIP
-from aicache.privacy.modes import DpMode, mechanism
+from aicache.privacy.modes import DpMode, SecureMode, mechanism, secure_aggregation, secure_mode
 from aicache.privacy.noise import DP_CLIP
 from aicache.privacy.record import PrivacyRecord
 
-__all__ = ["PrivacyRecord", "dp_applied", "dp_mode_of", "noised_per_client", "privacy_record"]
+__all__ = [
+    "PrivacyRecord",
+    "SecureMode",
+    "dp_applied",
+    "dp_mode_of",
+    "is_public_context",
+    "noised_per_client",
+    "privacy_record",
+    "secure_aggregation",
+    "secure_mode",
+]
 
 StoredPrivacy = Mapping[str, Any] | PrivacyRecord | None
 """A record as the registry stores it (JSON), already typed, or absent (no DP)."""
@@ -56,3 +66,10 @@ def dp_mode_of(config: ConfigRecord | None) -> DpMode:
     if DP_CLIP in config:
         return DpMode.DISTRIBUTED
     return DpMode.CENTRAL if KEY_CLIPPING_NORM in config else DpMode.OFF
+
+
+def is_public_context(data: bytes) -> bool:
+    """Whether a serialised CKKS context lacks the secret key (it can encrypt, not decrypt)."""
+    from aicache.privacy import ckks  # TenSEAL: only for --secure he
+
+    return ckks.is_public(data)

@@ -40,7 +40,7 @@ from flwr.common import (
 )
 from flwr.compat.common import recorddict_compat as compat
 from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
-from flwr.server.client_manager import ClientManager
+from flwr.server.client_manager import ClientManager, SimpleClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping
 from flwr.server.strategy import FedAvg as LegacyFedAvg
@@ -101,6 +101,26 @@ class LoudSecAggPlusWorkflow(SecAggPlusWorkflow):
     def unmask_stage(self, grid: Grid, context: LegacyContext, state: Any) -> bool:
         """Flower's unmasking stage, loud."""
         return self._stage("unmasking", super().unmask_stage(grid, context, state))
+
+
+class BoundedClientManager(SimpleClientManager):
+    """Flower's legacy client manager, waiting at most ``timeout`` seconds for clients.
+
+    Flower's waits up to a day for every client a round asks: on a deployment,
+    a node that died mid-round would hang the next sampling (the evaluation
+    after a round that completed without it, or the next round) for that long.
+    Bounded, sampling then takes the nodes that are connected: an evaluation
+    is skipped when too few are, and a training round halts loudly in its
+    setup stage (:class:`LoudSecAggPlusWorkflow`).
+    """
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def wait_for(self, num_clients: int, timeout: int = 86400) -> bool:
+        """Flower's wait, for at most this manager's timeout."""
+        return super().wait_for(num_clients, timeout=int(min(timeout, self.timeout)))
 
 
 class _RecordingFedAvg(LegacyFedAvg):
@@ -297,6 +317,7 @@ def make_secagg_server_app(
                 num_rounds=plan.rounds - plan.start_round, round_timeout=plan.round_timeout
             ),
             strategy=outer,
+            client_manager=BoundedClientManager(plan.round_timeout),
         )
         try:
             wait_for_clients(grid, plan.selection.min_available, plan.round_timeout)
@@ -339,7 +360,9 @@ class _TaskClient(NumPyClient):
             # Central DP: clip_when_asked clips this model before secaggplus_mod masks it;
             # every client weighs 1 and no training statistic leaves in the clear.
             return result.params, 1, {}
-        return result.params, result.num_examples, dict(result.metrics)
+        # As on the Message API: the weight is capped at the task's per-client maximum,
+        # which a deployed run's masked sum is sized for.
+        return result.params, min(result.num_examples, task.max_examples), dict(result.metrics)
 
     def evaluate(
         self, parameters: list[np.ndarray], config: dict[str, Scalar]

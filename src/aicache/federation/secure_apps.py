@@ -30,74 +30,95 @@ class AppOptions:
 
     Attributes
     ----------
-    keys
+    secret_context, public_context
         The CKKS secret context (for clients) and public context (for the
-        server), for a mode that encrypts.
+        server), for a mode that encrypts: each side is given only its own.
+    mods
+        Deployment: client mods around every handler of the ClientApp's
+        Message-API handlers (noting what leaves the machine).
     tamper
         Simulation only: adversarial clients rewriting what they send.
     outer_mods
         Simulation only: client mods outside the protocol's own (dropouts).
     """
 
-    keys: tuple[Path, Path] | None = None
+    secret_context: Path | None = None
+    public_context: Path | None = None
+    mods: list[Any] | None = None
     tamper: Tamper | None = None
     outer_mods: list[Any] | None = None
 
 
 AppPair = tuple[ServerApp, ClientApp]
-AppFactory = Callable[
-    [TrainingPlan, list[np.ndarray], RunObserver, DataProvider, AppOptions], AppPair
-]
+ServerFactory = Callable[[TrainingPlan, list[np.ndarray], RunObserver, AppOptions], ServerApp]
+ClientFactory = Callable[[DataProvider, AppOptions], ClientApp]
 
 
 @dataclass(frozen=True, slots=True)
 class SecureApps:
     """How a secure mode runs on Flower.
 
+    A simulation builds both apps in one process; a deployment builds the
+    ServerApp in the SuperLink's ServerApp process and the ClientApp on each
+    node, each with only its own side's options.
+
     Attributes
     ----------
-    build
-        Makes the ServerApp and ClientApp of a run.
+    server, client
+        Make the ServerApp and the ClientApp of a run.
     client_reports_arms
         Its ClientApp answers the final evaluation with the report's arms
         (otherwise the caller computes them in process).
     """
 
-    build: AppFactory
+    server: ServerFactory
+    client: ClientFactory
     client_reports_arms: bool = True
 
+    def build(
+        self,
+        plan: TrainingPlan,
+        initial: list[np.ndarray],
+        observer: RunObserver,
+        provider: DataProvider,
+        options: AppOptions,
+    ) -> AppPair:
+        """The ServerApp and the ClientApp of a run (a simulation holds both)."""
+        return self.server(plan, initial, observer, options), self.client(provider, options)
 
-def _message_api(
-    plan: TrainingPlan,
-    initial: list[np.ndarray],
-    observer: RunObserver,
-    provider: DataProvider,
-    options: AppOptions,
-) -> AppPair:
-    keys = options.keys
-    server = make_server_app(
-        plan, initial, observer, public_context=None if keys is None else keys[1].read_bytes()
+
+def _message_api_server(
+    plan: TrainingPlan, initial: list[np.ndarray], observer: RunObserver, options: AppOptions
+) -> ServerApp:
+    public = options.public_context
+    return make_server_app(
+        plan, initial, observer, public_context=None if public is None else public.read_bytes()
     )
-    client = make_client_app(
-        provider, tamper=options.tamper, secret_key_file=None if keys is None else str(keys[0])
+
+
+def _message_api_client(provider: DataProvider, options: AppOptions) -> ClientApp:
+    secret = options.secret_context
+    return make_client_app(
+        provider,
+        tamper=options.tamper,
+        secret_key_file=None if secret is None else str(secret),
+        mods=options.mods,
     )
-    return server, client
 
 
-def _secagg(
-    plan: TrainingPlan,
-    initial: list[np.ndarray],
-    observer: RunObserver,
-    provider: DataProvider,
-    options: AppOptions,
-) -> AppPair:
-    server = make_secagg_server_app(plan, initial, observer, plan.secagg)
-    return server, make_secagg_client_app(provider, outer_mods=options.outer_mods)
+def _secagg_server(
+    plan: TrainingPlan, initial: list[np.ndarray], observer: RunObserver, options: AppOptions
+) -> ServerApp:
+    return make_secagg_server_app(plan, initial, observer, plan.secagg)
+
+
+def _secagg_client(provider: DataProvider, options: AppOptions) -> ClientApp:
+    return make_secagg_client_app(provider, outer_mods=options.outer_mods)
 
 
 SECURE_APPS: dict[SecureMode, SecureApps] = {
-    SecureMode.OFF: SecureApps(_message_api),
-    SecureMode.HE: SecureApps(_message_api),
+    SecureMode.OFF: SecureApps(_message_api_server, _message_api_client),
+    SecureMode.HE: SecureApps(_message_api_server, _message_api_client),
     # The legacy ClientApp has no query handler for the report's arms.
-    SecureMode.SECAGG: SecureApps(_secagg, client_reports_arms=False),
+    SecureMode.SECAGG: SecureApps(_secagg_server, _secagg_client, client_reports_arms=False),
 }

@@ -204,6 +204,7 @@ class DistributedDp(DpMechanism):
     mode = DpMode.DISTRIBUTED
     noises_a_sum = True
     needs_hidden_updates = True
+    deployable = True
 
     def check_rounds(self, dp: DpPlan) -> None:
         """The fewest survivors of a round must be known."""
@@ -286,6 +287,8 @@ class SecureAggregation:
     bounds_weights
         The masked sum has a fixed range: weights and the clients a round
         must fit in it.
+    sent_as
+        How an update leaves a client under it, as a node's privacy report says.
     """
 
     mode: SecureMode = SecureMode.OFF
@@ -298,6 +301,7 @@ class SecureAggregation:
     encrypts_updates = False
     needs_keys = False
     bounds_weights = False
+    sent_as = "in the clear to the server (over TLS)"
 
     def min_survivors(self, settings: SecAggSettings, sampled: int) -> int:
         """The fewest of ``sampled`` clients a round can complete with (0: not bounded)."""
@@ -309,6 +313,7 @@ class NoSecureAggregation(SecureAggregation):
 
     mode = SecureMode.OFF
     deployable = True
+    sent_as = "in the clear to the server (over TLS): it saw each update"
 
     def min_survivors(self, settings: SecAggSettings, sampled: int) -> int:
         """Nothing to reconstruct: a round hears from whoever answers, at most all."""
@@ -325,6 +330,8 @@ class SecAggPlus(SecureAggregation):
     takes_dropouts = True
     client_noise_in_config = False
     bounds_weights = True
+    deployable = True
+    sent_as = "masked with SecAgg+: the server saw only the sum of the round's updates"
 
     def min_survivors(self, settings: SecAggSettings, sampled: int) -> int:
         """The reconstruction threshold, rounded up from Flower's own arithmetic.
@@ -346,6 +353,8 @@ class Homomorphic(SecureAggregation):
     hides_updates = True
     encrypts_updates = True
     needs_keys = True
+    deployable = True
+    sent_as = "encrypted with CKKS: the server added ciphertexts it cannot read"
 
     def min_survivors(self, settings: SecAggSettings, sampled: int) -> int:
         """CKKS has no reconstruction threshold: every sampled client."""
@@ -365,3 +374,11 @@ def mechanism(mode: str) -> DpMechanism:
 def secure_aggregation(mode: str) -> SecureAggregation:
     """The secure-aggregation mode registered as ``mode``."""
     return SECURE_AGGREGATIONS[secure_mode(mode)]
+
+
+def sent_as(mode: str) -> str:
+    """How an update sent under the secure mode called ``mode`` left its client."""
+    try:
+        return secure_aggregation(mode).sent_as
+    except ValueError:
+        return f"sent under an unknown secure mode {mode!r}"

@@ -180,7 +180,8 @@ def run(
         observer,
         provider,
         AppOptions(
-            keys=keys,
+            secret_context=None if keys is None else keys[0],
+            public_context=None if keys is None else keys[1],
             tamper=adversary if adversary and adversary.count else None,
             outer_mods=[dropout] if dropout and dropout.count else None,
         ),
