@@ -35,7 +35,7 @@ Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
 DIMENSIONS = 16
 INIT_SCALE = 0.1
-NEGATIVES = 64  # packages outside the client's own drawn as negatives, once per fit
+NEGATIVES = 16  # packages outside the client's own drawn as negatives, once per fit
 
 
 def init_embeddings(vocabulary: int, dimensions: int, seed: int) -> Params:
