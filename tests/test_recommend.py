@@ -11,7 +11,13 @@ import pytest
 from aicache.features.project_deps import project_root, read_project, requirement_name
 from aicache.tasks.base import FitConfig
 from aicache.tasks.library_recs.baseline import CoUseCounts, baseline_ranks
-from aicache.tasks.library_recs.model import init_embeddings, loss_and_grad
+from aicache.tasks.library_recs.model import (
+    NEGATIVES,
+    candidates,
+    init_embeddings,
+    loss_and_grad,
+    sampled_loss_and_grad,
+)
 from aicache.tasks.library_recs.projects import HiddenOne, ProjectSet, hidden_one
 from aicache.tasks.library_recs.serving import recommend
 from aicache.tasks.library_recs.snippets import CachedQuestion, rank_cached
@@ -101,6 +107,50 @@ def test_gradients_match_finite_differences() -> None:
             down = loss_and_grad(params, points, need_grad=False)[0]
             array[index] = saved
             assert grad[index] == pytest.approx((up - down) / (2 * step), abs=1e-6)
+
+
+def test_sampled_softmax_gradients_match_finite_differences() -> None:
+    # Prepare: 12 packages, the points' own 0-4 and 3 sampled negatives with their log-Q
+    params = init_embeddings(12, 3, seed=2)
+    params[1] = np.linspace(-0.3, 0.3, 12)
+    points = HiddenOne(
+        [np.array([0, 2]), np.array([1]), np.array([], dtype=np.int64)], np.array([3, 4, 0])
+    )
+    among = candidates(points, 12, negatives=3, seed=5)
+    # Execute
+    _, grads = sampled_loss_and_grad(params, points, among)
+    # Assert: the sampled loss's own derivative everywhere, zero off the candidates' rows
+    step = 1e-6
+    for array, grad in zip(params, grads, strict=True):
+        for index in np.ndindex(array.shape):
+            saved = array[index]
+            array[index] = saved + step
+            up = sampled_loss_and_grad(params, points, among)[0]
+            array[index] = saved - step
+            down = sampled_loss_and_grad(params, points, among)[0]
+            array[index] = saved
+            assert grad[index] == pytest.approx((up - down) / (2 * step), abs=1e-6)
+    off = np.setdiff1d(np.arange(12), among.ids)
+    assert off.size == 12 - 8 and not grads[0][off].any() and not grads[1][off].any()
+    assert among.correction[np.isin(among.ids, [0, 1, 2, 3, 4])].tolist() == [0.0] * 5
+    assert (among.correction[~np.isin(among.ids, [0, 1, 2, 3, 4])] < 0).all()
+
+
+def test_a_clients_update_moves_only_its_own_rows_and_its_negatives() -> None:
+    # Prepare: one client's two projects in the 1,500-package vocabulary
+    task = LibraryRecsTask()
+    names = [["fastapi", "sqlalchemy", "alembic"], ["pandas", "numpy", "matplotlib"]]
+    examples = task.load_local(names)
+    params = task.init_params(0)
+    config = FitConfig(learning_rate=0.01, local_epochs=2, seed=3)
+    own = set(examples.ids.tolist())
+    # Execute
+    fitted = task.fit(params, examples, config).params
+    # Assert: the changed rows are the client's six and at most NEGATIVES others, not all
+    moved = set(np.flatnonzero((fitted[0] != params[0]).any(axis=1) | (fitted[1] != params[1])))
+    drawn = set(candidates(hidden_one(examples), len(vocabulary()), NEGATIVES, 3).ids.tolist())
+    assert own <= moved <= drawn
+    assert len(moved - own) <= NEGATIVES < len(vocabulary()) - len(own)
 
 
 def test_leave_one_out_skips_single_dependency_projects_and_slices_round_trip() -> None:
