@@ -71,6 +71,12 @@ def test_reader_survives_broken_files_and_finds_the_git_root(tmp_path: Path) -> 
     # Assert
     assert project.root == tmp_path.resolve()
     assert project.names == ("numpy",)
+    # each unreadable file is named, with why, not passed over in silence
+    assert [p.split(":")[0] for p in project.problems] == ["pyproject.toml", "setup.cfg"]
+    assert "not valid TOML" in project.problems[0]
+    _write(tmp_path / "pyproject.toml", '[project]\nname = "x"\ndependencies = "requests"\n')
+    wrong = read_project(tmp_path)
+    assert "dependencies is a str, not a list of strings" in wrong.problems[0]
     assert requirement_name("Django>=4 ; python_version>'3'") == "django"
     assert requirement_name("-e .") is None
 
@@ -191,6 +197,18 @@ def test_a_trained_model_recommends_partners_with_reasons_from_its_weights() -> 
     assert "fastapi" not in [item.name for item in answer.items]
     assert answer.items[0].related == ("fastapi",)
     assert answer.items[0].reason.startswith("goes with fastapi (global model: ")
+
+
+def test_with_no_known_dependency_the_public_ranking_is_recommended_as_such() -> None:
+    # Prepare: a model whose biases favour packages far down the ranking
+    task = LibraryRecsTask()
+    params = task.init_params(0)
+    params[1][:] = np.linspace(-5.0, 5.0, params[1].size)
+    # Execute
+    answer = recommend(params, ["acme-private"], n=5)
+    # Assert: the five most downloaded, in the ranking's order, said to be just that
+    assert tuple(item.name for item in answer.items) == vocabulary()[:5]
+    assert all("public download ranking" in item.reason for item in answer.items)
 
 
 def test_debian_source_reads_maintainers_projects(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def documentation_link(name: str) -> str:
     return home if home.startswith("http") else PYPI_PAGE.format(name=name)
 
 
-def _dependencies(request: RecommendRequest) -> tuple[str, list[str]]:
+def _dependencies(request: RecommendRequest) -> tuple[str, list[str], list[str]]:
     """What the request is about (a folder or ``--deps``) and its dependencies."""
     if request.deps is not None:
         names = [d.strip() for d in request.deps.split(",") if d.strip()]
@@ -94,7 +94,7 @@ def _dependencies(request: RecommendRequest) -> tuple[str, list[str]]:
                 "give a project folder or --deps, not both",
                 hint="`aicache recommend PATH` reads the project; --deps a,b,c takes the names.",
             )
-        return "--deps", names
+        return "--deps", names, []
     from aicache.features.project_deps import project_root, read_project
 
     start = request.path if request.path is not None else Path.cwd()
@@ -104,7 +104,7 @@ def _dependencies(request: RecommendRequest) -> tuple[str, list[str]]:
         )
     root = project_root(start) if request.path is None else start
     project = read_project(root)
-    return str(project.root), list(project.names)
+    return str(project.root), list(project.names), list(project.problems)
 
 
 def _model() -> tuple[list[Any], dict[str, Any]]:
@@ -129,7 +129,7 @@ def recommend_document(request: RecommendRequest) -> dict[str, Any]:
     AicacheError
         On a bad request or a missing model.
     """
-    target, dependencies = _dependencies(request)
+    target, dependencies, problems = _dependencies(request)
     arrays, privacy = _model()
     from aicache.tasks.library_recs.serving import recommend
 
@@ -138,6 +138,7 @@ def recommend_document(request: RecommendRequest) -> dict[str, Any]:
         "project": target,
         "dependencies": list(answer.known),
         "unknown_to_model": list(answer.unknown),
+        "problems": problems,
         "recommendations": [
             {
                 "name": item.name,
@@ -175,7 +176,7 @@ def snippets_document(request: RecommendRequest) -> dict[str, Any]:
     from aicache.local.store import Store
     from aicache.tasks.library_recs.snippets import CachedQuestion, rank_cached
 
-    target, dependencies = _dependencies(request)
+    target, dependencies, problems = _dependencies(request)
     arrays, _ = _model()
     with Store.open(aicache_home()) as store:
         entries = list_entries(store)
@@ -183,6 +184,7 @@ def snippets_document(request: RecommendRequest) -> dict[str, Any]:
     ranked = rank_cached(arrays, dependencies, questions, now=time.time(), n=request.count)
     return {
         "project": target,
+        "problems": problems,
         "snippets": [
             {
                 "key": r.key,
@@ -225,6 +227,8 @@ def run_recommend(request: RecommendRequest) -> None:
     else:
         document = recommend_document(request)
         text = _text(document)
+    for problem in document.get("problems", []):
+        sys.stderr.write(f"warning: {problem}\n")
     if request.as_json:
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     else:

@@ -68,11 +68,15 @@ class ProjectDependencies:
     found
         Each dependency (normal form) and the files or ``imports`` it came from, in
         the order first read.
+    problems
+        One line per file or entry that could not be read (what is wrong, and
+        that its dependencies are not counted).
     """
 
     root: Path
     name: str | None = None
     found: dict[str, list[str]] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -122,13 +126,21 @@ def _strings(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _pyproject(path: Path) -> tuple[str | None, list[str]]:
+def _pyproject(path: Path, problems: list[str]) -> tuple[str | None, list[str]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except tomllib.TOMLDecodeError:
-        return None, []  # a broken file declares nothing readable; the other sources still count
+    except tomllib.TOMLDecodeError as exc:
+        # A broken file declares nothing readable; the other sources still count.
+        problems.append(f"{path.name}: not valid TOML ({exc}): its dependencies are not counted")
+        return None, []
     project = _mapping(data.get("project"))
-    lines = _strings(project.get("dependencies"))
+    declared = project.get("dependencies")
+    if declared is not None and not isinstance(declared, list):
+        problems.append(
+            f"{path.name}: [project] dependencies is a {type(declared).__name__}, "
+            "not a list of strings: not counted"
+        )
+    lines = _strings(declared)
     for extra in _mapping(project.get("optional-dependencies")).values():
         lines += _strings(extra)
     for group in _mapping(data.get("dependency-groups")).values():
@@ -143,11 +155,13 @@ def _pyproject(path: Path) -> tuple[str | None, list[str]]:
     return (normalise(own) if isinstance(own, str) else None), names
 
 
-def _setup_cfg(path: Path) -> tuple[str | None, list[str]]:
+def _setup_cfg(path: Path, problems: list[str]) -> tuple[str | None, list[str]]:
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(path.read_text(encoding="utf-8", errors="replace"))
-    except configparser.Error:
+    except configparser.Error as exc:
+        reason = str(exc).splitlines()[0]
+        problems.append(f"{path.name}: not readable ({reason}): its dependencies are not counted")
         return None, []
     lines = parser.get("options", "install_requires", fallback="").splitlines()
     if parser.has_section("options.extras_require"):
@@ -240,6 +254,7 @@ def read_project(path: Path, *, imports: bool = True) -> ProjectDependencies:
     root = path if path.is_dir() else path.parent
     found: dict[str, list[str]] = {}
     own: str | None = None
+    problems: list[str] = []
 
     def add(names: Iterable[str], where: str) -> None:
         for name in names:
@@ -248,10 +263,10 @@ def read_project(path: Path, *, imports: bool = True) -> ProjectDependencies:
                 found[name].append(where)
 
     if (root / "pyproject.toml").is_file():
-        own, names = _pyproject(root / "pyproject.toml")
+        own, names = _pyproject(root / "pyproject.toml", problems)
         add(names, "pyproject.toml")
     if (root / "setup.cfg").is_file():
-        declared, names = _setup_cfg(root / "setup.cfg")
+        declared, names = _setup_cfg(root / "setup.cfg", problems)
         own = own or declared
         add(names, "setup.cfg")
     candidates = sorted(root.glob("requirements*.txt")) + sorted(root.glob("requirements/*.txt"))
@@ -262,4 +277,4 @@ def read_project(path: Path, *, imports: bool = True) -> ProjectDependencies:
         add(imported_distributions(root, _python_files(root)), "imports")
     if own is not None:
         found.pop(own, None)
-    return ProjectDependencies(root=root, name=own, found=found)
+    return ProjectDependencies(root=root, name=own, found=found, problems=tuple(problems))

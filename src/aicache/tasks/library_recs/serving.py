@@ -41,7 +41,7 @@ class Recommendation:
         share = f"{self.probability:.0%}" if self.probability >= 0.01 else "under 1 %"
         if self.related:
             return f"goes with {' and '.join(self.related)} (global model: {share} likely next)"
-        return f"among the most used packages (global model: {share} likely next)"
+        return "among the most downloaded packages on PyPI (public download ranking)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,12 @@ def recommend(params: Params, dependencies: Sequence[str], n: int = 10) -> Recom
     if finite.any():
         shifted = np.exp(score[finite] - score[finite].max())
         probability[finite] = shifted / shifted.sum()
-    order = [int(i) for i in np.argsort(-score, kind="stable")[:n] if finite[int(i)]]
+    if context.size:
+        order = [int(i) for i in np.argsort(-score, kind="stable")[:n] if finite[int(i)]]
+    else:
+        # Nothing known to go on: the public download ranking itself (the vocabulary's
+        # order), which is what "the most used packages" means, not the model's biases.
+        order = list(range(min(n, len(names))))
     embeddings = params[0]
     items = []
     for j in order:
