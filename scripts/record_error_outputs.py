@@ -280,6 +280,7 @@ LLM = [
 ]
 
 SCENARIOS = [*PYTHON, *SHELL, *GIT, *NODE, *MAKE_C, *PIP, *LLM]
+_MAKE_VARIABLES = frozenset({"MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"})
 
 
 def _program(scenario: Scenario) -> str | None:
@@ -306,8 +307,11 @@ def record(scenario: Scenario) -> dict[str, object] | None:
     program = _program(scenario)
     if program is None:
         return None
+    # A recorder run under make (`make test`) would have the scenario's make print
+    # `make[1]:`; the recorded outputs are those of a make started from a shell.
+    inherited = {k: v for k, v in os.environ.items() if k not in _MAKE_VARIABLES}
     env = {
-        **os.environ,
+        **inherited,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",

@@ -107,7 +107,10 @@ def test_cache_page_shows_the_stores_numbers(
 def test_models_and_privacy_pages(developer: Developer, page: Any, tmp_path: Path) -> None:
     _drawn(page, f"{developer.web.url}/models")
     shown = {row.get_attribute("data-task") for row in page.query_selector_all("tr[data-task]")}
-    assert shown == {spec.name for spec in all_specs()}
+    # the built-in tasks (tests elsewhere in this process register tasks of their own)
+    assert shown == {
+        spec.name for spec in all_specs() if spec.factory.__module__.startswith("aicache.")
+    }
     screenshot(page, tmp_path, "ui-models")
     _drawn(page, f"{developer.web.url}/privacy")
     assert "Nothing has left this machine" in page.inner_text("main")

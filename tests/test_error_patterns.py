@@ -89,6 +89,7 @@ def test_the_population_shares_common_keys_keeps_private_ones_private_and_drifts
     assert set(holders) <= set(catalogue())
 
 
+@pytest.mark.needs_extra("server")
 def test_the_release_shows_common_keys_and_hides_a_private_one() -> None:
     # Prepare: 200 developers summed, noised once as a secure sum would be, at ε = 4
     clients = 200

@@ -6,6 +6,8 @@ import pytest
 
 from tests.conftest import Cli
 
+pytestmark = pytest.mark.needs_extra("simulation")
+
 
 @pytest.mark.e2e
 def test_library_recs_simulates_with_its_arms_and_count_baselines(cli: Cli) -> None:
