@@ -12,35 +12,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.conftest import Cli
+from tests.test_deploy_e2e import _free_port, _started_under
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_extra("server")]
 
 _FORKED = re.compile(r"ClientApp task started in pid (\d+), forked from warm pid (\d+)")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _started_under(base: Path) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter():
-        try:
-            home = process.environ().get("FLWR_HOME", "")
-            if home.startswith(str(base)) and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
 
 
 def _warm_superexec(home: Path) -> psutil.Process:
